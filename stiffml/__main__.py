@@ -1,0 +1,5 @@
+import sys
+
+from stiffml.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""The ``stiffml`` command: LightningCLI for fit/validate/test/predict, plus ``list``."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any
+
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from stiffml import registry
+from stiffml.data.base import StiffDataModule
+from stiffml.models.base import StiffModel
+
+TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class StiffCLI(LightningCLI):
+    """LightningCLI in subclass mode over every registered model and datamodule.
+
+    Defaults: TensorBoard logs under ``<default_root_dir>/lightning_logs/version_N``, last and
+    best (``val_loss``) checkpoints, seed 0, and ``precision: 64-true`` on the CPU (``32-true``
+    on an accelerator) unless the trainer's precision is set.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        registry.load_all()  # import plugin classes so their short names resolve
+        kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(StiffModel, StiffDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.save_last": True,
+                "checkpoint.save_top_k": 1,
+                "checkpoint.filename": "best-{epoch}-{step}",
+            }
+        )
+        parser.link_arguments("data", "model.init_args.n_inputs", compute_fn=lambda d: d.n_inputs, apply_on="instantiate")
+        parser.link_arguments("data", "model.init_args.n_outputs", compute_fn=lambda d: d.n_outputs, apply_on="instantiate")
+
+    def _active_config(self) -> Namespace:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self._active_config()
+        model_cls = _import(cfg.model.class_path)
+        data_cls = _import(cfg.data.class_path)
+        if not (isinstance(model_cls, type) and issubclass(model_cls, StiffModel)):
+            raise ValueError(f"model {cfg.model.class_path} is not a stiffml model")
+        if not (isinstance(data_cls, type) and issubclass(data_cls, StiffDataModule)):
+            raise ValueError(f"data {cfg.data.class_path} is not a stiffml datamodule")
+        # The model declares the representation it consumes; link it into the datamodule.
+        want = model_cls.consumes(dict(cfg.model.get("init_args") or {}))
+        data_args = cfg.data.init_args
+        given = data_args.get("representation")
+        if given not in (None, want):
+            raise ValueError(
+                f"{model_cls.__name__} consumes '{want}' samples but data.representation is '{given}'"
+            )
+        data_args.representation = want
+        trainer = cfg.trainer
+        if trainer.get("precision") is None:
+            accel = str(trainer.get("accelerator") or "auto")
+            on_cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
+            trainer.precision = "64-true" if on_cpu else "32-true"
+
+
+def _import(class_path: str) -> Any:
+    from jsonargparse._util import import_object  # noqa: PLC0415 (no public alias)
+
+    return import_object(class_path)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def cmd_list(argv: list[str]) -> int:
+    """``stiffml list [PATTERN]``: registered models and datamodules."""
+    from stiffml.listing import print_registry
+
+    if len(argv) > 1 or (argv and argv[0].startswith("-")):
+        print("usage: stiffml list [PATTERN]   (PATTERN: a glob over names, e.g. '*LSTM*')")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    print_registry(argv[0] if argv else "*")
+    return 0
+
+
+EXTRA_COMMANDS = {"list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``stiffml`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in EXTRA_COMMANDS:
+            return EXTRA_COMMANDS[args[0]](args[1:])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            StiffCLI(args=argv)  # None: LightningCLI reads sys.argv itself
+        return 0
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    except KeyboardInterrupt:
+        print("stiffml: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, RuntimeError, OSError, KeyError) as err:
+        print(f"stiffml: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Data pipeline: cached reference trajectories, sample representations, fast batching."""
+
+from stiffml.data.base import StiffDataModule, precision_dtype
+from stiffml.data.cache import cached_solve, default_cache_dir
+from stiffml.data.loader import BatchLoader
+from stiffml.data.modules import (
+    BZDataModule,
+    DuffingDataModule,
+    HIRESDataModule,
+    OregoDataModule,
+    RobertsonDataModule,
+    VdPDataModule,
+)
+from stiffml.data.samples import REPRESENTATIONS, SampleSet
+from stiffml.data.scaling import NORMALIZATIONS, Scaler
+
+__all__ = [
+    "BZDataModule", "BatchLoader", "DuffingDataModule", "HIRESDataModule", "NORMALIZATIONS",
+    "OregoDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
+    "StiffDataModule", "VdPDataModule", "cached_solve", "default_cache_dir", "precision_dtype",
+]

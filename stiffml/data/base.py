@@ -1,0 +1,271 @@
+"""The datamodule base class shared by every stiff system (built-in or plugin)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+
+from stiffml.data.cache import cached_solve
+from stiffml.data.loader import BatchLoader
+from stiffml.data.samples import (
+    REPRESENTATIONS,
+    DerivativeSamples,
+    PairSamples,
+    PointwiseSamples,
+    SampleSet,
+    WindowSamples,
+)
+from stiffml.data.scaling import NORMALIZATIONS, Normalization, Scaler
+from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory, get_system
+
+Representation = Literal["pointwise", "window", "pair", "derivative"]
+
+
+def precision_dtype(precision: str | None) -> torch.dtype:
+    """The dtype data should have for a Lightning precision setting (no per-step casts)."""
+    p = str(precision)
+    if p.startswith("64"):
+        return torch.float64
+    if p == "bf16-true":
+        return torch.bfloat16
+    if p == "16-true":
+        return torch.float16
+    return torch.float32
+
+
+class StiffDataModule(pl.LightningDataModule):
+    """Reference trajectories of one stiff system, served as whole in-memory batches.
+
+    Subclasses set ``system_name`` (and may override :meth:`make_system` or
+    :meth:`make_trajectory`). The representation is normally filled in by the CLI from the
+    model's declaration; set it yourself only when using the Python API.
+
+    Args:
+        params: System parameter overrides (e.g. ``{c: -8.375e-6}`` for B-Z); defaults are the
+            papers'.
+        y0: Initial state; default the system's.
+        t_span: Time span ``[t0, t1]``; default the system's (the paper's).
+        dt: Sampling step; default the system's (the paper's).
+        spacing: ``linear`` (the paper's grid) or ``log`` (log-spaced times, e.g. ROBER).
+        outputs: State names the model predicts; default the system's (VdP: ``[x]``).
+        representation: ``pointwise`` | ``window`` | ``pair`` | ``derivative``; set by the CLI
+            from the model.
+        window: Past states per sample for the ``window`` representation.
+        split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
+            ``train_fraction`` of the time span, validate on the rest).
+        train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
+        normalization: ``none`` | ``zscore`` | ``minmax`` | ``log-zscore`` (log, then z-score:
+            for positive concentrations). Fitted on the training split; time inputs are mapped to
+            [0, 1] unless ``none``.
+        batch_size: Training batch size.
+        eval_batch_size: Validation/test/predict batch size; default 10 × ``batch_size``.
+        shuffle: Reshuffle training batches every epoch.
+        drop_last: Drop a final short training batch (BatchNorm cannot train on one sample).
+        seed: Seed of the random split and the shuffling.
+        solver: scipy stiff solver for the reference data: ``Radau`` | ``BDF`` | ``LSODA``.
+        rtol: Relative tolerance of the reference solve.
+        atol: Absolute tolerance of the reference solve.
+        cache_dir: Trajectory cache folder; default ``$STIFFML_CACHE_DIR`` or ``~/.cache/stiffml``.
+    """
+
+    system_name: ClassVar[str] = ""
+    default_outputs: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(
+        self,
+        params: dict[str, float] | None = None,
+        y0: list[float] | None = None,
+        t_span: tuple[float, float] | None = None,
+        dt: float | None = None,
+        spacing: Literal["linear", "log"] | None = None,
+        outputs: list[str] | None = None,
+        representation: Representation | None = None,
+        window: int = 20,
+        split: Literal["random", "extrapolate"] = "random",
+        train_fraction: float = 0.8,
+        normalization: Normalization = "zscore",
+        batch_size: int = 100,
+        eval_batch_size: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
+        rtol: float = 1e-10,
+        atol: float = 1e-12,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.system: StiffSystem = self.make_system(params or {}, y0)
+        self.grid = self.system.default_grid(t_span, dt, spacing)
+        names = list(self.system.state_names)
+        outputs = list(outputs or self.default_outputs or names)
+        bad = [o for o in outputs if o not in names]
+        if bad or len(set(outputs)) != len(outputs):
+            raise ValueError(f"outputs {outputs} must be distinct states of '{self.system.name}': {names}")
+        self.outputs = outputs
+        self.output_index = [names.index(o) for o in outputs]
+        if representation is not None and representation not in REPRESENTATIONS:
+            raise ValueError(f"unknown representation {representation!r}; valid: {list(REPRESENTATIONS)}")
+        if split not in ("random", "extrapolate"):
+            raise ValueError(f"unknown split {split!r}; valid: ['random', 'extrapolate']")
+        if not 0 < train_fraction < 1:
+            raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; valid: {list(NORMALIZATIONS)}")
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ValueError(f"batch sizes must be positive, got {batch_size}, {eval_batch_size}")
+        if solver not in STIFF_METHODS:
+            raise ValueError(f"unknown solver {solver!r}; valid: {list(STIFF_METHODS)}")
+        if not (rtol > 0 and atol > 0):
+            raise ValueError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
+        if window < 1:
+            raise ValueError(f"window must be a positive integer, got {window}")
+        self.representation = representation
+        self.samples: SampleSet | None = None
+        self.target_scaler: Scaler | None = None
+        self.train_idx: Tensor | None = None
+        self.val_idx: Tensor | None = None
+        self._check_representation()
+
+    # ----------------------------------------------------------------------- hooks for subclasses
+    def make_system(self, params: dict[str, float], y0: list[float] | None) -> StiffSystem:
+        """Build the system (override for a system outside the built-in zoo)."""
+        return get_system(self.system_name, y0=y0, **params)
+
+    def make_trajectory(self) -> Trajectory:
+        """The reference trajectory on ``self.grid`` (cached)."""
+        h = self.hparams
+        return cached_solve(
+            self.system, self.grid, h.cache_dir, method=h.solver, rtol=h.rtol, atol=h.atol
+        )
+
+    # ----------------------------------------------------------------------------- dimensions
+    def set_representation(self, representation: str) -> None:
+        """Choose the sample representation (the CLI calls this from the model's declaration)."""
+        if representation not in REPRESENTATIONS:
+            raise ValueError(f"unknown representation {representation!r}; valid: {list(REPRESENTATIONS)}")
+        self.representation = representation
+        self.samples = None
+        self._check_representation()
+
+    def _check_representation(self) -> None:
+        rep = self.representation
+        if rep == "window" and self.hparams.window >= len(self.grid):
+            raise ValueError(
+                f"window={self.hparams.window} is not shorter than the series "
+                f"({len(self.grid)} samples)"
+            )
+        if rep in ("pair", "derivative") and len(self.outputs) != self.system.n:
+            raise ValueError(
+                f"representation '{rep}' needs every state as output "
+                f"({list(self.system.state_names)}), got outputs={self.outputs}"
+            )
+
+    @property
+    def n_inputs(self) -> int:
+        """Input width per time step for the current representation."""
+        return 1 if self.representation == "pointwise" else len(self.outputs)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of predicted states."""
+        return len(self.outputs)
+
+    # --------------------------------------------------------------------------------- setup
+    def prepare_data(self) -> None:
+        self.make_trajectory()
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return torch.device("cpu"), torch.float64
+        return trainer.strategy.root_device, precision_dtype(trainer.precision)
+
+    def _target_times(self, t: np.ndarray) -> np.ndarray:
+        rep, k = self.representation, self.hparams.window
+        return {"window": t[k:], "pair": t[1:]}.get(rep, t)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.representation is None:
+            raise ValueError(
+                f"{type(self).__name__}: no representation set; pass representation= "
+                f"(one of {list(REPRESENTATIONS)}) or let the CLI link it from the model"
+            )
+        device, dtype = self._device_dtype()
+        if self.samples is not None and self.samples.device == device:
+            return
+        traj = self.make_trajectory()
+        self.times = traj.t
+        self.reference = traj.y[:, self.output_index]
+        target_t = self._target_times(traj.t)
+        n = len(target_t)
+        h = self.hparams
+        if h.split == "random":
+            perm = np.random.default_rng(h.seed).permutation(n)
+            n_train = int(round(h.train_fraction * n))
+            train, val = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+        else:
+            cut = traj.t[0] + h.train_fraction * (traj.t[-1] - traj.t[0])
+            train, val = np.flatnonzero(target_t <= cut), np.flatnonzero(target_t > cut)
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(f"split leaves {len(train)} training and {len(val)} validation samples")
+        lead = len(traj.t) - n  # sample i's target is row i + lead of the series
+        self.target_scaler = Scaler.fit(h.normalization, self.reference[train + lead])
+        self.samples = self._build_samples(traj).to(device, dtype)
+        self.train_idx = torch.as_tensor(train, device=device)
+        self.val_idx = torch.as_tensor(val, device=device)
+
+    def _build_samples(self, traj: Trajectory) -> SampleSet:
+        z = torch.as_tensor(self.target_scaler.transform(self.reference))
+        rep = self.representation
+        t = traj.t
+        if rep == "pointwise":
+            t_in = t if self.hparams.normalization == "none" else (t - t[0]) / (t[-1] - t[0])
+            return PointwiseSamples(torch.as_tensor(t_in), z)
+        if rep == "window":
+            return WindowSamples(z, self.hparams.window)
+        if rep == "pair":
+            return PairSamples(torch.as_tensor(t), z)
+        if not self.target_scaler.is_linear:
+            raise ValueError("representation 'derivative' needs a linear normalization, not 'log-zscore'")
+        dy = self.system.rhs(t, traj.y.T).T / self.target_scaler.scale
+        return DerivativeSamples(z, torch.as_tensor(dy))
+
+    # ----------------------------------------------------------------------------- loaders
+    def _loader(self, idx: Tensor, train: bool) -> BatchLoader:
+        trainer = getattr(self, "trainer", None)
+        h = self.hparams
+        return BatchLoader(
+            self.samples,
+            idx,
+            batch_size=h.batch_size if train else (h.eval_batch_size or 10 * h.batch_size),
+            shuffle=train and h.shuffle,
+            drop_last=train and h.drop_last,
+            equal_shards=train,
+            seed=h.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            epoch_fn=(lambda: trainer.current_epoch) if trainer else None,
+        )
+
+    def train_dataloader(self) -> BatchLoader:
+        return self._loader(self.train_idx, train=True)
+
+    def val_dataloader(self) -> BatchLoader:
+        return self._loader(self.val_idx, train=False)
+
+    def test_dataloader(self) -> BatchLoader:
+        return self._loader(self.val_idx, train=False)
+
+    def predict_dataloader(self) -> BatchLoader:
+        all_idx = torch.arange(len(self.samples), device=self.samples.device)
+        return self._loader(all_idx, train=False)
+
+    def describe(self) -> dict[str, Any]:
+        """Name, system and states, for ``stiffml list``."""
+        return {"system": self.system.name, "states": list(self.system.state_names)}

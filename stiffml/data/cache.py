@@ -1,0 +1,97 @@
+"""On-disk cache of reference trajectories (npz, no pickle, atomic writes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stiffml.systems import StiffSystem, Trajectory
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$STIFFML_CACHE_DIR``, else ``$XDG_CACHE_HOME/stiffml``, else ``~/.cache/stiffml``."""
+    env = os.environ.get("STIFFML_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "stiffml"
+
+
+def cache_key(system: StiffSystem, t_eval: np.ndarray, solver: dict) -> str:
+    """Hash of everything that determines a trajectory: system, parameters, y0, grid, solver."""
+    grid = hashlib.sha256(np.ascontiguousarray(t_eval, dtype=np.float64).tobytes()).hexdigest()
+    spec = {
+        "version": CACHE_VERSION,
+        "system": system.name,
+        "params": {k: repr(float(v)) for k, v in sorted(system.params.items())},
+        "y0": [repr(float(v)) for v in system.y0],
+        "grid": grid,
+        "solver": {k: repr(v) for k, v in sorted(solver.items())},
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _load(path: Path, key: str, t_eval: np.ndarray, n: int) -> Trajectory:
+    """Load and validate one cache file; raise ``ValueError`` if it cannot be trusted."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            stored_key = str(f["key"])
+            t, y = f["t"], f["y"]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"unreadable ({type(err).__name__}: {err})") from None
+    if stored_key != key:
+        raise ValueError("key mismatch")
+    if t.shape != t_eval.shape or y.shape != (t_eval.size, n) or not np.array_equal(t, t_eval):
+        raise ValueError(f"shape mismatch (t {t.shape}, y {y.shape})")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("non-finite values")
+    return Trajectory(t=t, y=y)
+
+
+def cached_solve(
+    system: StiffSystem,
+    t_eval: np.ndarray,
+    cache_dir: str | os.PathLike | None = None,
+    method: str = "Radau",
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+) -> Trajectory:
+    """Solve ``system`` on ``t_eval``, reusing a valid cached result.
+
+    A cache file that is unreadable or does not match the request is reported and regenerated,
+    never trusted. The new file is written to a temporary name and renamed into place, so an
+    interrupted or failed solve leaves nothing behind.
+    """
+    t_eval = np.asarray(t_eval, dtype=np.float64)
+    solver = {"method": method, "rtol": float(rtol), "atol": float(atol)}
+    key = cache_key(system, t_eval, solver)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = root / f"{system.name}-{key[:20]}.npz"
+    if path.exists():
+        try:
+            return _load(path, key, t_eval, system.n)
+        except ValueError as err:
+            warnings.warn(f"stiffml: ignoring bad cache file {path}: {err}; regenerating", stacklevel=2)
+    traj = system.solve(t_eval, method=method, rtol=rtol, atol=atol)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create cache directory {root}: {err}") from None
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, key=np.array(key), t=traj.t, y=traj.y)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return traj

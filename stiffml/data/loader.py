@@ -1,0 +1,93 @@
+"""Whole-batch loader over in-memory tensors.
+
+Hand-written because ``torch.utils.data.DataLoader`` indexes and collates sample by sample,
+which costs more than these tiny models' forward and backward passes (see ``bench/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stiffml.data.samples import SampleSet
+
+
+class BatchLoader:
+    """Yields batches of a :class:`SampleSet` by tensor indexing.
+
+    Under DDP each rank takes every ``world_size``-th index of the (shuffled) order; for training
+    ``equal_shards`` cuts the order so all ranks run the same number of steps.
+
+    Args:
+        samples: The sample set (tensors already on the training device).
+        indices: Sample indices this loader serves (1-D long tensor on the same device).
+        batch_size: Samples per batch.
+        shuffle: Reshuffle every epoch (seeded by ``seed`` and the epoch number).
+        drop_last: Drop a final short batch.
+        equal_shards: Under DDP, cut the order to a multiple of ``world_size`` so every rank runs
+            the same number of steps (needed for training; evaluation keeps every sample).
+        seed: Base seed of the shuffling.
+        rank: This process's rank.
+        world_size: Number of processes.
+        epoch_fn: Returns the current epoch (for the shuffle seed); defaults to a local counter.
+    """
+
+    def __init__(
+        self,
+        samples: SampleSet,
+        indices: Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        equal_shards: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_fn: Callable[[], int] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.samples = samples
+        self.indices = indices.to(samples.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch_fn = epoch_fn
+        self.equal_shards = equal_shards
+        self._epochs = 0
+
+    def _per_rank(self) -> int:
+        n = len(self.indices)
+        if self.world_size == 1:
+            return n
+        if self.equal_shards:
+            return n // self.world_size
+        return len(range(self.rank, n, self.world_size))
+
+    def __len__(self) -> int:
+        n = self._per_rank()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> Tensor:
+        idx = self.indices
+        if self.shuffle:
+            epoch = self.epoch_fn() if self.epoch_fn is not None else self._epochs
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            idx = idx[torch.randperm(len(idx), generator=gen).to(idx.device)]
+        if self.world_size > 1:
+            stop = (len(idx) // self.world_size) * self.world_size if self.equal_shards else len(idx)
+            idx = idx[self.rank : stop : self.world_size]
+        return idx
+
+    def __iter__(self) -> Iterator[Any]:
+        idx = self._order()
+        self._epochs += 1
+        bs = self.batch_size
+        for i in range(len(self)):
+            yield self.samples.batch(idx[i * bs : (i + 1) * bs])

@@ -1,0 +1,105 @@
+"""Sample representations served to the model families.
+
+Each set keeps only the stored series in memory and builds a batch on demand by tensor
+indexing, so windows and pairs are never materialised as k-fold copies.
+
+========== ============================================== ====================
+name       input                                          target
+========== ============================================== ====================
+pointwise  t, shape (B, 1)                                state(t), (B, n)
+window     k past states, (B, k, n)                       next state, (B, n)
+pair       (state_i (B, n), t_i (B,), t_{i+1} (B,))       state_{i+1}, (B, n)
+derivative state, (B, n)                                  d state/dt, (B, n)
+========== ============================================== ====================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+REPRESENTATIONS = ("pointwise", "window", "pair", "derivative")
+
+
+class SampleSet:
+    """Base class: ``len(s)`` samples, ``s.batch(idx)`` returns ``(inputs, target)``."""
+
+    def __init__(self, **tensors: Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batch(self, idx: Tensor) -> tuple[Any, Tensor]:
+        """Inputs and targets of the samples ``idx`` (a 1-D index tensor on the same device)."""
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> SampleSet:
+        """Move floating tensors to ``device``/``dtype`` (in place; returns self)."""
+        self.tensors = {
+            k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
+            for k, v in self.tensors.items()
+        }
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.tensors.values())).device
+
+
+class PointwiseSamples(SampleSet):
+    """``t → state(t)``: ``t_in`` (T,) the model's time input, ``y`` (T, n)."""
+
+    def __init__(self, t_in: Tensor, y: Tensor) -> None:
+        super().__init__(t_in=t_in, y=y)
+
+    def __len__(self) -> int:
+        return self.tensors["y"].shape[0]
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        return self.tensors["t_in"][idx].unsqueeze(-1), self.tensors["y"][idx]
+
+
+class WindowSamples(SampleSet):
+    """``k`` past states → the next: sample ``i`` is ``y[i:i+k] → y[i+k]``."""
+
+    def __init__(self, y: Tensor, window: int) -> None:
+        super().__init__(y=y)
+        self.window = window
+
+    def __len__(self) -> int:
+        return self.tensors["y"].shape[0] - self.window
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        y = self.tensors["y"]
+        offsets = torch.arange(self.window, device=idx.device)
+        return y[idx.unsqueeze(1) + offsets], y[idx + self.window]
+
+
+class PairSamples(SampleSet):
+    """``(state_i, t_i, t_{i+1}) → state_{i+1}``."""
+
+    def __init__(self, t: Tensor, y: Tensor) -> None:
+        super().__init__(t=t, y=y)
+
+    def __len__(self) -> int:
+        return self.tensors["y"].shape[0] - 1
+
+    def batch(self, idx: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        t, y = self.tensors["t"], self.tensors["y"]
+        return (y[idx], t[idx], t[idx + 1]), y[idx + 1]
+
+
+class DerivativeSamples(SampleSet):
+    """``state → d state/dt`` (exact derivatives from the system's right-hand side)."""
+
+    def __init__(self, y: Tensor, dy: Tensor) -> None:
+        super().__init__(y=y, dy=dy)
+
+    def __len__(self) -> int:
+        return self.tensors["y"].shape[0]
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        return self.tensors["y"][idx], self.tensors["dy"][idx]

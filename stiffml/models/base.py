@@ -1,0 +1,118 @@
+"""The model base class every architecture family (built-in or plugin) subclasses."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from stiffml.metrics import RelativeL2Error
+
+
+class StiffModel(pl.LightningModule):
+    """A model trained on one sample representation of a stiff system.
+
+    Subclasses set ``family`` and ``representation`` (the samples they consume: ``pointwise``,
+    ``window``, ``pair`` or ``derivative``), build their layers in ``__init__`` after calling
+    ``super().__init__(n_inputs, n_outputs, lr)``, and implement ``forward``. They may override
+    :meth:`loss` and :meth:`consumes`. ``n_inputs``/``n_outputs`` are linked from the datamodule
+    by the CLI: users never set them.
+
+    Args:
+        n_inputs: Input width (pointwise: 1 for t; otherwise the state width).
+        n_outputs: Number of predicted states.
+        lr: Adam learning rate.
+    """
+
+    family: ClassVar[str] = ""
+    representation: ClassVar[str] = "pointwise"
+
+    def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3) -> None:
+        super().__init__()
+        if n_inputs < 1 or n_outputs < 1:
+            raise ValueError(f"n_inputs and n_outputs must be positive, got {n_inputs}, {n_outputs}")
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.save_hyperparameters()
+        self.val_rel_l2 = RelativeL2Error()
+        self.test_rel_l2 = RelativeL2Error()
+
+    @classmethod
+    def consumes(cls, init_args: dict[str, Any]) -> str:
+        """The representation this model consumes, given its init arguments."""
+        return cls.representation
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Training objective on normalised data (MSE, as the paper)."""
+        return F.mse_loss(pred, target)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+    # ------------------------------------------------------------------------ wiring checks
+    def _datamodule(self) -> Any:
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def setup(self, stage: str) -> None:
+        dm = self._datamodule()
+        rep = getattr(dm, "representation", None)
+        if rep is None:
+            return
+        want = self.consumes(dict(self.hparams))
+        if rep != want:
+            raise ValueError(
+                f"{type(self).__name__} consumes '{want}' samples but {type(dm).__name__} serves '{rep}'"
+            )
+        dims = (dm.n_inputs, dm.n_outputs)
+        if dims != (self.hparams.n_inputs, self.hparams.n_outputs):
+            raise ValueError(
+                f"{type(self).__name__} was built for n_inputs/n_outputs "
+                f"{(self.hparams.n_inputs, self.hparams.n_outputs)} but {type(dm).__name__} serves {dims}"
+            )
+
+    def on_fit_start(self) -> None:
+        rank_zero_info(f"{type(self).__name__}: {self.n_params:,} trainable parameters")
+        if self.logger is not None:
+            self.logger.log_hyperparams({"n_params": self.n_params})
+
+    # ---------------------------------------------------------------------------------- steps
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=y.shape[0])
+        return loss
+
+    def _physical(self, z: Tensor) -> Tensor:
+        dtype = torch.float32 if z.device.type == "mps" else torch.float64
+        scaler = getattr(self._datamodule(), "target_scaler", None)
+        z = z.to(dtype)
+        return scaler.inverse(z) if scaler is not None else z
+
+    def _evaluate(self, batch: Any, prefix: str) -> None:
+        x, y = batch
+        pred = self(x)
+        n = y.shape[0]
+        self.log(f"{prefix}_loss", self.loss(pred, y), prog_bar=prefix == "val", batch_size=n, sync_dist=True)
+        metric = getattr(self, f"{prefix}_rel_l2")
+        metric.update(self._physical(pred), self._physical(y))
+        self.log(f"{prefix}_rel_l2", metric, prog_bar=prefix == "val")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        x, y = batch
+        return {"pred": self._physical(self(x)), "target": self._physical(y)}

@@ -1,0 +1,221 @@
+"""Base class for stiff ODE systems: right-hand side, Jacobian, reference solves.
+
+The numerical core is free of Lightning and torch so it can be used and tested alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+STIFF_METHODS = ("Radau", "BDF", "LSODA")
+
+
+class SolveError(RuntimeError):
+    """A reference solve failed: blow-up, step-size underflow or non-finite values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """A solved trajectory.
+
+    Attributes:
+        t: Sample times, shape ``(T,)``.
+        y: States at those times, shape ``(T, n)``.
+        nfev: Right-hand-side evaluations the solver used.
+        njev: Jacobian evaluations the solver used.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    nfev: int = 0
+    njev: int = 0
+
+
+class StiffSystem:
+    """An autonomous or time-dependent ODE system ``dy/dt = f(t, y; params)``.
+
+    Subclasses set the class attributes and implement :meth:`rhs` and :meth:`jac`, both
+    vectorised over a trailing batch axis: ``y`` of shape ``(n,)`` or ``(n, m)``.
+
+    Attributes:
+        name: Registry name (``get_system(name)``).
+        state_names: One name per state component.
+        defaults: Parameter names and their default values.
+        default_y0: Initial state.
+        t_span: Default time span ``(t0, t1)``.
+        dt: Default sampling step of the training data.
+        blowup: Any ``|y|`` above this is treated as a finite-time blow-up.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    state_names: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, float]] = {}
+    default_y0: ClassVar[tuple[float, ...]] = ()
+    t_span: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    dt: ClassVar[float] = 1e-3
+    blowup: ClassVar[float] = 1e12
+    spacing: ClassVar[str] = "linear"
+
+    def __init__(self, y0: Any = None, **params: float) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for system '{self.name}'; "
+                f"valid: {sorted(self.defaults)}"
+            )
+        merged = dict(self.defaults)
+        for key, value in params.items():
+            try:
+                merged[key] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"parameter '{key}' of system '{self.name}' must be a number, got {value!r}"
+                ) from None
+        self.params: dict[str, float] = merged
+        y0 = np.asarray(self.default_y0 if y0 is None else y0, dtype=np.float64)
+        if y0.shape != (self.n,):
+            raise ValueError(
+                f"y0 for system '{self.name}' must have {self.n} components "
+                f"{list(self.state_names)}, got shape {y0.shape}"
+            )
+        self.y0: np.ndarray = y0
+
+    @property
+    def n(self) -> int:
+        """Number of state components."""
+        return len(self.state_names)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """Right-hand side ``f(t, y)``, vectorised over trailing axes of ``y``."""
+        raise NotImplementedError
+
+    def jac(self, t: float, y: np.ndarray) -> np.ndarray:
+        """Analytic Jacobian ``df/dy`` of shape ``(n, n)`` at one state ``y`` of shape ``(n,)``."""
+        raise NotImplementedError
+
+    def stiffness_ratio(self, y: Any, t: float = 0.0) -> float:
+        """Stiffness ratio of Definition 1 (Zhang et al. 2024) at a state.
+
+        ``S = max |Re λ| / min |Re λ|`` over the Jacobian's eigenvalues with non-zero real part
+        (real parts below ``1e-12 · max |Re λ|`` count as zero, e.g. from conservation laws).
+        """
+        eig = np.linalg.eigvals(self.jac(t, np.asarray(y, dtype=np.float64)))
+        re = np.abs(eig.real)
+        if re.max() == 0.0:
+            return float("nan")
+        re = re[re > 1e-12 * re.max()]
+        return float(re.max() / re.min())
+
+    def solve(
+        self,
+        t_eval: Any,
+        rtol: float = 1e-10,
+        atol: float | Any = 1e-12,
+        method: str = "Radau",
+        y0: Any = None,
+        t0: float | None = None,
+    ) -> Trajectory:
+        """Integrate from ``t0`` (default: the system's start time) and sample at ``t_eval``.
+
+        Args:
+            t_eval: Increasing sample times, all at or after ``t0``.
+            rtol: Relative tolerance (> 0).
+            atol: Absolute tolerance, scalar or one per state (> 0).
+            method: One of scipy's stiff solvers: ``Radau``, ``BDF`` or ``LSODA``.
+            y0: Initial state (default: the system's).
+            t0: Start time (default: ``t_span[0]``).
+
+        Returns:
+            The trajectory sampled at ``t_eval``.
+
+        Raises:
+            SolveError: If the solve blows up, the step size underflows or values turn non-finite.
+            ValueError: For bad arguments.
+        """
+        if method not in STIFF_METHODS:
+            raise ValueError(f"unknown solver method {method!r}; valid: {list(STIFF_METHODS)}")
+        if not rtol > 0 or not np.all(np.asarray(atol) > 0):
+            raise ValueError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
+        t_eval = np.asarray(t_eval, dtype=np.float64)
+        t0 = self.t_span[0] if t0 is None else float(t0)
+        if t_eval.ndim != 1 or t_eval.size == 0:
+            raise ValueError("t_eval must be a non-empty 1-D array of times")
+        if np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0:
+            raise ValueError(f"t_eval must be strictly increasing and start at or after t0={t0}")
+        y_start = self.y0 if y0 is None else np.asarray(y0, dtype=np.float64)
+        limit = self.blowup * max(1.0, float(np.abs(y_start).max()))
+
+        def blew_up(t: float, y: np.ndarray) -> float:
+            return limit - np.abs(y).max()
+
+        blew_up.terminal = True  # type: ignore[attr-defined]
+        t_end = float(t_eval[-1])
+        if t_end == t0:  # t_eval == [t0]: nothing to integrate
+            return Trajectory(t=t_eval.copy(), y=y_start[None, :].copy())
+        with np.errstate(over="ignore", invalid="ignore"):
+            sol = solve_ivp(
+                self.rhs, (t0, t_end), y_start, method=method, t_eval=t_eval, rtol=rtol,
+                atol=atol, events=blew_up, jac=self.jac, vectorized=method != "LSODA",
+            )
+        if sol.status == 1 and sol.t_events is not None and len(sol.t_events[0]):
+            raise SolveError(
+                f"{self.name}: solution blew up at t≈{sol.t_events[0][0]:.4g} "
+                f"(|y| exceeded {limit:.3g}); parameters {self.params}"
+            )
+        if sol.status != 0:
+            t_fail = sol.t[-1] if sol.t.size else t0
+            raise SolveError(
+                f"{self.name}: {method} solve failed at t≈{t_fail:.4g} of {t_end:g}: "
+                f"{sol.message} (parameters {self.params})"
+            )
+        y = sol.y.T
+        if sol.t.size != t_eval.size or not np.all(np.isfinite(y)):
+            bad = int(np.argmax(~np.all(np.isfinite(y), axis=1))) if y.size else 0
+            raise SolveError(
+                f"{self.name}: solve returned non-finite or missing samples near "
+                f"t≈{t_eval[min(bad, t_eval.size - 1)]:.4g}"
+            )
+        return Trajectory(t=t_eval.copy(), y=np.ascontiguousarray(y), nfev=sol.nfev, njev=sol.njev)
+
+    def default_grid(
+        self,
+        t_span: tuple[float, float] | None = None,
+        dt: float | None = None,
+        spacing: str | None = None,
+        points_per_decade: int = 100,
+    ) -> np.ndarray:
+        """The sampling grid of the training data.
+
+        Args:
+            t_span: ``(t0, t1)``; default the system's.
+            dt: Linear spacing: the step, rounded so the grid ends exactly at ``t1``.
+                Log spacing: the first sample time after ``t0``.
+            spacing: ``linear`` (the paper's layout) or ``log`` (``t0`` then log-spaced times, for
+                systems such as ROBER whose dynamics span many decades); default the system's.
+            points_per_decade: Density of the log grid.
+        """
+        t0, t1 = self.t_span if t_span is None else (float(t_span[0]), float(t_span[1]))
+        dt = self.dt if dt is None else float(dt)
+        spacing = self.spacing if spacing is None else spacing
+        if not dt > 0:
+            raise ValueError(f"step dt must be positive, got {dt}")
+        if not t1 > t0:
+            raise ValueError(f"time span must have t1 > t0, got ({t0}, {t1})")
+        if dt >= t1 - t0:
+            raise ValueError(f"step dt={dt} is not shorter than the span ({t0}, {t1})")
+        if spacing == "linear":
+            return np.linspace(t0, t1, int(round((t1 - t0) / dt)) + 1)
+        if spacing == "log":
+            decades = np.log10((t1 - t0) / dt)
+            n = max(2, int(round(decades * points_per_decade)) + 1)
+            return np.concatenate([[t0], t0 + np.logspace(np.log10(dt), np.log10(t1 - t0), n)])
+        raise ValueError(f"unknown spacing {spacing!r}; valid: ['linear', 'log']")
