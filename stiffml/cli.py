@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from jsonargparse import Namespace
@@ -16,6 +17,42 @@ from stiffml.data.base import StiffDataModule
 from stiffml.models.base import StiffModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Expected a <class 'NoneType'>",
+    "Given value type:",
+    "Expected a path but",
+)
+
+
+def condense(message: str) -> str:
+    """Turn jsonargparse's nested multi-line messages into one line naming what is wrong."""
+    key = re.search(r'Parser key "(\w+)"', message)
+    unknown = re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
+        r"Import path (\S+) does not correspond", message
+    )
+    if key and unknown and key.group(1) in ("model", "data"):
+        kind = "models" if key.group(1) == "model" else "datamodules"
+        return f"unknown {kind[:-1]} {unknown.group(1)!r}; valid: {sorted(registry.load(kind))}"
+    inner = re.search(r"Errors:\s*- (.*?)\s*- Expected a <class 'NoneType'>", message, re.S)
+    if inner and "Problem with given class_path" not in inner.group(1):
+        return " ".join(inner.group(1).split())
+    lines = [ln.strip(" -") for ln in message.splitlines()]
+    kept = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
+    text = "; ".join(kept).replace(":;", ":")
+    text = re.sub(r"Given value: NestedArg\(key='(\w+)', val='([^']*)'\)", r"(given \1=\2)", text)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+class StiffArgumentParser(LightningArgumentParser):
+    """Prints a one-line error instead of usage text; exits 2 like jsonargparse's own."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # type: ignore[override]
+        sys.stderr.write(f"stiffml: error: {condense(message)}\n")
+        sys.exit(2)
 
 
 class StiffCLI(LightningCLI):
@@ -30,6 +67,7 @@ class StiffCLI(LightningCLI):
         registry.load_all()  # import plugin classes so their short names resolve
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("parser_class", StiffArgumentParser)
         super().__init__(StiffModel, StiffDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -79,8 +117,7 @@ def _import(class_path: str) -> Any:
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 600 else text[:597] + "..."
+    return " ".join(condense(str(err)).split())
 
 
 def cmd_list(argv: list[str]) -> int:
@@ -105,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXTRA_COMMANDS[args[0]](args[1:])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
             StiffCLI(args=argv)  # None: LightningCLI reads sys.argv itself
         return 0
     except SystemExit as exit_:

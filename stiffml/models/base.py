@@ -13,6 +13,16 @@ from torch import Tensor
 from stiffml.metrics import RelativeL2Error
 
 
+def make_adam(params: Any, lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where torch supports it (about 25 % faster per step on the CPU for these
+    small models, measured with bench/overhead.py); plain Adam otherwise."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
 class StiffModel(pl.LightningModule):
     """A model trained on one sample representation of a stiff system.
 
@@ -40,6 +50,8 @@ class StiffModel(pl.LightningModule):
         self.save_hyperparameters()
         self.val_rel_l2 = RelativeL2Error()
         self.test_rel_l2 = RelativeL2Error()
+        self._epoch_loss: Tensor | None = None
+        self._epoch_count = 0
 
     @classmethod
     def consumes(cls, init_args: dict[str, Any]) -> str:
@@ -56,7 +68,7 @@ class StiffModel(pl.LightningModule):
         return F.mse_loss(pred, target)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return make_adam(self.parameters(), self.hparams.lr)
 
     # ------------------------------------------------------------------------ wiring checks
     def _datamodule(self) -> Any:
@@ -89,8 +101,33 @@ class StiffModel(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, y = batch
         loss = self.loss(self(x), y)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=y.shape[0])
+        self.record_train_loss(loss, y.shape[0])
         return loss
+
+    def record_train_loss(self, loss: Tensor, batch_size: int) -> None:
+        """Log ``train_loss_step`` every ``log_every_n_steps`` and accumulate the epoch mean.
+
+        Hand-written instead of ``self.log(on_step=True, on_epoch=True)`` on every step: each
+        ``self.log`` call costs Lightning about a millisecond of Python on the CPU (it re-applies
+        ``.to(device)`` over its result objects), which is more than these models' whole step.
+        The epoch sum stays on the device (no host sync) and is logged as ``train_loss``.
+        """
+        detached = loss.detach()
+        if self._epoch_loss is None:
+            self._epoch_loss = torch.zeros((), dtype=torch.float64, device=detached.device)
+        self._epoch_loss += detached * batch_size
+        self._epoch_count += batch_size
+        trainer = self._trainer
+        every = trainer.log_every_n_steps if trainer is not None else 50
+        if self.global_step % every == 0:
+            self.log("train_loss_step", detached, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss, self._epoch_count = None, 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_loss is not None and self._epoch_count:
+            self.log("train_loss", self._epoch_loss / self._epoch_count, prog_bar=True, sync_dist=True)
 
     def _physical(self, z: Tensor) -> Tensor:
         dtype = torch.float32 if z.device.type == "mps" else torch.float64

@@ -1,0 +1,95 @@
+"""Framework overhead: one FCNN epoch on B-Z through stiffml vs a minimal hand-written loop.
+
+Same model class and size (Table 1's FCNN, 456,603 parameters), same data (1e5 samples, 80 %
+for training), batch 100, float64, same thread count. The hand loop batches by tensor indexing,
+as stiffml does. Prints the epoch times and their ratio, measured in this one run.
+
+    python bench/overhead.py [--repeats 3] [--threads 2] [--hidden 300 --depth 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import lightning.pytorch as pl
+import torch
+
+from stiffml.cli import StiffCLI
+from stiffml.data import BZDataModule
+from stiffml.models import FCNN
+from stiffml.models.base import make_adam
+
+
+class EpochTimer(pl.Callback):
+    """Wall time of each training epoch (excludes validation and setup)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.times.append(time.perf_counter() - self._t0)
+
+
+def stiffml_epoch(hidden: int, depth: int, cache_dir: str | None, root: str, extra: list[str]) -> float:
+    """One epoch through ``stiffml fit``'s own path: StiffCLI builds trainer, model and data."""
+    args = [
+        "--model=FCNN", f"--model.hidden={hidden}", f"--model.depth={depth}",
+        "--data=BZDataModule", "--data.batch_size=100", "--trainer.max_epochs=1",
+        "--trainer.limit_val_batches=0", "--checkpoint.monitor=null", f"--trainer.default_root_dir={root}",
+    ] + ([f"--data.cache_dir={cache_dir}"] if cache_dir else []) + extra
+    cli = StiffCLI(args=args, run=False)
+    timer = EpochTimer()
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    return timer.times[0]
+
+
+def hand_epoch(hidden: int, depth: int, cache_dir: str | None) -> float:
+    """One epoch of a minimal PyTorch loop on the same tensors."""
+    dm = BZDataModule(representation="pointwise", batch_size=100, cache_dir=cache_dir)
+    dm.setup("fit")
+    x_all, y_all = dm.samples.tensors["t_in"].unsqueeze(-1), dm.samples.tensors["y"]
+    train = dm.train_idx
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        model = FCNN(n_inputs=1, n_outputs=3, lr=1e-3, hidden=hidden, depth=depth).double()
+    opt = make_adam(model.parameters(), 1e-3)  # the optimizer stiffml uses
+    model.train()
+    t0 = time.perf_counter()
+    perm = train[torch.randperm(len(train))]
+    for i in range(len(perm) // 100):
+        idx = perm[i * 100 : (i + 1) * 100]
+        loss = torch.nn.functional.mse_loss(model(x_all[idx]), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=300)
+    p.add_argument("--depth", type=int, default=6)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--root", default="bench/out")
+    p.add_argument("cli_args", nargs="*", help="extra stiffml CLI arguments, e.g. --trainer.enable_progress_bar=false")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    ours, hand = [], []
+    for _ in range(a.repeats):  # interleaved, so drift in machine load hits both
+        hand.append(hand_epoch(a.hidden, a.depth, a.cache_dir))
+        ours.append(stiffml_epoch(a.hidden, a.depth, a.cache_dir, a.root, a.cli_args))
+    print(f"threads={torch.get_num_threads()} samples/epoch=80000 batch=100 dtype=float64")
+    print(f"hand loop epoch : min {min(hand):.3f}s  all {[round(t, 3) for t in hand]}")
+    print(f"stiffml epoch   : min {min(ours):.3f}s  all {[round(t, 3) for t in ours]}")
+    print(f"ratio stiffml/hand (min over repeats): {min(ours) / min(hand):.3f}")
+
+
+if __name__ == "__main__":
+    main()

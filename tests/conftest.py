@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated trajectory cache and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONF = Path(__file__).parent / "conf"
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("stiffml-cache")
+    os.environ["STIFFML_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Run ``stiffml ARGS`` in-process; returns the exit code."""
+    from stiffml.cli import main
+
+    return lambda *args: main([str(a) for a in args])
+
+
+def run_stiffml(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``stiffml`` console script in a subprocess."""
+    exe = Path(sys.executable).parent / "stiffml"
+    return subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})}, cwd=REPO,
+    )

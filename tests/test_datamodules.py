@@ -1,0 +1,130 @@
+"""Datamodules: shapes, splits, normalisation, representations and DDP sharding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stiffml import registry
+from stiffml.data import BatchLoader, BZDataModule, Scaler, VdPDataModule
+from stiffml.systems import SYSTEMS
+
+DATAMODULES = sorted(registry.load("datamodules"))
+
+
+def _small(cls, **kw):
+    """A short grid of each system (about 400 samples)."""
+    system = SYSTEMS[cls.system_name] if cls.system_name in SYSTEMS else None
+    if system is not None and system.spacing == "log":
+        kw.setdefault("t_span", (0.0, 10.0))
+    elif system is not None:
+        t0, t1 = system.t_span
+        kw.setdefault("dt", (t1 - t0) / 400)
+    return cls(**kw)
+
+
+@pytest.mark.parametrize("name", DATAMODULES)
+def test_pointwise_shapes_and_random_split(name: str) -> None:
+    dm = _small(registry.get_datamodule(name), representation="pointwise", batch_size=32)
+    dm.setup("fit")
+    n = len(dm.samples)
+    assert len(dm.train_idx) + len(dm.val_idx) == n
+    assert len(dm.train_idx) == round(0.8 * n)
+    assert not set(dm.train_idx.tolist()) & set(dm.val_idx.tolist())
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 1) and y.shape == (32, dm.n_outputs)
+    assert x.dtype == torch.float64  # float64 by default on the CPU
+    batches = list(dm.val_dataloader())
+    assert sum(len(b[1]) for b in batches) == len(dm.val_idx)
+
+
+def test_vdp_outputs_x_only_and_paper_batches_per_epoch() -> None:
+    dm = VdPDataModule(representation="pointwise", batch_size=300)
+    assert dm.outputs == ["x"] and dm.n_outputs == 1
+    assert len(dm.grid) == 300_001
+    dm.setup("fit")
+    assert len(dm.train_dataloader()) == 800  # the paper's 800 batches per epoch
+
+
+def test_extrapolation_split_is_by_time() -> None:
+    dm = BZDataModule(representation="pointwise", dt=0.01, split="extrapolate", train_fraction=0.7)
+    dm.setup("fit")
+    t = dm.times
+    assert t[dm.train_idx.numpy()].max() <= 7.0 < t[dm.val_idx.numpy()].min()
+
+
+@pytest.mark.parametrize("kind", ["none", "zscore", "minmax", "log-zscore"])
+def test_normalisation_round_trip(kind: str) -> None:
+    y = np.random.default_rng(0).uniform(0.1, 1e4, (100, 3))
+    s = Scaler.fit(kind, y)
+    np.testing.assert_allclose(s.inverse(s.transform(y)), y, rtol=1e-12)
+    t = torch.as_tensor(y)
+    torch.testing.assert_close(s.inverse(s.transform(t)), t)
+    if kind == "zscore":
+        np.testing.assert_allclose(s.transform(y).mean(0), 0, atol=1e-12)
+
+
+def test_log_normalisation_rejects_non_positive_states() -> None:
+    dm = BZDataModule(representation="pointwise", dt=0.01, normalization="log-zscore", params={"h": 0.5})
+    dm.setup("fit")  # B-Z concentrations are positive
+    with pytest.raises(ValueError, match="strictly positive"):
+        Scaler.fit("log-zscore", np.array([[1.0], [-1.0]]))
+
+
+def test_window_pair_and_derivative_representations() -> None:
+    dm = BZDataModule(representation="window", window=5, dt=0.01)
+    dm.setup("fit")
+    series = dm.samples.tensors["y"]
+    idx = torch.tensor([0, 7])
+    x, y = dm.samples.batch(idx)
+    assert x.shape == (2, 5, 3) and torch.equal(x[1], series[7:12]) and torch.equal(y[1], series[12])
+    assert len(dm.samples) == len(series) - 5
+    dm = BZDataModule(representation="pair", dt=0.01, normalization="none")
+    dm.setup("fit")
+    (y0, t0, t1), y1 = dm.samples.batch(torch.tensor([3]))
+    assert float(t1 - t0) == pytest.approx(0.01) and torch.equal(y1, dm.samples.tensors["y"][4:5])
+    dm = BZDataModule(representation="derivative", dt=0.01, normalization="none")
+    dm.setup("fit")
+    y, dy = dm.samples.batch(torch.tensor([0]))
+    np.testing.assert_allclose(dy[0].numpy(), dm.system.rhs(0.0, dm.system.y0))
+
+
+def test_bad_settings_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="window=5000 is not shorter than the series"):
+        BZDataModule(representation="window", window=5000, dt=0.01)
+    with pytest.raises(ValueError, match=r"outputs \['w'\] must be distinct states"):
+        BZDataModule(outputs=["w"])
+    with pytest.raises(ValueError, match="needs every state"):
+        VdPDataModule(representation="pair")
+    with pytest.raises(ValueError, match="train_fraction"):
+        BZDataModule(train_fraction=1.5)
+    with pytest.raises(ValueError, match="unknown representation"):
+        BZDataModule(representation="graph")
+    with pytest.raises(ValueError, match="no representation set"):
+        BZDataModule(dt=0.01).setup("fit")
+
+
+def test_ddp_sharding_is_disjoint_and_even() -> None:
+    dm = BZDataModule(representation="pointwise", dt=0.01)
+    dm.setup("fit")
+    shards = []
+    for rank in range(3):
+        loader = BatchLoader(dm.samples, dm.train_idx, 7, shuffle=True, equal_shards=True, seed=3, rank=rank, world_size=3)
+        shards.append(torch.cat([b[0].squeeze(-1) for b in loader]))
+    assert len({len(s) for s in shards}) == 1  # same number of steps on every rank
+    seen = torch.cat(shards)
+    assert len(torch.unique(seen)) == len(seen)  # no sample twice
+    assert len(seen) >= len(dm.train_idx) - 3 * 7 - 3
+    evals = [torch.cat([b[1] for b in BatchLoader(dm.samples, dm.val_idx, 10, rank=r, world_size=3)]) for r in range(3)]
+    assert sum(len(e) for e in evals) == len(dm.val_idx)  # evaluation keeps every sample
+
+
+def test_shuffle_changes_per_epoch_and_is_seeded() -> None:
+    dm = BZDataModule(representation="pointwise", dt=0.01)
+    dm.setup("fit")
+    loader = BatchLoader(dm.samples, dm.train_idx, 50, shuffle=True, seed=1)
+    first, second = next(iter(loader))[0], next(iter(loader))[0]
+    assert not torch.equal(first, second)
+    again = BatchLoader(dm.samples, dm.train_idx, 50, shuffle=True, seed=1)
+    assert torch.equal(next(iter(again))[0], first)

@@ -1,0 +1,79 @@
+"""Every registered model (plugins included): shapes, a training step, the paper's sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from stiffml import registry
+
+MODELS = sorted(registry.load("models"))
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+# Table 1 of Zhang et al. (2024): parameter counts to reproduce within ±10 %.
+TABLE1 = {
+    "bz_fcnn": 4.53e5, "bz_resnet": 4.51e5, "bz_res2net": 4.89e5, "bz_mixnet": 4.65e5,
+    "vdp_fcnn": 0.66e5, "vdp_resnet": 0.96e5, "vdp_res2net": 0.93e5, "vdp_mixnet": 1.03e5,
+}
+
+
+def _inputs(cls, n_in: int, batch: int = 8):
+    rep = cls.consumes({})
+    if rep == "pointwise":
+        return torch.rand(batch, 1, dtype=torch.float64)
+    if rep == "window":
+        return torch.rand(batch, 6, n_in, dtype=torch.float64)
+    if rep == "pair":
+        return (torch.rand(batch, n_in, dtype=torch.float64), torch.zeros(batch, dtype=torch.float64),
+                torch.full((batch,), 0.01, dtype=torch.float64))
+    return torch.rand(batch, n_in, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_shape_and_one_training_step(name: str) -> None:
+    cls = registry.get_model(name)
+    n_in = 1 if cls.consumes({}) == "pointwise" else 3
+    torch.manual_seed(0)
+    model = cls(n_inputs=n_in, n_outputs=3).double()
+    x = _inputs(cls, 3)
+    out = model(x)
+    assert out.shape == (8, 3) and out.dtype == torch.float64
+    opt = model.configure_optimizers()
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = model.loss(model(x), torch.zeros(8, 3, dtype=torch.float64))
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("config", sorted(TABLE1))
+def test_table1_parameter_counts_within_10_percent(config: str) -> None:
+    cfg = yaml.safe_load((CONFIGS / f"{config}.yaml").read_text())
+    cls = registry.get_model(cfg["model"]["class_path"])
+    n_out = 3 if config.startswith("bz") else 1
+    model = cls(n_inputs=1, n_outputs=n_out, **cfg["model"]["init_args"])
+    assert model.n_params == pytest.approx(TABLE1[config], rel=0.10)
+
+
+def test_table1_configs_carry_the_paper_settings() -> None:
+    lrs = {"bz_fcnn": 1e-3, "bz_resnet": 1e-3, "bz_res2net": 5e-2, "bz_mixnet": 5e-4,
+           "vdp_fcnn": 5e-4, "vdp_resnet": 1e-3, "vdp_res2net": 5e-4, "vdp_mixnet": 5e-4}
+    for name, lr in lrs.items():
+        cfg = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+        assert cfg["model"]["init_args"]["lr"] == lr  # a float, not a YAML string
+        bz = name.startswith("bz")
+        assert cfg["data"]["init_args"]["batch_size"] == (100 if bz else 300)
+        assert cfg["trainer"]["max_epochs"] == (200 if bz else 1000)
+
+
+def test_bad_sizes_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="divisible"):
+        registry.get_model("Res2Net")(channels=10, scales=4)
+    with pytest.raises(ValueError, match="odd"):
+        registry.get_model("MixNet")(kernel_sizes=(3, 4))
+    with pytest.raises(ValueError, match="lr must be positive"):
+        registry.get_model("FCNN")(lr=0)
