@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from stiffml import registry
 from stiffml.data.base import StiffDataModule
+from stiffml.evaluation import PredictionWriter, RolloutEvaluation
 from stiffml.models.base import StiffModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -72,6 +73,8 @@ class StiffCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RolloutEvaluation, "rollout")
+        parser.add_lightning_class_args(PredictionWriter, "prediction")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_loss",

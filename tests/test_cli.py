@@ -141,3 +141,16 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
     ckpt = torch.load(version / "checkpoints" / "last.ckpt", weights_only=False)
     # 801 training samples, 400 per rank, batch 100: 4 steps per epoch (unsharded it would be 8).
     assert ckpt["global_step"] == 8
+
+
+def test_ddp_stop_rule_stops_all_ranks_in_the_same_step(tmp_path) -> None:
+    proc = run_stiffml(
+        "fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path,
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.max_epochs", "3", "--trainer.callbacks+=StopOnLossBelow", "--trainer.callbacks.threshold", "1.0e3",
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "StopOnLossBelow: batch loss" in proc.stderr + proc.stdout
+    ckpt = torch.load(_version_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 1

@@ -186,6 +186,11 @@ class StiffDataModule(pl.LightningDataModule):
             return torch.device("cpu"), torch.float64
         return trainer.strategy.root_device, precision_dtype(trainer.precision)
 
+    @property
+    def target_times(self) -> np.ndarray:
+        """Time of each sample's target, in sample order (after ``setup``)."""
+        return self._target_times(self.times)
+
     def _target_times(self, t: np.ndarray) -> np.ndarray:
         rep, k = self.representation, self.hparams.window
         return {"window": t[k:], "pair": t[1:]}.get(rep, t)

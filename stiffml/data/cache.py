@@ -90,6 +90,7 @@ def cached_solve(
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, key=np.array(key), t=traj.t, y=traj.y)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

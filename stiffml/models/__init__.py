@@ -2,5 +2,9 @@
 
 from stiffml.models.base import StiffModel
 from stiffml.models.pointwise import FCNN, LiftedConvNet, MixNet, Res2Net, ResNet
+from stiffml.models.temporal import GRU, LSTM, RNN, AttenLSTM, StackedLSTM, WindowModel
 
-__all__ = ["FCNN", "LiftedConvNet", "MixNet", "Res2Net", "ResNet", "StiffModel"]
+__all__ = [
+    "FCNN", "GRU", "LSTM", "RNN", "AttenLSTM", "LiftedConvNet", "MixNet", "Res2Net", "ResNet",
+    "StackedLSTM", "StiffModel", "WindowModel",
+]

@@ -1,0 +1,207 @@
+"""Free-running evaluation and prediction files, shared by every family with ``free_run``.
+
+A model family opts in by implementing ``free_run(datamodule, max_steps) -> {t, pred,
+reference}`` (physical units). The temporal family feeds its own predictions back; the neural-ODE
+family integrates its learned field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+from stiffml.metrics import rel_l2
+
+
+def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
+    """Relative L2 errors of a free run: over the held-out span for a time split, else the whole run.
+
+    Returns ``val_rollout_rel_l2`` and, for a time split, ``train_rollout_rel_l2`` (the span
+    trained on). A run that diverged to non-finite values scores ``inf``.
+    """
+    t, pred, ref = run["t"], run["pred"], run["reference"]
+    if not np.all(np.isfinite(pred)):
+        return {"val_rollout_rel_l2": float("inf")}
+    if getattr(dm.hparams, "split", "random") == "extrapolate":
+        cut = dm.times[0] + dm.hparams.train_fraction * (dm.times[-1] - dm.times[0])
+        held = t > cut
+        out = {}
+        if held.any():
+            out["val_rollout_rel_l2"] = rel_l2(pred[held], ref[held])
+        if (~held).any():
+            out["train_rollout_rel_l2"] = rel_l2(pred[~held], ref[~held])
+        return out
+    return {"val_rollout_rel_l2": rel_l2(pred, ref)}
+
+
+class RolloutEvaluation(pl.Callback):
+    """Log ``val_rollout_rel_l2``: the model's free run from the first true state(s).
+
+    Runs at the end of training (also when a stop rule ends it mid-epoch), in ``validate``, and
+    every ``every_n_epochs`` validation epochs if that is positive. Models without ``free_run``
+    (the pointwise family, whose prediction is already free-running) are skipped.
+
+    Args:
+        every_n_epochs: Also evaluate at every n-th validation epoch (0: only at the end).
+        max_steps: Cap on the rollout length (None: the whole series).
+    """
+
+    def __init__(self, every_n_epochs: int = 0, max_steps: int | None = None) -> None:
+        super().__init__()
+        if every_n_epochs < 0 or (max_steps is not None and max_steps < 1):
+            raise ValueError(f"every_n_epochs must be >= 0 and max_steps positive, got {every_n_epochs}, {max_steps}")
+        self.every_n_epochs = every_n_epochs
+        self.max_steps = max_steps
+        self._done_at_step: int | None = None
+
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
+        dm = trainer.datamodule
+        if not hasattr(pl_module, "free_run") or dm is None or getattr(dm, "samples", None) is None:
+            return None
+        start = time.perf_counter()
+        metrics = rollout_errors(dm, pl_module.free_run(dm, self.max_steps))
+        metrics["rollout_seconds"] = time.perf_counter() - start
+        self._done_at_step = trainer.global_step
+        return metrics
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        fitting = trainer.state.fn == "fit"
+        if fitting and not (self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0):
+            return
+        metrics = self._evaluate(trainer, pl_module)
+        for key, value in (metrics or {}).items():
+            pl_module.log(key, value, prog_bar=key == "val_rollout_rel_l2")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._done_at_step == trainer.global_step:
+            return
+        metrics = self._evaluate(trainer, pl_module)
+        if not metrics:
+            return
+        for key, value in metrics.items():
+            trainer.callback_metrics[key] = torch.tensor(value)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.save()
+        rank_zero_info("final free run: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class PredictionWriter(pl.Callback):
+    """On ``stiffml predict``: write predictions and the reference (npz, CSV) and a PNG plot.
+
+    Files go to ``<run folder>/predictions/`` where the run folder is the checkpoint's version
+    folder (``--ckpt_path``), else the trainer's log folder; or to ``output_dir`` if set.
+
+    Args:
+        output_dir: Folder for the files (default: see above).
+    """
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        super().__init__()
+        self.output_dir = output_dir
+        self._batches: list[dict[str, torch.Tensor]] = []
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._batches = []
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if isinstance(outputs, dict):
+            self._batches.append({k: v.detach().cpu() for k, v in outputs.items()})
+
+    def _folder(self, trainer: pl.Trainer) -> Path:
+        if self.output_dir:
+            return Path(self.output_dir)
+        if trainer.ckpt_path:
+            ckpt = Path(trainer.ckpt_path)
+            return (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent) / "predictions"
+        return Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
+
+    @rank_zero_only
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm = trainer.datamodule
+        names = list(getattr(dm, "outputs", []))
+        arrays: dict[str, np.ndarray] = {}
+        if self._batches:
+            pred = torch.cat([b["pred"] for b in self._batches]).double().numpy()
+            arrays["t"] = dm.target_times
+            arrays["reference"] = torch.cat([b["target"] for b in self._batches]).double().numpy()
+            arrays["prediction"] = pred  # one step ahead from true inputs for window/pair models
+        if hasattr(pl_module, "free_run"):
+            run = pl_module.free_run(dm)
+            arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
+            arrays.update(rollout_errors(dm, run))
+        folder = self._folder(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, state_names=np.array(names), **arrays)
+        _atomic_write(folder / "predictions.npz", buf.getvalue())
+        _atomic_write(folder / "predictions.csv", _csv(arrays, names).encode())
+        _atomic_write(folder / "predictions.png", _plot(arrays, names, type(pl_module).__name__))
+        rank_zero_info(f"predictions written to {folder}")
+
+
+def _csv(arrays: dict[str, Any], names: list[str]) -> str:
+    """One row per time; the free run (if any) on its own grid, aligned by time."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    if "rollout" in arrays:
+        t, ref, pred = arrays["t_rollout"], arrays["reference_rollout"], arrays["rollout"]
+        cols = ["t"] + [f"reference_{n}" for n in names] + [f"rollout_{n}" for n in names]
+    else:
+        t, ref, pred = arrays["t"], arrays["reference"], arrays["prediction"]
+        cols = ["t"] + [f"reference_{n}" for n in names] + [f"prediction_{n}" for n in names]
+    w.writerow(cols)
+    for row in zip(t, ref, pred):
+        w.writerow([f"{row[0]:.10g}"] + [f"{v:.10g}" for v in row[1]] + [f"{v:.10g}" for v in row[2]])
+    return out.getvalue()
+
+
+def _plot(arrays: dict[str, Any], names: list[str], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.4 * len(names)), sharex=True, squeeze=False)
+    for i, (ax, name) in enumerate(zip(axes[:, 0], names)):
+        if "rollout" in arrays:
+            ax.plot(arrays["t_rollout"], arrays["reference_rollout"][:, i], "k-", lw=1.2, label="reference")
+            ax.plot(arrays["t_rollout"], arrays["rollout"][:, i], "C1--", lw=1.0, label="free run")
+        else:
+            ax.plot(arrays["t"], arrays["reference"][:, i], "k-", lw=1.2, label="reference")
+            ax.plot(arrays["t"], arrays["prediction"][:, i], "C0--", lw=1.0, label="prediction")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].set_xlabel("t")
+    err = arrays.get("val_rollout_rel_l2")
+    fig.suptitle(title + (f" — free-run rel. L2 {err:.3g}" if err is not None else ""))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,226 @@
+"""The temporal family (a window of past states → the next state): RNN, GRU, LSTM,
+StackedLSTM, AttenLSTM.
+
+At the paper's sizes (hidden 64; 2 layers for RNN/LSTM, 1 for AttenLSTM) the parameter counts
+are Table 2's exactly: RNN 12,931 / 12,673, LSTM 51,139 / 50,497, AttenLSTM 22,083 / 21,441
+(B-Z with 3 states / VdP with x only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stiffml.models.base import StiffModel
+from stiffml.models.chains import CELL_KINDS, READOUTS, chain_rollout
+
+
+def _layers_of(rnn: nn.RNNBase) -> list[tuple[str, list[Tensor]]]:
+    """Per-layer cell kind and weights of a unidirectional, biased torch RNN module."""
+    if rnn.bidirectional or not rnn.bias or getattr(rnn, "proj_size", 0):
+        raise ValueError("fast rollouts need a unidirectional RNN with biases and no projection")
+    kind = rnn.mode if rnn.mode != "RNN_RELU" else None
+    if kind is None:
+        raise ValueError("fast rollouts support tanh RNNs, GRUs and LSTMs")
+    return [
+        (kind, [getattr(rnn, f"{name}_l{i}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")])
+        for i in range(rnn.num_layers)
+    ]
+
+
+class WindowModel(StiffModel):
+    """Base of the window-consuming models: free-running rollouts and their evaluation.
+
+    Subclasses implement ``forward(window)`` with ``window`` of shape (B, k, n_inputs),
+    returning the next state (B, n_outputs); for rollouts ``n_inputs == n_outputs``.
+    """
+
+    family = "temporal"
+    representation = "window"
+
+    def recurrent_layers(self) -> list[tuple[str, list[Tensor]]] | None:
+        """Per-layer ``(cell kind, [w_ih, w_hh, b_ih, b_hh])`` for the fast rollout, or None.
+
+        Models whose forward is a readout of stacked recurrent layers over the window return
+        their layers here (cell kinds ``LSTM``, ``GRU``, ``RNN_TANH``) and a :meth:`readout_spec`;
+        others fall back to re-running ``forward`` on every window.
+        """
+        return None
+
+    def readout_spec(self) -> tuple[str, list[Tensor]] | None:
+        """``("last", [W, b])`` or ``("attention", [proj_W, proj_b, v, head_W, head_b])``."""
+        return None
+
+    @torch.inference_mode()
+    def rollout(self, init: Tensor, steps: int, naive: bool = False) -> Tensor:
+        """Feed the model's own predictions back, starting from true windows.
+
+        Args:
+            init: Initial windows, shape (B, k, n), normalised units; B rollouts run as one batch.
+            steps: Number of steps to predict.
+            naive: Re-run ``forward`` on every window even if the fast path is available.
+
+        Returns:
+            Predicted states, shape (B, steps, n).
+        """
+        if init.shape[-1] != self.hparams.n_outputs:
+            raise ValueError(
+                f"rollout needs n_inputs == n_outputs, got window width {init.shape[-1]} "
+                f"and {self.hparams.n_outputs} outputs"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            layers, spec = (None, None) if naive else (self.recurrent_layers(), self.readout_spec())
+            if layers is None or spec is None:
+                return self._rollout_rerun(init, steps)
+            kinds = [CELL_KINDS[kind] for kind, _ in layers]
+            return chain_rollout(init, steps, kinds, [w for _, w in layers], READOUTS[spec[0]], spec[1])
+        finally:
+            self.train(was_training)
+
+    def _rollout_rerun(self, init: Tensor, steps: int) -> Tensor:
+        b, k, n = init.shape
+        buf = torch.empty(b, k + steps, n, dtype=init.dtype, device=init.device)
+        buf[:, :k] = init
+        for i in range(steps):  # sequential by nature: step i needs prediction i - 1
+            buf[:, k + i] = self(buf[:, i : i + k])
+        return buf[:, k:]
+
+    def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:
+        """Roll out over the datamodule's whole series from its first true window.
+
+        Returns:
+            ``t`` (times of the predicted states), ``pred`` and ``reference`` in physical units.
+        """
+        series = dm.samples.tensors["y"]
+        k = dm.hparams.window
+        steps = len(series) - k if max_steps is None else min(max_steps, len(series) - k)
+        pred = self.rollout(series[:k].unsqueeze(0).to(self.dtype), steps)[0]
+        pred = dm.target_scaler.inverse(pred.double().cpu().numpy())
+        return {"t": dm.times[k : k + steps], "pred": pred, "reference": dm.reference[k : k + steps]}
+
+
+class RNN(WindowModel):
+    """Elman RNN (tanh) + linear head on the last hidden state.
+
+    Args:
+        n_inputs: Linked from the datamodule (state width).
+        n_outputs: Linked from the datamodule.
+        lr: Adam learning rate.
+        hidden: Hidden size.
+        layers: Stacked recurrent layers.
+    """
+
+    cell = nn.RNN
+
+    def __init__(
+        self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 5e-5, hidden: int = 64, layers: int = 2
+    ) -> None:
+        super().__init__(n_inputs, n_outputs, lr)
+        if hidden < 1 or layers < 1:
+            raise ValueError(f"hidden and layers must be positive, got {hidden}, {layers}")
+        self.rnn = self.cell(n_inputs, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, n_outputs)
+
+    def forward(self, window: Tensor) -> Tensor:
+        out, _ = self.rnn(window)
+        return self.readout(out)
+
+    def readout(self, seq: Tensor) -> Tensor:
+        return self.head(seq[:, -1])
+
+    def readout_spec(self) -> tuple[str, list[Tensor]]:
+        return "last", [self.head.weight, self.head.bias]
+
+    def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
+        return _layers_of(self.rnn)
+
+
+class GRU(RNN):
+    """GRU (update and reset gates) + linear head."""
+
+    cell = nn.GRU
+
+
+class LSTM(RNN):
+    """LSTM (input, forget, output gates and cell state) + linear head."""
+
+    cell = nn.LSTM
+
+
+class StackedLSTM(WindowModel):
+    """The seeds' Keras stack: LSTM(hidden, return sequences) → LSTM(hidden) → Dense.
+
+    Args:
+        n_inputs: Linked from the datamodule.
+        n_outputs: Linked from the datamodule.
+        lr: Adam learning rate.
+        hidden: Units of each LSTM (50 in the seeds).
+    """
+
+    def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, hidden: int = 50) -> None:
+        super().__init__(n_inputs, n_outputs, lr)
+        if hidden < 1:
+            raise ValueError(f"hidden must be positive, got {hidden}")
+        self.lstm1 = nn.LSTM(n_inputs, hidden, batch_first=True)
+        self.lstm2 = nn.LSTM(hidden, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_outputs)
+
+    def forward(self, window: Tensor) -> Tensor:
+        seq, _ = self.lstm1(window)
+        out, _ = self.lstm2(seq)
+        return self.readout(out)
+
+    def readout(self, seq: Tensor) -> Tensor:
+        return self.head(seq[:, -1])
+
+    def readout_spec(self) -> tuple[str, list[Tensor]]:
+        return "last", [self.head.weight, self.head.bias]
+
+    def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
+        return _layers_of(self.lstm1) + _layers_of(self.lstm2)
+
+
+class AttenLSTM(WindowModel):
+    """LSTM with additive attention over the window.
+
+    ``score_t = v · tanh(W h_t + b)``, ``α = softmax_t(score)``, ``context = Σ_t α_t h_t``,
+    then a linear head.
+
+    Args:
+        n_inputs: Linked from the datamodule.
+        n_outputs: Linked from the datamodule.
+        lr: Adam learning rate.
+        hidden: LSTM hidden size (and attention width).
+        layers: LSTM layers.
+    """
+
+    def __init__(
+        self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 5e-5, hidden: int = 64, layers: int = 1
+    ) -> None:
+        super().__init__(n_inputs, n_outputs, lr)
+        if hidden < 1 or layers < 1:
+            raise ValueError(f"hidden and layers must be positive, got {hidden}, {layers}")
+        self.lstm = nn.LSTM(n_inputs, hidden, num_layers=layers, batch_first=True)
+        self.proj = nn.Linear(hidden, hidden)
+        self.score = nn.Parameter(torch.randn(hidden) / hidden**0.5)
+        self.head = nn.Linear(hidden, n_outputs)
+
+    def forward(self, window: Tensor) -> Tensor:
+        h, _ = self.lstm(window)  # (B, k, hidden)
+        return self.readout(h)
+
+    def readout(self, seq: Tensor) -> Tensor:
+        scores = torch.tanh(self.proj(seq)) @ self.score  # (B, k)
+        context = torch.bmm(torch.softmax(scores, dim=1).unsqueeze(1), seq).squeeze(1)
+        return self.head(context)
+
+    def readout_spec(self) -> tuple[str, list[Tensor]]:
+        return "attention", [self.proj.weight, self.proj.bias, self.score, self.head.weight, self.head.bias]
+
+    def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
+        return _layers_of(self.lstm)

@@ -1,0 +1,127 @@
+"""The temporal family: Table 2 sizes, window memory, rollouts, predict files, stop rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stiffml import registry
+from stiffml.data import BZDataModule, VdPDataModule
+from stiffml.models import WindowModel
+
+from .conftest import CONF
+
+TEMPORAL = sorted(n for n, e in registry.load("models").items() if e.cls.consumes({}) == "window")
+
+# Table 2 of Zhang et al. (2024): (B-Z with 3 states, VdP with x only).
+TABLE2 = {"RNN": (12_931, 12_673), "LSTM": (51_139, 50_497), "AttenLSTM": (22_083, 21_441)}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE2))
+def test_table2_parameter_counts_are_exact(name: str) -> None:
+    cls = registry.get_model(name)
+    bz, vdp = TABLE2[name]
+    assert cls(n_inputs=3, n_outputs=3).n_params == bz
+    assert cls(n_inputs=1, n_outputs=1).n_params == vdp
+
+
+def test_the_paper_names_are_registered() -> None:
+    assert {"RNN", "GRU", "LSTM", "StackedLSTM", "AttenLSTM"} <= set(TEMPORAL)
+
+
+def test_vdp_windows_are_views_within_twice_the_series_memory() -> None:
+    dm = VdPDataModule(window=20, representation="window", batch_size=300)
+    dm.setup("fit")
+    series_bytes = dm.reference.size * 8
+    held = sum(t.element_size() * t.nelement() for t in dm.samples.tensors.values())
+    index_bytes = (dm.train_idx.nelement() + dm.val_idx.nelement()) * 8
+    assert len(dm.samples) == 300_001 - 20
+    assert held + index_bytes <= 2 * series_bytes + 8 * 300_001  # no 20-fold copy of the series
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (300, 20, 1) and y.shape == (300, 1)
+
+
+class Identity(WindowModel):
+    """Predicts the last state of the window (no parameters are trained)."""
+
+    def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3) -> None:
+        super().__init__(n_inputs, n_outputs, lr)
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, window):
+        return window[:, -1] + 0 * self.dummy
+
+
+def test_identity_rollout_is_the_constant_continuation() -> None:
+    init = torch.randn(3, 6, 2, dtype=torch.float64)
+    out = Identity(2, 2).double().rollout(init, 40)
+    torch.testing.assert_close(out, init[:, -1:].expand(3, 40, 2))
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_fast_rollout_equals_rerunning_every_window(name: str) -> None:
+    torch.manual_seed(0)
+    model = registry.get_model(name)(n_inputs=3, n_outputs=3, hidden=16).double()
+    init = 0.5 * torch.randn(2, 7, 3, dtype=torch.float64)
+    fast, naive = model.rollout(init, 60), model.rollout(init, 60, naive=True)
+    torch.testing.assert_close(fast, naive, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.rollout(init[1:], 60), naive[1:], rtol=1e-12, atol=1e-12)  # batched == single
+    assert model.training  # restored
+
+
+def test_rollout_needs_state_width_outputs() -> None:
+    with pytest.raises(ValueError, match="n_inputs == n_outputs"):
+        registry.get_model("LSTM")(n_inputs=3, n_outputs=3).double().rollout(torch.zeros(1, 4, 2, dtype=torch.float64), 3)
+
+
+def test_free_run_and_errors_over_the_held_out_span() -> None:
+    from stiffml.evaluation import rollout_errors
+
+    dm = BZDataModule(representation="window", window=4, dt=0.01, split="extrapolate", train_fraction=0.6)
+    dm.setup("fit")
+    run = Identity(3, 3).double().free_run(dm)
+    assert run["pred"].shape == run["reference"].shape == (1001 - 4, 3)
+    np.testing.assert_allclose(run["pred"], np.repeat(dm.reference[3:4], 997, axis=0), rtol=1e-12)
+    errs = rollout_errors(dm, run)
+    assert set(errs) == {"val_rollout_rel_l2", "train_rollout_rel_l2"}
+    held = run["t"] > 6.0
+    ref = run["reference"][held]
+    expected = np.linalg.norm(run["pred"][held] - ref) / np.linalg.norm(ref)
+    assert errs["val_rollout_rel_l2"] == pytest.approx(expected)
+
+
+def test_fit_logs_rollout_and_predict_writes_files(cli, tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = CONF / "bz_attenlstm_tiny.yaml"
+    assert cli("fit", "--config", cfg, "--trainer.default_root_dir", tmp_path) == 0
+    (version,) = (tmp_path / "lightning_logs").glob("version_*")
+    acc = EventAccumulator(str(version))
+    acc.Reload()
+    assert {"val_rel_l2", "val_rollout_rel_l2"} <= set(acc.Tags()["scalars"])
+    assert cli("predict", "--config", cfg, "--trainer.default_root_dir", tmp_path,
+               "--ckpt_path", version / "checkpoints" / "last.ckpt") == 0
+    out = version / "predictions"
+    data = np.load(out / "predictions.npz")
+    assert data["rollout"].shape == data["reference_rollout"].shape == (1001 - 5, 3)
+    assert data["prediction"].shape == data["reference"].shape
+    np.testing.assert_allclose(data["t"], np.linspace(0, 10, 1001)[5:])
+    header = (out / "predictions.csv").read_text().splitlines()[0]
+    assert header == "t,reference_x,reference_y,reference_z,rollout_x,rollout_y,rollout_z"
+    assert (out / "predictions.png").read_bytes()[:4] == b"\x89PNG"
+
+
+BAD = [
+    (["--data.window", "5000"], "window=5000 is not shorter than the series"),
+    (["--data.representation", "pointwise"], "AttenLSTM consumes 'window' samples"),
+    (["--trainer.callbacks+=StopOnLossBelow", "--trainer.callbacks.threshold", "0"], "threshold must be positive"),
+    (["--trainer.callbacks+=StopOnLossBelow", "--trainer.callbacks.threshold=-1.0e-6"], "threshold must be positive"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
+    code = cli("fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path, *args)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
+    assert code != 0 and len(err) == 1 and message in err[0], err
