@@ -31,6 +31,8 @@ class EpochTimer(pl.Callback):
         self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         self.times.append(time.perf_counter() - self._t0)
 
 
@@ -48,17 +50,20 @@ def stiffml_epoch(hidden: int, depth: int, cache_dir: str | None, root: str, ext
     return timer.times[0]
 
 
-def hand_epoch(hidden: int, depth: int, cache_dir: str | None) -> float:
+def hand_epoch(hidden: int, depth: int, cache_dir: str | None, device: str) -> float:
     """One epoch of a minimal PyTorch loop on the same tensors."""
     dm = BZDataModule(representation="pointwise", batch_size=100, cache_dir=cache_dir)
     dm.setup("fit")
-    x_all, y_all = dm.samples.tensors["t_in"].unsqueeze(-1), dm.samples.tensors["y"]
-    train = dm.train_idx
+    dtype = torch.float64 if device == "cpu" else torch.float32
+    x_all = dm.samples.tensors["t_in"].unsqueeze(-1).to(device, dtype)
+    y_all = dm.samples.tensors["y"].to(device, dtype)
+    train = dm.train_idx.to(device)
     torch.manual_seed(0)
-    with torch.device("cpu"):
-        model = FCNN(n_inputs=1, n_outputs=3, lr=1e-3, hidden=hidden, depth=depth).double()
+    model = FCNN(n_inputs=1, n_outputs=3, lr=1e-3, hidden=hidden, depth=depth).to(device, dtype)
     opt = make_adam(model.parameters(), 1e-3)  # the optimizer stiffml uses
     model.train()
+    if device != "cpu":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     perm = train[torch.randperm(len(train))]
     for i in range(len(perm) // 100):
@@ -67,6 +72,8 @@ def hand_epoch(hidden: int, depth: int, cache_dir: str | None) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
@@ -77,15 +84,18 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=300)
     p.add_argument("--depth", type=int, default=6)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--device", default="cpu", help="cpu (float64) or cuda (float32)")
     p.add_argument("--root", default="bench/out")
     p.add_argument("cli_args", nargs="*", help="extra stiffml CLI arguments, e.g. --trainer.enable_progress_bar=false")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     ours, hand = [], []
     for _ in range(a.repeats):  # interleaved, so drift in machine load hits both
-        hand.append(hand_epoch(a.hidden, a.depth, a.cache_dir))
-        ours.append(stiffml_epoch(a.hidden, a.depth, a.cache_dir, a.root, a.cli_args))
-    print(f"threads={torch.get_num_threads()} samples/epoch=80000 batch=100 dtype=float64")
+        hand.append(hand_epoch(a.hidden, a.depth, a.cache_dir, a.device))
+        gpu = ["--trainer.accelerator=gpu", "--trainer.devices=1", "--trainer.precision=32-true"]
+        ours.append(stiffml_epoch(a.hidden, a.depth, a.cache_dir, a.root, a.cli_args + (gpu if a.device != "cpu" else [])))
+    dtype = "float64" if a.device == "cpu" else "float32"
+    print(f"device={a.device} threads={torch.get_num_threads()} samples/epoch=80000 batch=100 dtype={dtype}")
     print(f"hand loop epoch : min {min(hand):.3f}s  all {[round(t, 3) for t in hand]}")
     print(f"stiffml epoch   : min {min(ours):.3f}s  all {[round(t, 3) for t in ours]}")
     print(f"ratio stiffml/hand (min over repeats): {min(ours) / min(hand):.3f}")

@@ -4,7 +4,7 @@ Public API for users and plugin authors:
 
 - :class:`StiffModel`: subclass it for a new architecture (set ``family`` and
   ``representation``, build layers in ``__init__``, implement ``forward``).
-- :class:`StiffDataModule`: subclass it for a new system (set ``system_name`` or override
+- :class:`StiffDataModule`: subclass it for a new system (set ``system_class`` or override
   ``make_system``).
 - :func:`get_system`, :class:`StiffSystem`: the numerical core, free of Lightning.
 - :class:`StopOnLossBelow`: the paper's stop-at-loss-threshold rule as a callback.

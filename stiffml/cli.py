@@ -72,15 +72,22 @@ class StiffCLI(LightningCLI):
         super().__init__(StiffModel, StiffDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Two checkpoint callbacks: ModelCheckpoint's own save_last only refreshes last.ckpt in
+        # steps where a top-k checkpoint is saved, so a run whose val_loss stops improving would
+        # keep a stale "last". A monitor-less callback overwrites last.ckpt at every epoch end.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(RolloutEvaluation, "rollout")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_loss",
-                "checkpoint.save_last": True,
                 "checkpoint.save_top_k": 1,
                 "checkpoint.filename": "best-{epoch}-{step}",
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,
             }
         )
         parser.link_arguments("data", "model.init_args.n_inputs", compute_fn=lambda d: d.n_inputs, apply_on="instantiate")

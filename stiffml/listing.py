@@ -30,13 +30,9 @@ def print_registry(pattern: str = "*") -> None:
     for col in ("name", "system", "states", "distribution"):
         table.add_column(col)
     for name, entry in registry.datamodules(pattern).items():
-        system = getattr(entry.cls, "system_name", "") or "-"
-        states = "-"
-        try:
-            from stiffml.systems import SYSTEMS
-
-            states = ", ".join(SYSTEMS[system].state_names)
-        except KeyError:
-            states = ", ".join(getattr(entry.cls, "state_names", ())) or "-"
-        table.add_row(name, system, states, entry.dist)
+        system = getattr(entry.cls, "system_class", None)
+        if system is None:
+            table.add_row(name, "-", "-", entry.dist)
+        else:
+            table.add_row(name, system.name, ", ".join(system.state_names), entry.dist)
     console.print(table)

@@ -8,14 +8,13 @@ import torch
 
 from stiffml import registry
 from stiffml.data import BatchLoader, BZDataModule, Scaler, VdPDataModule
-from stiffml.systems import SYSTEMS
 
 DATAMODULES = sorted(registry.load("datamodules"))
 
 
 def _small(cls, **kw):
     """A short grid of each system (about 400 samples)."""
-    system = SYSTEMS[cls.system_name] if cls.system_name in SYSTEMS else None
+    system = cls.system_class
     if system is not None and system.spacing == "log":
         kw.setdefault("t_span", (0.0, 10.0))
     elif system is not None:

@@ -20,7 +20,7 @@ from stiffml.data.samples import (
     WindowSamples,
 )
 from stiffml.data.scaling import NORMALIZATIONS, Normalization, Scaler
-from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory, get_system
+from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory
 
 Representation = Literal["pointwise", "window", "pair", "derivative"]
 
@@ -40,8 +40,8 @@ def precision_dtype(precision: str | None) -> torch.dtype:
 class StiffDataModule(pl.LightningDataModule):
     """Reference trajectories of one stiff system, served as whole in-memory batches.
 
-    Subclasses set ``system_name`` (and may override :meth:`make_system` or
-    :meth:`make_trajectory`). The representation is normally filled in by the CLI from the
+    Subclasses set ``system_class`` (a :class:`~stiffml.systems.StiffSystem` subclass, from the zoo
+    or their own) and may override :meth:`make_system` or :meth:`make_trajectory`. The representation is normally filled in by the CLI from the
     model's declaration; set it yourself only when using the Python API.
 
     Args:
@@ -72,7 +72,7 @@ class StiffDataModule(pl.LightningDataModule):
         cache_dir: Trajectory cache folder; default ``$STIFFML_CACHE_DIR`` or ``~/.cache/stiffml``.
     """
 
-    system_name: ClassVar[str] = ""
+    system_class: ClassVar[type[StiffSystem] | None] = None
     default_outputs: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
@@ -134,8 +134,10 @@ class StiffDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------------- hooks for subclasses
     def make_system(self, params: dict[str, float], y0: list[float] | None) -> StiffSystem:
-        """Build the system (override for a system outside the built-in zoo)."""
-        return get_system(self.system_name, y0=y0, **params)
+        """Build the system from ``system_class`` (unknown parameters list the valid ones)."""
+        if self.system_class is None:
+            raise TypeError(f"{type(self).__name__} must set system_class or override make_system")
+        return self.system_class(y0=y0, **params)
 
     def make_trajectory(self) -> Trajectory:
         """The reference trajectory on ``self.grid`` (cached)."""
@@ -271,6 +273,3 @@ class StiffDataModule(pl.LightningDataModule):
         all_idx = torch.arange(len(self.samples), device=self.samples.device)
         return self._loader(all_idx, train=False)
 
-    def describe(self) -> dict[str, Any]:
-        """Name, system and states, for ``stiffml list``."""
-        return {"system": self.system.name, "states": list(self.system.state_names)}

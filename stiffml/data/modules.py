@@ -3,40 +3,41 @@
 from __future__ import annotations
 
 from stiffml.data.base import StiffDataModule
+from stiffml.systems import BZ, HIRES, Duffing, Orego, Robertson, VanDerPol
 
 
 class BZDataModule(StiffDataModule):
     """Belousov–Zhabotinsky (paper form): t in [0, 10] s, step 1e-4 (1e5 points)."""
 
-    system_name = "bz"
+    system_class = BZ
 
 
 class VdPDataModule(StiffDataModule):
     """Van der Pol, μ = 80: t in [0, 300] s, step 1e-3 (3e5 points); outputs x only (the paper)."""
 
-    system_name = "vdp"
+    system_class = VanDerPol
     default_outputs = ("x",)
 
 
 class RobertsonDataModule(StiffDataModule):
     """ROBER kinetics on a log-time grid 1e-5 … 1e5 s (100 points per decade)."""
 
-    system_name = "robertson"
+    system_class = Robertson
 
 
 class HIRESDataModule(StiffDataModule):
     """HIRES plant-physiology kinetics, 8 species, t in [0, 321.8122]."""
 
-    system_name = "hires"
+    system_class = HIRES
 
 
 class OregoDataModule(StiffDataModule):
     """OREGO (Test Set Oregonator), t in [0, 360]."""
 
-    system_name = "orego"
+    system_class = Orego
 
 
 class DuffingDataModule(StiffDataModule):
     """Duffing oscillator, one trajectory from (1, 0) over t in [0, 5]."""
 
-    system_name = "duffing"
+    system_class = Duffing

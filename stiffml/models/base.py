@@ -120,7 +120,10 @@ class StiffModel(pl.LightningModule):
         trainer = self._trainer
         every = trainer.log_every_n_steps if trainer is not None else 50
         if self.global_step % every == 0:
-            self.log("train_loss_step", detached, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+            # Lightning converts progress-bar metrics to Python floats on every step (a host sync
+            # on an accelerator), so the step loss is shown live only on the CPU.
+            on_cpu = detached.device.type == "cpu"
+            self.log("train_loss_step", detached, on_step=True, on_epoch=False, prog_bar=on_cpu, batch_size=batch_size)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_loss, self._epoch_count = None, 0

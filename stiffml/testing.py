@@ -1,0 +1,117 @@
+"""Contract checks that every model and datamodule must pass, plugins included.
+
+Plugin authors call these from their own tests::
+
+    from stiffml.testing import check_datamodule, check_model
+
+    def test_my_model(tmp_path):
+        check_model(MyModel, tmp_path)
+
+Each check drives the real ``stiffml`` CLI (in-process) on a tiny problem: instantiate, train a
+few steps in float64 and float32, checkpoint, reload the checkpoint and validate from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stiffml.data.base import StiffDataModule
+from stiffml.models.base import StiffModel
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def small_data_args(dm_cls: type[StiffDataModule], n_points: int = 200) -> list[str]:
+    """CLI arguments that shrink a datamodule's grid to about ``n_points`` samples."""
+    system = dm_cls.system_class
+    if system is None:
+        return []
+    t0, t1 = system.t_span
+    if system.spacing == "log":
+        return ["--data.t_span", f"[{t0}, {t0 + 10.0}]", "--data.dt", "1.0e-3"]
+    return ["--data.dt", repr((t1 - t0) / n_points)]
+
+
+def _run(*args: Any) -> None:
+    from stiffml.cli import main
+
+    code = main([str(a) for a in args])
+    assert code == 0, f"stiffml {' '.join(map(str, args))} exited with {code}"
+
+
+def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_path: Path, extra: list[str]) -> None:
+    window = ["--data.window", "4"] if model_cls.consumes({}) == "window" else []
+    for precision, dtype in (("64-true", torch.float64), ("32-true", torch.float32)):
+        root = Path(tmp_path) / precision
+        common = [
+            "--model", _path(model_cls), "--data", _path(dm_cls), *small_data_args(dm_cls), *window, *extra,
+            "--trainer.precision", precision, "--trainer.default_root_dir", root,
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        ]
+        _run("fit", *common, "--trainer.max_steps", 3, "--trainer.limit_val_batches", 2)
+        (ckpt,) = root.glob("lightning_logs/version_0/checkpoints/last.ckpt")
+        state = torch.load(ckpt, weights_only=False)
+        assert state["global_step"] == 3, f"expected 3 training steps, checkpoint has {state['global_step']}"
+        stored = [v for v in state["state_dict"].values() if v.is_floating_point()]
+        assert stored, f"{model_cls.__name__} has no floating-point parameters"
+        assert all(v.dtype == dtype for v in stored), f"{precision}: checkpointed weights are not {dtype}"
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # build the module in the run's dtype, so loading is exact
+        try:
+            reloaded = model_cls.load_from_checkpoint(ckpt, map_location="cpu")
+        finally:
+            torch.set_default_dtype(previous)
+        for key, value in reloaded.state_dict().items():
+            assert torch.equal(value, state["state_dict"][key].to(value.dtype)), f"{key} differs after reload"
+        _run("validate", *common, "--ckpt_path", ckpt, "--trainer.limit_val_batches", 2)
+
+
+def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[StiffDataModule] | None = None) -> None:
+    """Check a model class against the contract.
+
+    Args:
+        model_cls: The model class (a :class:`StiffModel` subclass named like its entry point).
+        tmp_path: An empty folder for the runs.
+        datamodule: The datamodule to train on (default: B-Z).
+    """
+    from stiffml.data.modules import BZDataModule
+
+    assert issubclass(model_cls, StiffModel), f"{model_cls} does not subclass stiffml.StiffModel"
+    rep = model_cls.consumes({})
+    from stiffml.data.samples import REPRESENTATIONS
+
+    assert rep in REPRESENTATIONS, f"{model_cls.__name__} consumes unknown representation {rep!r}"
+    assert model_cls.family, f"{model_cls.__name__} sets no family"
+    model_cls()  # instantiates with defaults
+    _fit_reload(model_cls, datamodule or BZDataModule, tmp_path, [])
+
+
+def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[StiffModel] | None = None) -> None:
+    """Check a datamodule class against the contract.
+
+    Args:
+        dm_cls: The datamodule class (a :class:`StiffDataModule` subclass).
+        tmp_path: An empty folder for the runs.
+        model: The model to train (default: a small FCNN).
+    """
+    from stiffml.models.pointwise import FCNN
+
+    assert issubclass(dm_cls, StiffDataModule), f"{dm_cls} does not subclass stiffml.StiffDataModule"
+    dm = dm_cls(representation="pointwise", **_kwargs(small_data_args(dm_cls)))
+    dm.setup("fit")
+    assert len(dm.train_idx) > 0 and len(dm.val_idx) > 0
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape[1:] == (1,) and y.shape[1:] == (dm.n_outputs,)
+    extra = ["--model.hidden", "8", "--model.depth", "1"] if (model or FCNN) is FCNN else []
+    _fit_reload(model or FCNN, dm_cls, tmp_path, extra)
+
+
+def _kwargs(args: list[str]) -> dict[str, Any]:
+    import yaml
+
+    return {args[i].removeprefix("--data."): yaml.safe_load(args[i + 1]) for i in range(0, len(args), 2)}
