@@ -141,7 +141,14 @@ def cmd_list(argv: list[str]) -> int:
     return 0
 
 
-EXTRA_COMMANDS = {"list": cmd_list}
+def cmd_benchmark(argv: list[str]) -> int:
+    """``stiffml benchmark``: see :mod:`stiffml.benchmark`."""
+    from stiffml.benchmark import main as benchmark_main
+
+    return benchmark_main(argv)
+
+
+EXTRA_COMMANDS = {"list": cmd_list, "benchmark": cmd_benchmark}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from stiffml.data.samples import (
     REPRESENTATIONS,
     DerivativeSamples,
     PairSamples,
+    SegmentSamples,
     PointwiseSamples,
     SampleSet,
     WindowSamples,
@@ -22,7 +23,7 @@ from stiffml.data.samples import (
 from stiffml.data.scaling import NORMALIZATIONS, Normalization, Scaler
 from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory
 
-Representation = Literal["pointwise", "window", "pair", "derivative"]
+Representation = Literal["pointwise", "window", "pair", "segment", "derivative"]
 
 
 def precision_dtype(precision: str | None) -> torch.dtype:
@@ -52,9 +53,9 @@ class StiffDataModule(pl.LightningDataModule):
         dt: Sampling step; default the system's (the paper's).
         spacing: ``linear`` (the paper's grid) or ``log`` (log-spaced times, e.g. ROBER).
         outputs: State names the model predicts; default the system's (VdP: ``[x]``).
-        representation: ``pointwise`` | ``window`` | ``pair`` | ``derivative``; set by the CLI
-            from the model.
-        window: Past states per sample for the ``window`` representation.
+        representation: ``pointwise`` | ``window`` | ``pair`` | ``segment`` | ``derivative``; set
+            by the CLI from the model.
+        window: Past states per sample (``window``), or steps per segment (``segment``).
         split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
             ``train_fraction`` of the time span, validate on the rest).
         train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
@@ -66,9 +67,9 @@ class StiffDataModule(pl.LightningDataModule):
         shuffle: Reshuffle training batches every epoch.
         drop_last: Drop a final short training batch (BatchNorm cannot train on one sample).
         seed: Seed of the random split and the shuffling.
-        solver: scipy stiff solver for the reference data: ``Radau`` | ``BDF`` | ``LSODA``.
-        rtol: Relative tolerance of the reference solve.
-        atol: Absolute tolerance of the reference solve.
+        ref_solver: scipy stiff solver for the reference data: ``Radau`` | ``BDF`` | ``LSODA``.
+        ref_rtol: Relative tolerance of the reference solve.
+        ref_atol: Absolute tolerance of the reference solve.
         cache_dir: Trajectory cache folder; default ``$STIFFML_CACHE_DIR`` or ``~/.cache/stiffml``.
     """
 
@@ -93,9 +94,9 @@ class StiffDataModule(pl.LightningDataModule):
         shuffle: bool = True,
         drop_last: bool = True,
         seed: int = 0,
-        solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
-        rtol: float = 1e-10,
-        atol: float = 1e-12,
+        ref_solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
+        ref_rtol: float = 1e-10,
+        ref_atol: float = 1e-12,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -119,10 +120,10 @@ class StiffDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown normalization {normalization!r}; valid: {list(NORMALIZATIONS)}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise ValueError(f"batch sizes must be positive, got {batch_size}, {eval_batch_size}")
-        if solver not in STIFF_METHODS:
-            raise ValueError(f"unknown solver {solver!r}; valid: {list(STIFF_METHODS)}")
-        if not (rtol > 0 and atol > 0):
-            raise ValueError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
+        if ref_solver not in STIFF_METHODS:
+            raise ValueError(f"unknown ref_solver {ref_solver!r}; valid: {list(STIFF_METHODS)}")
+        if not (ref_rtol > 0 and ref_atol > 0):
+            raise ValueError(f"reference tolerances must be positive, got {ref_rtol}, {ref_atol}")
         if window < 1:
             raise ValueError(f"window must be a positive integer, got {window}")
         self.representation = representation
@@ -143,7 +144,7 @@ class StiffDataModule(pl.LightningDataModule):
         """The reference trajectory on ``self.grid`` (cached)."""
         h = self.hparams
         return cached_solve(
-            self.system, self.grid, h.cache_dir, method=h.solver, rtol=h.rtol, atol=h.atol
+            self.system, self.grid, h.cache_dir, method=h.ref_solver, rtol=h.ref_rtol, atol=h.ref_atol
         )
 
     # ----------------------------------------------------------------------------- dimensions
@@ -157,12 +158,12 @@ class StiffDataModule(pl.LightningDataModule):
 
     def _check_representation(self) -> None:
         rep = self.representation
-        if rep == "window" and self.hparams.window >= len(self.grid):
+        if rep in ("window", "segment") and self.hparams.window >= len(self.grid):
             raise ValueError(
                 f"window={self.hparams.window} is not shorter than the series "
                 f"({len(self.grid)} samples)"
             )
-        if rep in ("pair", "derivative") and len(self.outputs) != self.system.n:
+        if rep in ("pair", "segment", "derivative") and len(self.outputs) != self.system.n:
             raise ValueError(
                 f"representation '{rep}' needs every state as output "
                 f"({list(self.system.state_names)}), got outputs={self.outputs}"
@@ -195,7 +196,7 @@ class StiffDataModule(pl.LightningDataModule):
 
     def _target_times(self, t: np.ndarray) -> np.ndarray:
         rep, k = self.representation, self.hparams.window
-        return {"window": t[k:], "pair": t[1:]}.get(rep, t)
+        return {"window": t[k:], "segment": t[k:], "pair": t[1:]}.get(rep, t)
 
     def setup(self, stage: str | None = None) -> None:
         if self.representation is None:
@@ -238,10 +239,10 @@ class StiffDataModule(pl.LightningDataModule):
             return WindowSamples(z, self.hparams.window)
         if rep == "pair":
             return PairSamples(torch.as_tensor(t), z)
-        if not self.target_scaler.is_linear:
-            raise ValueError("representation 'derivative' needs a linear normalization, not 'log-zscore'")
-        dy = self.system.rhs(t, traj.y.T).T / self.target_scaler.scale
-        return DerivativeSamples(z, torch.as_tensor(dy))
+        if rep == "segment":
+            return SegmentSamples(torch.as_tensor(t), z, self.hparams.window)
+        dz = self.target_scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
+        return DerivativeSamples(z, torch.as_tensor(dz))
 
     # ----------------------------------------------------------------------------- loaders
     def _loader(self, idx: Tensor, train: bool) -> BatchLoader:

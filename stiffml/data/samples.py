@@ -9,6 +9,7 @@ name       input                                          target
 pointwise  t, shape (B, 1)                                state(t), (B, n)
 window     k past states, (B, k, n)                       next state, (B, n)
 pair       (state_i (B, n), t_i (B,), t_{i+1} (B,))       state_{i+1}, (B, n)
+segment    (state_i (B, n), t_i … t_{i+k} (B, k+1))       states i+1 … i+k, (B, k, n)
 derivative state, (B, n)                                  d state/dt, (B, n)
 ========== ============================================== ====================
 """
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-REPRESENTATIONS = ("pointwise", "window", "pair", "derivative")
+REPRESENTATIONS = ("pointwise", "window", "pair", "segment", "derivative")
 
 
 class SampleSet:
@@ -90,6 +91,22 @@ class PairSamples(SampleSet):
     def batch(self, idx: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
         t, y = self.tensors["t"], self.tensors["y"]
         return (y[idx], t[idx], t[idx + 1]), y[idx + 1]
+
+
+class SegmentSamples(SampleSet):
+    """Multiple shooting: from the true state at i, the next ``k`` states ``y[i+1:i+k+1]``."""
+
+    def __init__(self, t: Tensor, y: Tensor, k: int) -> None:
+        super().__init__(t=t, y=y)
+        self.k = k
+
+    def __len__(self) -> int:
+        return self.tensors["y"].shape[0] - self.k
+
+    def batch(self, idx: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        t, y = self.tensors["t"], self.tensors["y"]
+        rows = idx.unsqueeze(1) + torch.arange(self.k + 1, device=idx.device)
+        return (y[idx], t[rows]), y[rows[:, 1:]]
 
 
 class DerivativeSamples(SampleSet):

@@ -49,6 +49,15 @@ class Scaler:
         """Whether the map is affine (derivatives then scale by ``1/scale``)."""
         return self.kind != "log-zscore"
 
+    def derivative(self, y, dy):
+        """Time derivative in normalised units, ``dz/dt``, from states ``y`` and ``dy/dt``."""
+        return dy / (self.scale * y) if self.kind == "log-zscore" else dy / self.scale
+
+    def inverse_derivative(self, z, dz):
+        """``dy/dt`` in physical units from normalised states ``z`` and ``dz/dt``."""
+        scale = self._params(z)[1] if isinstance(z, torch.Tensor) else self.scale
+        return dz * scale * self.inverse(z) if self.kind == "log-zscore" else dz * scale
+
     def _params(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (like.device, like.dtype)
         if key not in self._torch:

@@ -132,11 +132,12 @@ class StiffModel(pl.LightningModule):
         if self._epoch_loss is not None and self._epoch_count:
             self.log("train_loss", self._epoch_loss / self._epoch_count, prog_bar=True, sync_dist=True)
 
-    def _physical(self, z: Tensor) -> Tensor:
-        dtype = torch.float32 if z.device.type == "mps" else torch.float64
+    def to_physical(self, x: Any, out: Tensor) -> Tensor:
+        """Model outputs (or targets) in physical units, float64; ``x`` is the batch input."""
+        dtype = torch.float32 if out.device.type == "mps" else torch.float64
         scaler = getattr(self._datamodule(), "target_scaler", None)
-        z = z.to(dtype)
-        return scaler.inverse(z) if scaler is not None else z
+        out = out.to(dtype)
+        return scaler.inverse(out) if scaler is not None else out
 
     def _evaluate(self, batch: Any, prefix: str) -> None:
         x, y = batch
@@ -144,7 +145,7 @@ class StiffModel(pl.LightningModule):
         n = y.shape[0]
         self.log(f"{prefix}_loss", self.loss(pred, y), prog_bar=prefix == "val", batch_size=n, sync_dist=True)
         metric = getattr(self, f"{prefix}_rel_l2")
-        metric.update(self._physical(pred), self._physical(y))
+        metric.update(self.to_physical(x, pred), self.to_physical(x, y))
         self.log(f"{prefix}_rel_l2", metric, prog_bar=prefix == "val")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -155,4 +156,4 @@ class StiffModel(pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         x, y = batch
-        return {"pred": self._physical(self(x)), "target": self._physical(y)}
+        return {"pred": self.to_physical(x, self(x)), "target": self.to_physical(x, y)}

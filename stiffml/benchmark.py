@@ -1,0 +1,403 @@
+"""``stiffml benchmark``: run suites of configs for N seeds, aggregate, report and plot.
+
+Every run goes through the same path as ``stiffml fit`` (StiffCLI), so a plugin model appears in
+a benchmark just by naming its config; nothing here knows model names. A finished run leaves a
+``result.json`` in its folder and is skipped when the benchmark is run again; a run that fails
+is recorded with its error and the benchmark goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+FIELDS = [
+    "suite", "config", "label", "system", "model", "seed", "status", "error", "n_params", "lr",
+    "train_loss", "val_loss", "val_rel_l2", "val_rollout_rel_l2", "fit_seconds", "steps",
+    "steps_per_second", "stop_step", "epochs", "device", "precision", "versions", "run_dir",
+]
+
+
+@dataclass
+class SuiteRun:
+    """One config of a suite, with the paper's figures to print beside ours."""
+
+    config: str
+    args: list[str] = field(default_factory=list)
+    label: str | None = None
+    paper: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Suite:
+    name: str
+    runs: list[SuiteRun]
+    repeats: int = 5
+    description: str = ""
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def load_suite(name: str) -> Suite:
+    """Load ``configs/suites/NAME.yaml`` (or a path to a suite file)."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else SUITES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown suite {name!r}; valid: {suite_names()}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    runs = [SuiteRun(**r) for r in raw.get("runs", [])]
+    if not runs:
+        raise ValueError(f"suite {name!r} has no runs")
+    return Suite(raw.get("name", path.stem), runs, int(raw.get("repeats", 5)), raw.get("description", ""))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _versions() -> str:
+    import lightning
+    import torch
+
+    import stiffml
+
+    return f"stiffml {stiffml.__version__}, torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}"
+
+
+def _scalar(metrics: dict, key: str) -> float | None:
+    value = metrics.get(key)
+    return None if value is None else float(value)
+
+
+def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str]) -> dict[str, Any]:
+    """Train one config with one seed through StiffCLI; return its record (never raises)."""
+    from stiffml.callbacks import StopOnLossBelow
+    from stiffml.cli import StiffCLI
+    from stiffml.evaluation import PredictionWriter
+
+    record: dict[str, Any] = {"suite": suite, "config": run.config, "label": run.label, "seed": seed,
+                              "run_dir": str(run_dir), "versions": _versions(), "status": "failed"}
+    try:
+        args = ["--config", run.config, *run.args, *extra, f"--seed_everything={seed}",
+                f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false",
+                "--trainer.enable_model_summary=false"]
+        cli = StiffCLI(args=args, run=False)
+        model, dm, trainer = cli.model, cli.datamodule, cli.trainer
+        record.update(model=type(model).__name__, system=dm.system.name, n_params=model.n_params,
+                      lr=float(model.hparams.lr), device=str(trainer.strategy.root_device),
+                      precision=str(trainer.precision))
+        start = time.perf_counter()
+        trainer.fit(model, dm)
+        seconds = time.perf_counter() - start
+        metrics = dict(trainer.callback_metrics)
+        trainer.validate(model, dm, verbose=False)
+        metrics.update(trainer.callback_metrics)
+        stop = [cb.stopped_step for cb in trainer.callbacks if isinstance(cb, StopOnLossBelow) and cb.stopped_step]
+        record.update(
+            train_loss=_scalar(metrics, "train_loss"), val_loss=_scalar(metrics, "val_loss"),
+            val_rel_l2=_scalar(metrics, "val_rel_l2"), val_rollout_rel_l2=_scalar(metrics, "val_rollout_rel_l2"),
+            fit_seconds=seconds, steps=trainer.global_step, steps_per_second=trainer.global_step / seconds,
+            stop_step=stop[0] if stop else None, epochs=trainer.current_epoch + 1, status="ok",
+        )
+        trainer.predict(model, dm, return_predictions=False) if any(
+            isinstance(cb, PredictionWriter) for cb in trainer.callbacks) else None
+        curve = _loss_curve(Path(trainer.log_dir or run_dir))
+        _atomic_text(run_dir / "curve.json", json.dumps(curve))
+    except Exception as err:  # a failing config is recorded and the benchmark goes on
+        record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
+        _atomic_text(run_dir / "traceback.txt", traceback.format_exc())
+    return record
+
+
+def _loss_curve(log_dir: Path) -> dict[str, list[float]]:
+    """Epoch-mean training loss from a run's TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    if "train_loss" not in acc.Tags().get("scalars", []):
+        return {"epoch": [], "train_loss": []}
+    points = acc.Scalars("train_loss")
+    return {"epoch": list(range(1, len(points) + 1)), "train_loss": [p.value for p in points]}
+
+
+def mean_std(values: list[float | None]) -> tuple[float, float, int]:
+    """Mean and sample standard deviation of the finite values (nan if none; std 0 for one)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return float("nan"), float("nan"), 0
+    arr = np.asarray(vals, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, len(arr)
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per config: mean ± std of every metric over its successful seeds."""
+    rows = []
+    for config in dict.fromkeys(r["config"] for r in records):
+        runs = [r for r in records if r["config"] == config]
+        ok = [r for r in runs if r.get("status") == "ok"]
+        first = (ok or runs)[0]
+        row = {"config": config, "label": first.get("label") or first.get("model") or Path(config).stem,
+               "system": first.get("system"), "model": first.get("model"), "n_params": first.get("n_params"),
+               "lr": first.get("lr"), "runs": len(runs), "failed": len(runs) - len(ok)}
+        for key in ("train_loss", "val_loss", "val_rel_l2", "val_rollout_rel_l2", "fit_seconds", "steps_per_second"):
+            row[key] = mean_std([r.get(key) for r in ok])
+        rows.append(row)
+    return rows
+
+
+def _fmt(ms: tuple[float, float, int]) -> str:
+    mean, std, n = ms
+    if n == 0 or not math.isfinite(mean):
+        return "–"
+    return f"{mean:.3g} ± {std:.2g}" if n > 1 else f"{mean:.3g}"
+
+
+def _num(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3g}"
+
+
+def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) -> str:
+    """Write results.csv, results.json and report.md into ``out``; returns the report text."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    _atomic_text(out / "results.csv", buf.getvalue())
+    _atomic_text(out / "results.json", json.dumps(records, indent=1, default=str))
+    paper = {r.config: r.paper for r in suite.runs} if suite else {}
+    rows = aggregate(records)
+    lines = [f"# Benchmark: {suite.name if suite else 'configs'}", ""]
+    if suite and suite.description:
+        lines += [suite.description, ""]
+    ok = [r for r in records if r.get("status") == "ok"]
+    if ok:
+        lines += [f"Device: {ok[0].get('device')}, precision {ok[0].get('precision')}; {ok[0].get('versions')}.", ""]
+    lines += [
+        "Mean ± standard deviation over seeds. *loss* is the final epoch's mean training loss (the paper's",
+        "figure); *val rel. L2* is the held-out relative L2 error in physical units; *free-run rel. L2* is the",
+        "model's rollout from the first true state(s) (temporal and neural-ODE models). Paper columns are",
+        "Zhang et al. (2024), Tables 1 and 2.",
+        "",
+        "| system | model | params | paper params | lr | loss | paper loss | val rel. L2 | free-run rel. L2 | fit time (s) | paper time (s) | runs (failed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        p = paper.get(row["config"], {})
+        lines.append(
+            f"| {row['system'] or '–'} | {row['label']} | {row['n_params'] or '–'} | {_num(p.get('params'))} | "
+            f"{_num(row['lr'])} | {_fmt(row['train_loss'])} | {_num(p.get('loss'))} | {_fmt(row['val_rel_l2'])} | "
+            f"{_fmt(row['val_rollout_rel_l2'])} | {_fmt(row['fit_seconds'])} | {p.get('time', '–')} | "
+            f"{row['runs']} ({row['failed']}) |"
+        )
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        lines += ["", "## Failed runs", ""]
+        lines += [f"- `{r['config']}` seed {r['seed']}: {r.get('error')}" for r in failed]
+    figures = sorted(p.name for p in out.glob("*.png"))
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
+    text = "\n".join(lines) + "\n"
+    _atomic_text(out / "report.md", text)
+    return text
+
+
+def write_figures(out: Path, records: list[dict[str, Any]]) -> list[Path]:
+    """Loss curves (mean ± std band, log scale), run-time box plots, best-run predictions,
+    and the stiffness ratio along each system's reference trajectory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in records if r.get("status") == "ok"]
+    if not ok:
+        return []
+    made: list[Path] = []
+    labels = list(dict.fromkeys(r.get("label") or r["model"] for r in ok))
+    systems = list(dict.fromkeys(r["system"] for r in ok))
+
+    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 4), squeeze=False)
+    for ax, system in zip(axes[0], systems):
+        for i, label in enumerate(labels):
+            curves = []
+            for r in ok:
+                if r["system"] == system and (r.get("label") or r["model"]) == label:
+                    path = Path(r["run_dir"]) / "curve.json"
+                    if path.exists():
+                        curves.append(json.loads(path.read_text())["train_loss"])
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            n = min(map(len, curves))
+            arr = np.log10(np.clip(np.array([c[:n] for c in curves]), 1e-300, None))
+            epochs = np.arange(1, n + 1)
+            mean, std = arr.mean(0), arr.std(0)
+            ax.plot(epochs, 10**mean, color=f"C{i}", label=label)
+            ax.fill_between(epochs, 10 ** (mean - std), 10 ** (mean + std), color=f"C{i}", alpha=0.2)
+        ax.set_yscale("log")
+        ax.set(title=f"{system}: training loss (mean ± std over seeds)", xlabel="epoch", ylabel="MSE (normalised units)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    made.append(_save(fig, out / "loss_curves.png"))
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(labels) * len(systems)), 4))
+    groups = [(s, label) for s in systems for label in labels if any(r["system"] == s and (r.get("label") or r["model"]) == label for r in ok)]
+    ax.boxplot([[r["fit_seconds"] for r in ok if r["system"] == s and (r.get("label") or r["model"]) == label] for s, label in groups])
+    ax.set_xticks(range(1, len(groups) + 1), [f"{s}\n{label}" for s, label in groups], fontsize=8)
+    ax.set(ylabel="fit wall time (s)", title="Run time per model over seeds")
+    ax.grid(alpha=0.3, axis="y")
+    made.append(_save(fig, out / "run_times.png"))
+
+    for system in systems:
+        best: dict[str, dict] = {}
+        for r in ok:
+            if r["system"] != system or r.get("val_rel_l2") is None:
+                continue
+            label = r.get("label") or r["model"]
+            if label not in best or r["val_rel_l2"] < best[label]["val_rel_l2"]:
+                best[label] = r
+        preds = {k: v for k, v in best.items() if (Path(v["run_dir"]) / "predictions" / "predictions.npz").exists()}
+        if not preds:
+            continue
+        first = np.load(Path(next(iter(preds.values()))["run_dir"]) / "predictions" / "predictions.npz")
+        names = [str(n) for n in first["state_names"]]
+        fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.3 * len(names)), sharex=True, squeeze=False)
+        for j, name in enumerate(names):
+            ax = axes[j, 0]
+            order = np.argsort(first["t"])
+            ax.plot(first["t"][order], first["reference"][order, j], "k-", lw=1.5, label="reference")
+            for i, (label, r) in enumerate(preds.items()):
+                d = np.load(Path(r["run_dir"]) / "predictions" / "predictions.npz")
+                if "rollout" in d:
+                    ax.plot(d["t_rollout"], d["rollout"][:, j], "--", color=f"C{i}", lw=1, label=f"{label} (free run)")
+                else:
+                    o = np.argsort(d["t"])
+                    ax.plot(d["t"][o], d["prediction"][o, j], "--", color=f"C{i}", lw=1, label=label)
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+        axes[-1, 0].set_xlabel("t (s)")
+        fig.suptitle(f"{system}: best run of each model vs reference")
+        made.append(_save(fig, out / f"predictions_{system}.png"))
+
+    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 3.5), squeeze=False)
+    for ax, system in zip(axes[0], systems):
+        from stiffml.systems import get_system
+
+        s = get_system(system)
+        grid = s.default_grid()
+        t = grid[:: max(1, len(grid) // 400)]
+        traj = s.solve(t, rtol=1e-8, atol=1e-10)
+        ax.semilogy(traj.t, [s.stiffness_ratio(y) for y in traj.y])
+        ax.set(title=f"{system}: stiffness ratio along the reference", xlabel="t (s)", ylabel="S = max|Re λ| / min|Re λ|")
+        ax.grid(alpha=0.3)
+    made.append(_save(fig, out / "stiffness_ratio.png"))
+    return made
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.getvalue())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def run_benchmark(suite: Suite, out: Path, repeats: int | None, extra: list[str]) -> list[dict[str, Any]]:
+    """Run (or resume) every config × seed of a suite, then write results, report and figures."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    n = suite.repeats if repeats is None else repeats
+    jobs = [(run, seed) for run in suite.runs for seed in range(n)]
+    records: list[dict[str, Any]] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn()) as progress:
+        task = progress.add_task(f"benchmark {suite.name}", total=len(jobs))
+        for run, seed in jobs:
+            run_dir = out / "runs" / Path(run.config).stem / f"seed{seed}"
+            done = run_dir / "result.json"
+            if done.exists():
+                records.append(json.loads(done.read_text()))
+            else:
+                progress.update(task, description=f"{Path(run.config).stem} seed {seed}")
+                record = run_one(suite.name, run, seed, run_dir, extra)
+                _atomic_text(done, json.dumps(record, default=str))
+                records.append(record)
+            progress.advance(task)
+    write_figures(out, records)
+    write_report(out, suite, records)
+    return records
+
+
+def main(argv: list[str]) -> int:
+    """``stiffml benchmark (--suite NAME | --configs A.yaml …) --out DIR [--repeats N] [-- CLI args]``."""
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    else:
+        extra = []
+    p = argparse.ArgumentParser(prog="stiffml benchmark", description=__doc__.splitlines()[0])
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--suite", help=f"a suite in configs/suites ({', '.join(suite_names())}) or a suite file")
+    group.add_argument("--configs", nargs="+", help="config files instead of a suite")
+    p.add_argument("--out", required=True, help="output folder (re-running resumes it)")
+    p.add_argument("--repeats", type=int, default=None, help="seeds 0..N-1 (default: the suite's, else 5)")
+    a = p.parse_args(argv)
+    if a.repeats is not None and a.repeats < 1:
+        raise ValueError(f"--repeats must be a positive integer, got {a.repeats}")
+    if a.suite:
+        suite = load_suite(a.suite)
+    else:
+        missing = [c for c in a.configs if not Path(c).is_file()]
+        if missing:
+            raise ValueError(f"config file(s) not found: {missing}")
+        suite = Suite("configs", [SuiteRun(c) for c in a.configs])
+    for run in suite.runs:
+        if not Path(run.config).is_file():
+            raise ValueError(f"suite {suite.name!r} names a missing config: {run.config}")
+    out = Path(a.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".stiffml-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"output folder {out} is not writable: {err.strerror or err}") from None
+    records = run_benchmark(suite, out, a.repeats, extra)
+    failed = sum(r.get("status") != "ok" for r in records)
+    print(f"{len(records)} runs ({failed} failed); report: {out / 'report.md'}")
+    return 0

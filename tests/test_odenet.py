@@ -1,0 +1,175 @@
+"""The neural-ODE family and the differentiable stiff solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stiffml import StiffDataModule, StiffSystem
+from stiffml.models import ODENet
+from stiffml.solvers import SOLVERS, integrate, rosenbrock23
+from stiffml.systems import get_system
+
+from .conftest import CONF
+
+
+def rober(t, y):
+    y1, y2, y3 = y.unbind(-1)
+    return torch.stack([-0.04 * y1 + 1e4 * y2 * y3, 0.04 * y1 - 1e4 * y2 * y3 - 3e7 * y2**2, 3e7 * y2**2], -1)
+
+
+def vdp(t, y):
+    x, v = y.unbind(-1)
+    return torch.stack([v, 80 * (1 - x**2) * v - x], -1)
+
+
+@pytest.mark.parametrize(("name", "func", "times", "y0"), [
+    ("robertson", rober, [0, 1e-3, 1, 40, 1e3, 1e5], [1.0, 0.0, 0.0]),
+    ("vdp", vdp, [0, 1, 10, 30, 50], [2.0, 0.0]),
+])
+def test_rosenbrock23_matches_radau_to_1e6(name, func, times, y0) -> None:
+    s = get_system(name)
+    ref = s.solve(np.array(times[1:]), rtol=1e-12, atol=1e-16 if name == "robertson" else 1e-12).y
+    t = torch.tensor(times, dtype=torch.float64)
+    atol = 1e-12 if name == "robertson" else 1e-9
+    out = rosenbrock23(func, torch.tensor([y0], dtype=torch.float64), t, rtol=3e-8, atol=atol)[1:, 0].numpy()
+    rel = np.linalg.norm(out - ref, axis=1) / np.linalg.norm(ref, axis=1)
+    assert rel.max() < 1e-6, rel
+
+
+def test_rosenbrock23_gradients_match_finite_differences() -> None:
+    # Step sizes are constants to autograd (discretise-then-optimise) but move with the
+    # parameters under finite differences; at tight tolerances that effect is negligible.
+    k = torch.tensor([0.7, 50.0], dtype=torch.float64, requires_grad=True)
+
+    def f(t, y):  # a stiff linear pair with a nonlinear coupling
+        return torch.stack([-k[0] * y[:, 0] + y[:, 1] ** 2, -k[1] * (y[:, 1] - torch.sin(y[:, 0]))], -1)
+
+    y0 = torch.tensor([[1.0, 0.2], [0.5, -0.3]], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.2, 0.5], dtype=torch.float64)
+    loss = rosenbrock23(f, y0, t, rtol=1e-9, atol=1e-11)[-1].pow(2).sum()
+    (grad,) = torch.autograd.grad(loss, k)
+    eps = 1e-6
+    for i in range(2):
+        with torch.no_grad():
+            k[i] += eps
+            up = rosenbrock23(f, y0, t, rtol=1e-9, atol=1e-11)[-1].pow(2).sum()
+            k[i] -= 2 * eps
+            down = rosenbrock23(f, y0, t, rtol=1e-9, atol=1e-11)[-1].pow(2).sum()
+            k[i] += eps
+        assert float(grad[i]) == pytest.approx(float(up - down) / (2 * eps), rel=1e-5)
+
+
+def test_adjoint_and_direct_gradients_agree() -> None:
+    torch.manual_seed(0)
+    model = ODENet(2, 2, hidden=8, solver="dopri5", rtol=1e-10, atol=1e-12).double()
+    y0 = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    params = tuple(model.parameters())
+    grads = []
+    for adjoint in (False, True):
+        out = integrate(model.field, y0, t, method="dopri5", rtol=1e-10, atol=1e-12, adjoint=adjoint, params=params)
+        grads.append(torch.autograd.grad(out[-1].pow(2).sum(), params))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_batched_pairs_equal_per_pair_solves() -> None:
+    dm = _linear_dm(representation="pair", spacing="log")
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = ODENet(2, 2, hidden=8, rtol=1e-11, atol=1e-13).double()
+    idx = torch.tensor([0, 5, 40, len(dm.samples) - 1])
+    (z0, t0, t1), _ = dm.samples.batch(idx)
+    together = model((z0, t0, t1))
+    for i in range(4):
+        alone = model((z0[i : i + 1], t0[i : i + 1], t1[i : i + 1]))
+        torch.testing.assert_close(together[i : i + 1], alone, rtol=1e-8, atol=1e-10)
+    assert float((t1 - t0).max() / (t1 - t0).min()) > 30  # very different spans in one solve
+
+
+class Linear2(StiffSystem):
+    """A damped rotation: a linear field an ODENet of depth 0 represents exactly."""
+
+    name = "linear2"
+    state_names = ("a", "b")
+    defaults = {}
+    default_y0 = (1.0, 0.0)
+    t_span = (0.0, 5.0)
+    dt = 0.05
+    A = np.array([[-0.3, 2.0], [-2.0, -0.3]])
+
+    def rhs(self, t, y):
+        return np.tensordot(self.A, y, axes=1)
+
+    def jac(self, t, y):
+        return self.A
+
+
+class LinearDataModule(StiffDataModule):
+    system_class = Linear2
+
+
+def _linear_dm(**kw):
+    return LinearDataModule(normalization="none", **kw)
+
+
+def test_linear_field_is_learned_to_machine_precision() -> None:
+    dm = _linear_dm(representation="derivative")
+    dm.setup("fit")
+    model = ODENet(2, 2, depth=0, mode="derivative", scale_output=False).double()
+    x, y = dm.samples.batch(dm.train_idx)
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=200, tolerance_grad=1e-30, tolerance_change=1e-30,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = model.loss(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    learned = model.net[0].weight.detach().numpy()
+    np.testing.assert_allclose(learned, Linear2.A, atol=1e-12)
+    assert float(model.loss(model(x), y)) < 1e-24
+
+
+@pytest.mark.parametrize("mode", ["pair", "shooting", "derivative"])
+def test_each_mode_runs_through_the_cli(mode, cli, tmp_path) -> None:
+    assert cli("fit", "--config", CONF / "bz_odenet_tiny.yaml", "--model.mode", mode, "--data.window", 3,
+               "--trainer.max_steps", 4, "--trainer.limit_val_batches", 2, "--trainer.default_root_dir", tmp_path) == 0
+    ckpt = torch.load(next(tmp_path.glob("lightning_logs/version_0/checkpoints/last.ckpt")), weights_only=False)
+    assert bool(ckpt["state_dict"]["field_scale_set"])
+    assert float(ckpt["state_dict"]["field_scale"].min()) > 0
+
+
+def test_free_run_of_the_true_field_reproduces_the_data() -> None:
+    dm = _linear_dm(representation="pair")
+    dm.setup("fit")
+    model = ODENet(2, 2, depth=0, scale_output=False, rollout_rtol=1e-10, rollout_atol=1e-12).double()
+    with torch.no_grad():
+        model.net[0].weight.copy_(torch.as_tensor(Linear2.A))
+        model.net[0].bias.zero_()
+    run = model.free_run(dm)
+    np.testing.assert_allclose(run["pred"], run["reference"], atol=1e-8)
+
+
+BAD = [
+    (["--model.solver", "rk45"], "unknown ODE solver 'rk45'; valid: ['rosenbrock23', 'dopri5'"),
+    (["--model.rtol", "0"], "solver tolerances must be positive"),
+    (["--model.solver", "rk4"], "fixed-step solver 'rk4' needs step_size"),
+    (["--model.max_steps", "2"], "during training; no checkpoint was saved yet"),
+    (["--model.adjoint", "true"], "adjoint gradients are available with torchdiffeq"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
+    code = cli("fit", "--config", CONF / "bz_odenet_tiny.yaml", "--trainer.default_root_dir", tmp_path, *args)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
+    assert code != 0 and len(err) == 1 and message in err[0], err
+
+
+def test_solver_list_names_torchdiffeq_methods() -> None:
+    assert {"rosenbrock23", "dopri5", "rk4", "implicit_adams"} <= set(SOLVERS)
