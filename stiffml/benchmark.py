@@ -42,6 +42,11 @@ class SuiteRun:
     label: str | None = None
     paper: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """Folder and table key: the label, else the config's file name."""
+        return self.label or Path(self.config).stem
+
 
 @dataclass
 class Suite:
@@ -104,7 +109,8 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
                               "run_dir": str(run_dir), "versions": _versions(), "status": "failed"}
     try:
         args = ["--config", run.config, *run.args, *extra, f"--seed_everything={seed}",
-                f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false",
+                f"--trainer.default_root_dir={run_dir}", f"--prediction.output_dir={run_dir / 'predictions'}",
+                "--trainer.enable_progress_bar=false",
                 "--trainer.enable_model_summary=false"]
         cli = StiffCLI(args=args, run=False)
         model, dm, trainer = cli.model, cli.datamodule, cli.trainer
@@ -124,8 +130,8 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
             fit_seconds=seconds, steps=trainer.global_step, steps_per_second=trainer.global_step / seconds,
             stop_step=stop[0] if stop else None, epochs=trainer.current_epoch + 1, status="ok",
         )
-        trainer.predict(model, dm, return_predictions=False) if any(
-            isinstance(cb, PredictionWriter) for cb in trainer.callbacks) else None
+        if any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks):
+            trainer.predict(model, dm, return_predictions=False)
         curve = _loss_curve(Path(trainer.log_dir or run_dir))
         _atomic_text(run_dir / "curve.json", json.dumps(curve))
     except Exception as err:  # a failing config is recorded and the benchmark goes on
@@ -158,17 +164,21 @@ def mean_std(values: list[float | None]) -> tuple[float, float, int]:
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per config: mean ± std of every metric over its successful seeds."""
     rows = []
-    for config in dict.fromkeys(r["config"] for r in records):
-        runs = [r for r in records if r["config"] == config]
+    for key in dict.fromkeys(_key(r) for r in records):
+        runs = [r for r in records if _key(r) == key]
         ok = [r for r in runs if r.get("status") == "ok"]
         first = (ok or runs)[0]
-        row = {"config": config, "label": first.get("label") or first.get("model") or Path(config).stem,
+        row = {"key": key, "config": first["config"], "label": first.get("label") or first.get("model") or key,
                "system": first.get("system"), "model": first.get("model"), "n_params": first.get("n_params"),
                "lr": first.get("lr"), "runs": len(runs), "failed": len(runs) - len(ok)}
         for key in ("train_loss", "val_loss", "val_rel_l2", "val_rollout_rel_l2", "fit_seconds", "steps_per_second"):
             row[key] = mean_std([r.get(key) for r in ok])
         rows.append(row)
     return rows
+
+
+def _key(record: dict[str, Any]) -> str:
+    return record.get("label") or Path(record["config"]).stem
 
 
 def _fmt(ms: tuple[float, float, int]) -> str:
@@ -190,7 +200,7 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
     writer.writerows(records)
     _atomic_text(out / "results.csv", buf.getvalue())
     _atomic_text(out / "results.json", json.dumps(records, indent=1, default=str))
-    paper = {r.config: r.paper for r in suite.runs} if suite else {}
+    paper = {r.key: r.paper for r in suite.runs} if suite else {}
     rows = aggregate(records)
     lines = [f"# Benchmark: {suite.name if suite else 'configs'}", ""]
     if suite and suite.description:
@@ -208,7 +218,7 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        p = paper.get(row["config"], {})
+        p = paper.get(row["key"], {})
         lines.append(
             f"| {row['system'] or '–'} | {row['label']} | {row['n_params'] or '–'} | {_num(p.get('params'))} | "
             f"{_num(row['lr'])} | {_fmt(row['train_loss'])} | {_num(p.get('loss'))} | {_fmt(row['val_rel_l2'])} | "
@@ -348,12 +358,12 @@ def run_benchmark(suite: Suite, out: Path, repeats: int | None, extra: list[str]
                   TimeElapsedColumn()) as progress:
         task = progress.add_task(f"benchmark {suite.name}", total=len(jobs))
         for run, seed in jobs:
-            run_dir = out / "runs" / Path(run.config).stem / f"seed{seed}"
+            run_dir = out / "runs" / run.key / f"seed{seed}"
             done = run_dir / "result.json"
             if done.exists():
                 records.append(json.loads(done.read_text()))
             else:
-                progress.update(task, description=f"{Path(run.config).stem} seed {seed}")
+                progress.update(task, description=f"{run.key} seed {seed}")
                 record = run_one(suite.name, run, seed, run_dir, extra)
                 _atomic_text(done, json.dumps(record, default=str))
                 records.append(record)

@@ -127,7 +127,8 @@ def _import(class_path: str) -> Any:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(condense(str(err)).split())
+    text = str(err)
+    return " ".join((condense(text) if "\n" in text else text).split())
 
 
 def cmd_list(argv: list[str]) -> int:

@@ -1,0 +1,95 @@
+"""``stiffml benchmark``: the smoke suite end to end, resume, failures, aggregation, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from stiffml import benchmark
+from stiffml.benchmark import aggregate, mean_std
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    from stiffml.cli import main
+
+    assert main(["benchmark", "--suite", "smoke", "--out", str(out)]) == 0
+    return out
+
+
+def test_smoke_suite_writes_results_report_and_figures(smoke) -> None:
+    rows = list(csv.DictReader((smoke / "results.csv").open()))
+    assert len(rows) == 4 * 2  # 4 configs x 2 seeds
+    assert {r["status"] for r in rows} == {"ok"}
+    assert {r["label"] for r in rows} == {"FCNN", "ResNet", "AttenLSTM", "ODE-Net"}
+    for r in rows:
+        assert float(r["val_rel_l2"]) > 0 and float(r["fit_seconds"]) > 0 and int(r["n_params"]) > 0
+        assert "torch" in r["versions"] and r["precision"] == "64-true"
+    rollouts = {r["label"]: r["val_rollout_rel_l2"] for r in rows}
+    assert rollouts["AttenLSTM"] and rollouts["ODE-Net"] and not rollouts["FCNN"]
+    report = (smoke / "report.md").read_text()
+    assert "| bz | AttenLSTM |" in report and "free-run rel. L2" in report
+    for fig in ("loss_curves.png", "run_times.png", "predictions_bz.png", "stiffness_ratio.png"):
+        assert (smoke / fig).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({fig})" in report
+    assert len(json.loads((smoke / "results.json").read_text())) == 8
+
+
+def test_rerun_resumes_without_training(smoke, monkeypatch) -> None:
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(benchmark, "run_one", no_training)
+    from stiffml.cli import main
+
+    assert main(["benchmark", "--suite", "smoke", "--out", str(smoke)]) == 0
+
+
+def test_failing_config_is_recorded_and_the_rest_runs(tmp_path) -> None:
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text(
+        "name: mixed\nrepeats: 1\nruns:\n"
+        "  - {config: tests/conf/bz_fcnn_tiny.yaml, label: broken, args: ['--data.params={c: -8.375e-6}']}\n"
+        "  - {config: tests/conf/bz_fcnn_tiny.yaml, label: fine}\n"
+    )
+    from stiffml.cli import main
+
+    assert main(["benchmark", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 0
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    status = {r["label"]: r for r in records}
+    assert status["broken"]["status"] == "failed" and "blew up" in status["broken"]["error"]
+    assert status["fine"]["status"] == "ok"
+    assert "## Failed runs" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_mean_and_std_on_hand_made_records() -> None:
+    records = [
+        {"config": "a.yaml", "label": "A", "status": "ok", "train_loss": 1.0, "fit_seconds": 10.0},
+        {"config": "a.yaml", "label": "A", "status": "ok", "train_loss": 3.0, "fit_seconds": 14.0},
+        {"config": "a.yaml", "label": "A", "status": "failed", "train_loss": None},
+        {"config": "b.yaml", "label": None, "status": "ok", "train_loss": 2.0, "fit_seconds": 1.0},
+    ]
+    rows = {r["key"]: r for r in aggregate(records)}
+    assert rows["A"]["train_loss"] == (2.0, math.sqrt(2.0), 2)
+    assert rows["A"]["fit_seconds"] == (12.0, math.sqrt(8.0), 2)
+    assert rows["A"]["runs"] == 3 and rows["A"]["failed"] == 1
+    assert rows["b"]["train_loss"] == (2.0, 0.0, 1)
+    mean, std, n = mean_std([None, float("inf")])
+    assert n == 0 and math.isnan(mean)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--suite", "nope", "--out", "{tmp}/o"], "unknown suite 'nope'; valid: ["),
+    (["--configs", "missing.yaml", "--out", "{tmp}/o"], "config file(s) not found: ['missing.yaml']"),
+    (["--suite", "smoke", "--out", "{tmp}/file/sub"], "is not writable"),
+    (["--suite", "smoke", "--out", "{tmp}/o", "--repeats", "0"], "--repeats must be a positive integer"),
+])
+def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    code = cli("benchmark", *[a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and message in err[0], err
