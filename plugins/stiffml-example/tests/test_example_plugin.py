@@ -37,3 +37,16 @@ def test_toggle_switch_jacobian_and_stiff_setting() -> None:
     assert max(classic.stiffness_ratio(y) for y in classic.solve(classic.default_grid(dt=0.1)).y[::20]) < 10
     with pytest.raises(ValueError, match="unknown parameter"):
         ToggleSwitch(alpha3=1.0)
+
+
+def test_short_names_through_the_cli(tmp_path) -> None:
+    from stiffml.cli import main
+
+    assert main(["fit", "--model", "Siren", "--data", "ToggleSwitchDataModule", "--data.dt", "0.1",
+                 "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "a"),
+                 "--trainer.enable_progress_bar", "false"]) == 0
+    cfg = tmp_path / "siren.yaml"
+    cfg.write_text("model:\n  class_path: Siren\n  init_args:\n    hidden: 16\n"
+                   "data:\n  class_path: ToggleSwitchDataModule\n  init_args:\n    dt: 0.1\n    params: {kappa: 1000.0}\n"
+                   "trainer:\n  max_epochs: 1\n  enable_progress_bar: false\n")
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path / "b")]) == 0
