@@ -35,3 +35,9 @@ def run_stiffml(*args: str, timeout: int = 300, env: dict | None = None) -> subp
         [str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})}, cwd=REPO,
     )
+
+
+def assert_one_line_error(code: int, capsys: pytest.CaptureFixture, message: str) -> None:
+    """The CLI exited non-zero with exactly one ``stiffml: error:`` line containing ``message``."""
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
+    assert code != 0 and len(err) == 1 and message in err[0], err

@@ -10,7 +10,7 @@ import yaml
 
 from stiffml import registry
 
-from .conftest import CONF, run_stiffml
+from .conftest import CONF, assert_one_line_error, run_stiffml
 
 TINY = CONF / "bz_fcnn_tiny.yaml"
 
@@ -107,9 +107,7 @@ BAD_INPUT = [
 def test_bad_input_is_one_line_and_non_zero(args, message, cli, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("STIFFML_CACHE_DIR", str(tmp_path / "cache"))
     code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, *args)
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
-    assert code != 0
-    assert len(err) == 1 and message in err[0], err
+    assert_one_line_error(code, capsys, message)
     cache = tmp_path / "cache"
     assert not cache.exists() or not [p for p in cache.iterdir() if p.suffix == ".tmp"]
 

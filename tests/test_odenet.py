@@ -11,7 +11,7 @@ from stiffml.models import ODENet
 from stiffml.solvers import SOLVERS, integrate, rosenbrock23
 from stiffml.systems import get_system
 
-from .conftest import CONF
+from .conftest import CONF, assert_one_line_error
 
 
 def rober(t, y):
@@ -167,8 +167,7 @@ BAD = [
 @pytest.mark.parametrize(("args", "message"), BAD)
 def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
     code = cli("fit", "--config", CONF / "bz_odenet_tiny.yaml", "--trainer.default_root_dir", tmp_path, *args)
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
-    assert code != 0 and len(err) == 1 and message in err[0], err
+    assert_one_line_error(code, capsys, message)
 
 
 def test_solver_list_names_torchdiffeq_methods() -> None:

@@ -10,7 +10,7 @@ from stiffml import registry
 from stiffml.data import BZDataModule, VdPDataModule
 from stiffml.models import WindowModel
 
-from .conftest import CONF
+from .conftest import CONF, assert_one_line_error
 
 TEMPORAL = sorted(n for n, e in registry.load("models").items() if e.cls.consumes({}) == "window")
 
@@ -123,5 +123,4 @@ BAD = [
 @pytest.mark.parametrize(("args", "message"), BAD)
 def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
     code = cli("fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path, *args)
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
-    assert code != 0 and len(err) == 1 and message in err[0], err
+    assert_one_line_error(code, capsys, message)

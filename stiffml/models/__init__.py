@@ -3,9 +3,9 @@
 from stiffml.models.base import StiffModel
 from stiffml.models.pointwise import FCNN, LiftedConvNet, MixNet, Res2Net, ResNet
 from stiffml.models.odenet import ODENet
-from stiffml.models.temporal import GRU, LSTM, RNN, AttenLSTM, StackedLSTM, WindowModel
+from stiffml.models.temporal import GRU, LSTM, RNN, AttenLSTM, LastStateReadout, StackedLSTM, WindowModel
 
 __all__ = [
-    "FCNN", "GRU", "LSTM", "RNN", "AttenLSTM", "LiftedConvNet", "MixNet", "ODENet", "Res2Net", "ResNet",
+    "FCNN", "GRU", "LSTM", "RNN", "AttenLSTM", "LastStateReadout", "LiftedConvNet", "MixNet", "ODENet", "Res2Net", "ResNet",
     "StackedLSTM", "StiffModel", "WindowModel",
 ]

@@ -104,7 +104,19 @@ class WindowModel(StiffModel):
         return {"t": dm.times[k : k + steps], "pred": pred, "reference": dm.reference[k : k + steps]}
 
 
-class RNN(WindowModel):
+class LastStateReadout(WindowModel):
+    """Window models that read the next state out of the top layer's last output with ``head``."""
+
+    head: nn.Linear
+
+    def readout(self, seq: Tensor) -> Tensor:
+        return self.head(seq[:, -1])
+
+    def readout_spec(self) -> tuple[str, list[Tensor]]:
+        return "last", [self.head.weight, self.head.bias]
+
+
+class RNN(LastStateReadout):
     """Elman RNN (tanh) + linear head on the last hidden state.
 
     Args:
@@ -130,12 +142,6 @@ class RNN(WindowModel):
         out, _ = self.rnn(window)
         return self.readout(out)
 
-    def readout(self, seq: Tensor) -> Tensor:
-        return self.head(seq[:, -1])
-
-    def readout_spec(self) -> tuple[str, list[Tensor]]:
-        return "last", [self.head.weight, self.head.bias]
-
     def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
         return _layers_of(self.rnn)
 
@@ -152,7 +158,7 @@ class LSTM(RNN):
     cell = nn.LSTM
 
 
-class StackedLSTM(WindowModel):
+class StackedLSTM(LastStateReadout):
     """The seeds' Keras stack: LSTM(hidden, return sequences) → LSTM(hidden) → Dense.
 
     Args:
@@ -174,12 +180,6 @@ class StackedLSTM(WindowModel):
         seq, _ = self.lstm1(window)
         out, _ = self.lstm2(seq)
         return self.readout(out)
-
-    def readout(self, seq: Tensor) -> Tensor:
-        return self.head(seq[:, -1])
-
-    def readout_spec(self) -> tuple[str, list[Tensor]]:
-        return "last", [self.head.weight, self.head.bias]
 
     def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
         return _layers_of(self.lstm1) + _layers_of(self.lstm2)
