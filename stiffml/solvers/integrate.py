@@ -55,6 +55,8 @@ def integrate(
         adjoint: Gradients by torchdiffeq's adjoint method (``odeint_adjoint``) instead of
             backpropagation through the solver; torchdiffeq solvers only.
         max_steps: Step budget of adaptive solvers; exceeding it raises ``StepBudgetExceeded``.
+            Rosenbrock23 counts steps over the whole solve; torchdiffeq counts them per output
+            interval (its ``max_num_steps``), so a long output grid allows proportionally more.
         params: Parameters of ``func`` (needed by the adjoint method).
         stats: If a dict, receives solver statistics (steps taken, function evaluations).
     """
