@@ -86,9 +86,7 @@ class ODENet(StiffModel):
             raise ValueError(f"hidden and max_steps must be positive and depth >= 0, got {hidden}, {depth}, {max_steps}")
         if rollout_solver not in STIFF_METHODS:
             raise ValueError(f"unknown rollout_solver {rollout_solver!r}; valid: {list(STIFF_METHODS)}")
-        check_solver(solver, rtol, atol, step_size)
-        if adjoint and solver == "rosenbrock23":
-            raise ValueError("adjoint gradients are available with torchdiffeq's solvers, not rosenbrock23")
+        check_solver(solver, rtol, atol, step_size, adjoint)
         layers: list[nn.Module] = []
         width = n_inputs + int(time_dependent)
         for _ in range(depth):

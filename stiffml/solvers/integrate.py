@@ -17,7 +17,7 @@ FIXED_STEP = ("euler", "midpoint", "rk4", "heun2", "heun3", "explicit_adams", "i
 SOLVERS = ("rosenbrock23", *TORCHDIFFEQ_SOLVERS)
 
 
-def check_solver(method: str, rtol: float, atol: float, step_size: float | None) -> None:
+def check_solver(method: str, rtol: float, atol: float, step_size: float | None, adjoint: bool = False) -> None:
     """Validate solver settings with one-line errors listing what is allowed."""
     if method not in SOLVERS:
         raise ValueError(f"unknown ODE solver {method!r}; valid: {list(SOLVERS)}")
@@ -27,6 +27,8 @@ def check_solver(method: str, rtol: float, atol: float, step_size: float | None)
         raise ValueError(f"step_size must be positive, got {step_size}")
     if method in FIXED_STEP and step_size is None:
         raise ValueError(f"fixed-step solver {method!r} needs step_size")
+    if adjoint and method == "rosenbrock23":
+        raise ValueError("adjoint gradients are available with torchdiffeq's solvers, not rosenbrock23")
 
 
 def integrate(
@@ -60,10 +62,8 @@ def integrate(
         params: Parameters of ``func`` (needed by the adjoint method).
         stats: If a dict, receives solver statistics (steps taken, function evaluations).
     """
-    check_solver(method, rtol, atol, step_size)
+    check_solver(method, rtol, atol, step_size, adjoint)
     if method == "rosenbrock23":
-        if adjoint:
-            raise ValueError("adjoint gradients are available with torchdiffeq's solvers, not rosenbrock23")
         return rosenbrock23(func, y0, t, rtol=rtol, atol=atol, max_steps=max_steps, stats=stats)
     import torchdiffeq
 
