@@ -66,6 +66,8 @@ class StiffCLI(LightningCLI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         registry.load_all()  # import plugin classes so their short names resolve
+        given = kwargs.get("args")
+        self._given_args = [str(a) for a in (sys.argv[1:] if given is None else given)]
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", StiffArgumentParser)
@@ -92,6 +94,26 @@ class StiffCLI(LightningCLI):
         )
         parser.link_arguments("data", "model.init_args.n_inputs", compute_fn=lambda d: d.n_inputs, apply_on="instantiate")
         parser.link_arguments("data", "model.init_args.n_outputs", compute_fn=lambda d: d.n_outputs, apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """Checkpoint hyperparameters as defaults: explicit ``--model.*`` flags still win.
+
+        Lightning applies a checkpoint's model hyperparameters over the whole parsed config, so
+        ``stiffml validate --ckpt_path X --model.mode pair`` would silently keep X's mode.
+        """
+        explicit = set()
+        for arg in self._given_args:
+            if arg.startswith("--model.") and arg != "--model.class_path":
+                explicit.add(arg.split("=", 1)[0].removeprefix("--model.").removeprefix("init_args."))
+        sub = self.config.get("subcommand")
+        if not sub or not explicit:
+            return super()._parse_ckpt_path()
+        init = self.config[sub].model.get("init_args")
+        kept = {k: init.get(k) for k in explicit if init is not None and k in init}
+        super()._parse_ckpt_path()
+        init = self.config[sub].model.get("init_args")
+        for key, value in kept.items():
+            init[key] = value
 
     def _active_config(self) -> Namespace:
         return self.config[self.subcommand] if self.subcommand else self.config

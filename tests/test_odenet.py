@@ -172,3 +172,19 @@ def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
 
 def test_solver_list_names_torchdiffeq_methods() -> None:
     assert {"rosenbrock23", "dopri5", "rk4", "implicit_adams"} <= set(SOLVERS)
+
+
+def test_explicit_model_flags_win_over_checkpoint_hparams(cli, tmp_path) -> None:
+    import yaml
+
+    tiny = CONF / "bz_odenet_tiny.yaml"
+    assert cli("fit", "--config", tiny, "--model.mode", "derivative", "--trainer.max_steps", 2,
+               "--trainer.limit_val_batches", 1, "--trainer.default_root_dir", tmp_path / "fit") == 0
+    ckpt = next((tmp_path / "fit").glob("lightning_logs/version_0/checkpoints/last.ckpt"))
+    for flags, mode in (([], "derivative"), (["--model.mode", "pair"], "pair")):
+        root = tmp_path / f"val-{mode}"
+        assert cli("validate", "--config", tiny, "--ckpt_path", ckpt, *flags, "--trainer.limit_val_batches", 1,
+                   "--rollout.max_steps", 5, "--trainer.default_root_dir", root) == 0
+        cfg = yaml.safe_load(next(root.glob("lightning_logs/version_0/config.yaml")).read_text())
+        assert cfg["model"]["init_args"]["mode"] == mode  # the checkpoint's unless given explicitly
+        assert cfg["data"]["init_args"]["representation"] == {"derivative": "derivative", "pair": "pair"}[mode]
