@@ -59,10 +59,11 @@ def test_identity_rollout_is_the_constant_continuation() -> None:
     torch.testing.assert_close(out, init[:, -1:].expand(3, 40, 2))
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("name", TEMPORAL)
-def test_fast_rollout_equals_rerunning_every_window(name: str) -> None:
+def test_fast_rollout_equals_rerunning_every_window(name: str, residual: bool) -> None:
     torch.manual_seed(0)
-    model = registry.get_model(name)(n_inputs=3, n_outputs=3, hidden=16).double()
+    model = registry.get_model(name)(n_inputs=3, n_outputs=3, hidden=16, residual=residual).double()
     init = 0.5 * torch.randn(2, 7, 3, dtype=torch.float64)
     fast, naive = model.rollout(init, 60), model.rollout(init, 60, naive=True)
     torch.testing.assert_close(fast, naive, rtol=1e-12, atol=1e-12)
@@ -124,3 +125,11 @@ BAD = [
 def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
     code = cli("fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path, *args)
     assert_one_line_error(code, capsys, message)
+
+
+def test_residual_model_starts_at_the_do_nothing_prediction() -> None:
+    model = registry.get_model("AttenLSTM")(n_inputs=2, n_outputs=2, residual=True).double()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    window = torch.randn(4, 5, 2, dtype=torch.float64)
+    torch.testing.assert_close(model(window), window[:, -1])

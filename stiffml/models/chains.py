@@ -28,6 +28,7 @@ def chain_rollout(
     weights: list[list[Tensor]],
     readout: int,
     ro: list[Tensor],
+    residual: bool = False,
 ) -> Tensor:
     """Roll ``steps`` predictions out from the windows ``init`` (B, k, n).
 
@@ -39,6 +40,7 @@ def chain_rollout(
         readout: 0: linear head on the last output (``ro = [W, b]``); 1: additive attention over
             the window (``ro = [proj_W, proj_b, score_v, head_W, head_b]``).
         ro: Readout tensors.
+        residual: The prediction is the window's last state plus the readout.
     """
     b, k, n = init.shape[0], init.shape[1], init.shape[2]
     h: list[Tensor] = []
@@ -74,9 +76,10 @@ def chain_rollout(
             if readout == 1:
                 scores = torch.matmul(torch.tanh(F.linear(seq, ro[0], ro[1])), ro[2])
                 context = torch.bmm(torch.softmax(scores, dim=1).unsqueeze(1), seq).squeeze(1)
-                x = F.linear(context, ro[3], ro[4])
+                y = F.linear(context, ro[3], ro[4])
             else:
-                x = F.linear(seq[:, -1], ro[0], ro[1])
+                y = F.linear(seq[:, -1], ro[0], ro[1])
+            x = x + y if residual else y  # x is the window's last state here
             out[:, p - k + 1] = x
         else:
             x = init[:, p + 1]

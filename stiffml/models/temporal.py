@@ -54,6 +54,10 @@ class WindowModel(StiffModel):
         """``("last", [W, b])`` or ``("attention", [proj_W, proj_b, v, head_W, head_b])``."""
         return None
 
+    def next_state(self, window: Tensor, out: Tensor) -> Tensor:
+        """The prediction: ``out``, or the window's last state plus ``out`` if ``residual``."""
+        return window[:, -1] + out if self.hparams.get("residual", False) else out
+
     @torch.inference_mode()
     def rollout(self, init: Tensor, steps: int, naive: bool = False) -> Tensor:
         """Feed the model's own predictions back, starting from true windows.
@@ -78,7 +82,8 @@ class WindowModel(StiffModel):
             if layers is None or spec is None:
                 return self._rollout_rerun(init, steps)
             kinds = [CELL_KINDS[kind] for kind, _ in layers]
-            return chain_rollout(init, steps, kinds, [w for _, w in layers], READOUTS[spec[0]], spec[1])
+            residual = bool(self.hparams.get("residual", False))
+            return chain_rollout(init, steps, kinds, [w for _, w in layers], READOUTS[spec[0]], spec[1], residual)
         finally:
             self.train(was_training)
 
@@ -125,12 +130,19 @@ class RNN(LastStateReadout):
         lr: Adam learning rate.
         hidden: Hidden size.
         layers: Stacked recurrent layers.
+        residual: Predict the increment over the window's last state (next = last + net).
     """
 
     cell = nn.RNN
 
     def __init__(
-        self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 5e-5, hidden: int = 64, layers: int = 2
+        self,
+        n_inputs: int = 1,
+        n_outputs: int = 1,
+        lr: float = 5e-5,
+        hidden: int = 64,
+        layers: int = 2,
+        residual: bool = False,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if hidden < 1 or layers < 1:
@@ -140,7 +152,7 @@ class RNN(LastStateReadout):
 
     def forward(self, window: Tensor) -> Tensor:
         out, _ = self.rnn(window)
-        return self.readout(out)
+        return self.next_state(window, self.readout(out))
 
     def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
         return _layers_of(self.rnn)
@@ -166,9 +178,12 @@ class StackedLSTM(LastStateReadout):
         n_outputs: Linked from the datamodule.
         lr: Adam learning rate.
         hidden: Units of each LSTM (50 in the seeds).
+        residual: Predict the increment over the window's last state (next = last + net).
     """
 
-    def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, hidden: int = 50) -> None:
+    def __init__(
+        self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, hidden: int = 50, residual: bool = False
+    ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if hidden < 1:
             raise ValueError(f"hidden must be positive, got {hidden}")
@@ -179,7 +194,7 @@ class StackedLSTM(LastStateReadout):
     def forward(self, window: Tensor) -> Tensor:
         seq, _ = self.lstm1(window)
         out, _ = self.lstm2(seq)
-        return self.readout(out)
+        return self.next_state(window, self.readout(out))
 
     def recurrent_layers(self) -> list[tuple[str, list[Tensor]]]:
         return _layers_of(self.lstm1) + _layers_of(self.lstm2)
@@ -197,10 +212,17 @@ class AttenLSTM(WindowModel):
         lr: Adam learning rate.
         hidden: LSTM hidden size (and attention width).
         layers: LSTM layers.
+        residual: Predict the increment over the window's last state (next = last + net).
     """
 
     def __init__(
-        self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 5e-5, hidden: int = 64, layers: int = 1
+        self,
+        n_inputs: int = 1,
+        n_outputs: int = 1,
+        lr: float = 5e-5,
+        hidden: int = 64,
+        layers: int = 1,
+        residual: bool = False,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if hidden < 1 or layers < 1:
@@ -212,7 +234,7 @@ class AttenLSTM(WindowModel):
 
     def forward(self, window: Tensor) -> Tensor:
         h, _ = self.lstm(window)  # (B, k, hidden)
-        return self.readout(h)
+        return self.next_state(window, self.readout(h))
 
     def readout(self, seq: Tensor) -> Tensor:
         scores = torch.tanh(self.proj(seq)) @ self.score  # (B, k)
