@@ -13,6 +13,14 @@ from torch import Tensor
 from stiffml.metrics import RelativeL2Error
 
 
+def check_positive(**sizes: int) -> None:
+    """Raise a one-line ValueError unless every size is a positive integer (>= 1)."""
+    if any(v < 1 for v in sizes.values()):
+        names = list(sizes)
+        joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        raise ValueError(f"{joined} must be positive, got {', '.join(map(str, sizes.values()))}")
+
+
 def make_adam(params: Any, lr: float) -> torch.optim.Optimizer:
     """Adam, fused where torch supports it (about 25 % faster per step on the CPU for these
     small models, measured with bench/overhead.py); plain Adam otherwise."""

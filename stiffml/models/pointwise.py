@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from stiffml.models.base import StiffModel
+from stiffml.models.base import StiffModel, check_positive
 
 
 class FCNN(StiffModel):
@@ -31,8 +31,7 @@ class FCNN(StiffModel):
         self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, hidden: int = 300, depth: int = 6
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
-        if hidden < 1 or depth < 1:
-            raise ValueError(f"hidden and depth must be positive, got {hidden}, {depth}")
+        check_positive(hidden=hidden, depth=depth)
         layers: list[nn.Module] = []
         width = n_inputs
         for _ in range(depth):
@@ -72,8 +71,7 @@ class LiftedConvNet(StiffModel):
         blocks: int = 2,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
-        if min(channels, length, blocks) < 1:
-            raise ValueError(f"channels, length and blocks must be positive, got {channels}, {length}, {blocks}")
+        check_positive(channels=channels, length=length, blocks=blocks)
         self.channels, self.length = channels, length
         self.lift = nn.Sequential(nn.Linear(n_inputs, channels * length), nn.ReLU())
         self.blocks = nn.Sequential(*(self.make_block(channels) for _ in range(blocks)))

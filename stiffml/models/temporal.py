@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stiffml.models.base import StiffModel
+from stiffml.models.base import StiffModel, check_positive
 from stiffml.models.chains import CELL_KINDS, READOUTS, chain_rollout
 
 
@@ -145,8 +145,7 @@ class RNN(LastStateReadout):
         residual: bool = False,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
-        if hidden < 1 or layers < 1:
-            raise ValueError(f"hidden and layers must be positive, got {hidden}, {layers}")
+        check_positive(hidden=hidden, layers=layers)
         self.rnn = self.cell(n_inputs, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
 
@@ -185,8 +184,7 @@ class StackedLSTM(LastStateReadout):
         self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, hidden: int = 50, residual: bool = False
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
-        if hidden < 1:
-            raise ValueError(f"hidden must be positive, got {hidden}")
+        check_positive(hidden=hidden)
         self.lstm1 = nn.LSTM(n_inputs, hidden, batch_first=True)
         self.lstm2 = nn.LSTM(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
@@ -225,8 +223,7 @@ class AttenLSTM(WindowModel):
         residual: bool = False,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
-        if hidden < 1 or layers < 1:
-            raise ValueError(f"hidden and layers must be positive, got {hidden}, {layers}")
+        check_positive(hidden=hidden, layers=layers)
         self.lstm = nn.LSTM(n_inputs, hidden, num_layers=layers, batch_first=True)
         self.proj = nn.Linear(hidden, hidden)
         self.score = nn.Parameter(torch.randn(hidden) / hidden**0.5)
