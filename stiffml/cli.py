@@ -171,7 +171,14 @@ def cmd_benchmark(argv: list[str]) -> int:
     return benchmark_main(argv)
 
 
-EXTRA_COMMANDS = {"list": cmd_list, "benchmark": cmd_benchmark}
+def cmd_symbolic(argv: list[str]) -> int:
+    """``stiffml symbolic --ckpt PATH``: see :mod:`stiffml.symbolic`."""
+    from stiffml.symbolic import main as symbolic_main
+
+    return symbolic_main(argv)
+
+
+EXTRA_COMMANDS = {"list": cmd_list, "benchmark": cmd_benchmark, "symbolic": cmd_symbolic}
 
 
 def main(argv: list[str] | None = None) -> int:

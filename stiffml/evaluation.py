@@ -69,7 +69,10 @@ class RolloutEvaluation(pl.Callback):
         if not hasattr(pl_module, "free_run") or dm is None or getattr(dm, "samples", None) is None:
             return None
         start = time.perf_counter()
-        metrics = rollout_errors(dm, pl_module.free_run(dm, self.max_steps))
+        if hasattr(pl_module, "rollout_metrics"):  # e.g. the physics family's ensemble scores
+            metrics = pl_module.rollout_metrics(dm, pl_module.free_run(dm, self.max_steps))
+        else:
+            metrics = rollout_errors(dm, pl_module.free_run(dm, self.max_steps))
         metrics["rollout_seconds"] = time.perf_counter() - start
         self._done_at_step = trainer.global_step
         return metrics
@@ -153,14 +156,21 @@ class PredictionWriter(pl.Callback):
         if hasattr(pl_module, "free_run"):
             run = pl_module.free_run(dm)
             arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
-            arrays.update(rollout_errors(dm, run))
+            if hasattr(pl_module, "rollout_metrics"):
+                arrays.update(pl_module.rollout_metrics(dm, run))
+            else:
+                arrays.update(rollout_errors(dm, run))
         folder = self._folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez(buf, state_names=np.array(names), **arrays)
         _atomic_write(folder / "predictions.npz", buf.getvalue())
         _atomic_write(folder / "predictions.csv", _csv(arrays, names).encode())
-        _atomic_write(folder / "predictions.png", _plot(arrays, names, type(pl_module).__name__))
+        title = type(pl_module).__name__
+        if arrays.get("rollout", np.zeros(0)).ndim == 3:  # an ensemble: phase portraits
+            _atomic_write(folder / "predictions.png", _plot_phase(arrays, names, title))
+        else:
+            _atomic_write(folder / "predictions.png", _plot(arrays, names, title))
         rank_zero_info(f"predictions written to {folder}")
 
 
@@ -168,6 +178,13 @@ def _csv(arrays: dict[str, Any], names: list[str]) -> str:
     """One row per time; the free run (if any) on its own grid, aligned by time."""
     out = io.StringIO()
     w = csv.writer(out)
+    if "rollout" in arrays and arrays["rollout"].ndim == 3:  # ensemble: one block per trajectory
+        t, ref, pred = arrays["t_rollout"], arrays["reference_rollout"], arrays["rollout"]
+        w.writerow(["trajectory", "t"] + [f"reference_{n}" for n in names] + [f"rollout_{n}" for n in names])
+        for j in range(ref.shape[0]):
+            for i, ti in enumerate(t):
+                w.writerow([j, f"{ti:.10g}"] + [f"{v:.10g}" for v in ref[j, i]] + [f"{v:.10g}" for v in pred[j, i]])
+        return out.getvalue()
     if "rollout" in arrays:
         t, ref, pred = arrays["t_rollout"], arrays["reference_rollout"], arrays["rollout"]
         cols = ["t"] + [f"reference_{n}" for n in names] + [f"rollout_{n}" for n in names]
@@ -203,5 +220,39 @@ def _plot(arrays: dict[str, Any], names: list[str], title: str) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plot_phase(arrays: dict[str, Any], names: list[str], title: str, n_show: int = 6) -> bytes:
+    """Phase portraits (first two states) of held-out trajectories: true vs learned free runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref, pred, t = arrays["reference_rollout"], arrays["rollout"], arrays["t_rollout"]
+    n_show = min(n_show, ref.shape[0])
+    fig, axes = plt.subplots(2, n_show, figsize=(3.0 * n_show, 6.0), squeeze=False)
+    for j in range(n_show):
+        ax = axes[0, j]
+        ax.plot(ref[j, :, 0], ref[j, :, 1], "k-", lw=1.0, label="true")
+        ax.plot(pred[j, :, 0], pred[j, :, 1], "C1--", lw=0.9, label="learned")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_title(f"held-out #{j}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax = axes[1, j]
+        ax.plot(t, ref[j, :, 0], "k-", lw=1.0)
+        ax.plot(t, pred[j, :, 0], "C1--", lw=0.9)
+        ax.set_xlabel("t")
+        ax.set_ylabel(names[0])
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    keys = [k for k in arrays if k.startswith("val_rollout_mse") or k == "val_energy_drift"]
+    fig.suptitle(title + " — " + ", ".join(f"{k} {float(arrays[k]):.3g}" for k in keys))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()

@@ -31,6 +31,10 @@ def small_data_args(dm_cls: type[StiffDataModule], n_points: int = 200) -> list[
     system = dm_cls.system_class
     if system is None:
         return []
+    from stiffml.data.ensemble import EnsembleDataModule
+
+    if issubclass(dm_cls, EnsembleDataModule):
+        return ["--data.n_trajectories", "10", "--data.n_points", "20", "--data.rollout_factor", "2"]
     t0, t1 = system.t_span
     if system.spacing == "log":
         return ["--data.t_span", f"[{t0}, {t0 + 10.0}]", "--data.dt", "1.0e-3"]
@@ -77,8 +81,10 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[St
     Args:
         model_cls: The model class (a :class:`StiffModel` subclass named like its entry point).
         tmp_path: An empty folder for the runs.
-        datamodule: The datamodule to train on (default: B-Z).
+        datamodule: The datamodule to train on (default: the model's ``contract_datamodule``
+            registry name if it sets one, else B-Z).
     """
+    from stiffml import registry
     from stiffml.data.modules import BZDataModule
 
     assert issubclass(model_cls, StiffModel), f"{model_cls} does not subclass stiffml.StiffModel"
@@ -88,7 +94,9 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[St
     assert rep in REPRESENTATIONS, f"{model_cls.__name__} consumes unknown representation {rep!r}"
     assert model_cls.family, f"{model_cls.__name__} sets no family"
     model_cls()  # instantiates with defaults
-    _fit_reload(model_cls, datamodule or BZDataModule, tmp_path, [])
+    default = getattr(model_cls, "contract_datamodule", None)
+    dm_cls = datamodule or (registry.get_datamodule(default) if default else BZDataModule)
+    _fit_reload(model_cls, dm_cls, tmp_path, [])
 
 
 def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[StiffModel] | None = None) -> None:
@@ -97,18 +105,24 @@ def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[
     Args:
         dm_cls: The datamodule class (a :class:`StiffDataModule` subclass).
         tmp_path: An empty folder for the runs.
-        model: The model to train (default: a small FCNN).
+        model: The model to train (default: a small FCNN, or a small NODE for datamodules that
+            serve only derivative samples).
     """
+    from stiffml.models.physics import NODE
     from stiffml.models.pointwise import FCNN
 
     assert issubclass(dm_cls, StiffDataModule), f"{dm_cls} does not subclass stiffml.StiffDataModule"
-    dm = dm_cls(representation="pointwise", **_kwargs(small_data_args(dm_cls)))
+    rep = "pointwise" if "pointwise" in dm_cls.representations else dm_cls.representations[0]
+    dm = dm_cls(representation=rep, **_kwargs(small_data_args(dm_cls)))
     dm.setup("fit")
     assert len(dm.train_idx) > 0 and len(dm.val_idx) > 0
     x, y = next(iter(dm.train_dataloader()))
-    assert x.shape[1:] == (1,) and y.shape[1:] == (dm.n_outputs,)
-    extra = ["--model.hidden", "8", "--model.depth", "1"] if (model or FCNN) is FCNN else []
-    _fit_reload(model or FCNN, dm_cls, tmp_path, extra)
+    assert x.shape[0] == y.shape[0] and y.shape[1:] == (dm.n_outputs,)
+    if rep == "pointwise":
+        assert x.shape[1:] == (1,)
+    model = model or (FCNN if rep == "pointwise" else NODE)
+    extra = {FCNN: ["--model.hidden", "8", "--model.depth", "1"], NODE: ["--model.hidden", "8"]}.get(model, [])
+    _fit_reload(model, dm_cls, tmp_path, extra)
 
 
 def _kwargs(args: list[str]) -> dict[str, Any]:

@@ -35,15 +35,16 @@ def _inputs(cls, n_in: int, batch: int = 8):
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_shape_and_one_training_step(name: str) -> None:
     cls = registry.get_model(name)
-    n_in = 1 if cls.consumes({}) == "pointwise" else 3
+    n = 4  # even: Hamiltonian and Lagrangian models need (q, p) pairs
+    n_in = 1 if cls.consumes({}) == "pointwise" else n
     torch.manual_seed(0)
-    model = cls(n_inputs=n_in, n_outputs=3).double()
-    x = _inputs(cls, 3)
+    model = cls(n_inputs=n_in, n_outputs=n).double()
+    x = _inputs(cls, n)
     out = model(x)
-    assert out.shape == (8, 3) and out.dtype == torch.float64
+    assert out.shape == (8, n) and out.dtype == torch.float64
     opt = model.configure_optimizers()
     before = [p.detach().clone() for p in model.parameters()]
-    loss = model.loss(model(x), torch.zeros(8, 3, dtype=torch.float64))
+    loss = model.loss(model(x), torch.zeros(8, n, dtype=torch.float64))
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)

@@ -1,7 +1,8 @@
 """Data pipeline: cached reference trajectories, sample representations, fast batching."""
 
 from stiffml.data.base import StiffDataModule, precision_dtype
-from stiffml.data.cache import cached_solve, default_cache_dir
+from stiffml.data.cache import cached_ensemble, cached_solve, default_cache_dir
+from stiffml.data.ensemble import EnsembleDataModule
 from stiffml.data.loader import BatchLoader
 from stiffml.data.modules import (
     BZDataModule,
@@ -15,7 +16,7 @@ from stiffml.data.samples import REPRESENTATIONS, SampleSet
 from stiffml.data.scaling import NORMALIZATIONS, Scaler
 
 __all__ = [
-    "BZDataModule", "BatchLoader", "DuffingDataModule", "HIRESDataModule", "NORMALIZATIONS",
+    "BZDataModule", "BatchLoader", "DuffingDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
     "OregoDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
-    "StiffDataModule", "VdPDataModule", "cached_solve", "default_cache_dir", "precision_dtype",
+    "StiffDataModule", "VdPDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
 ]

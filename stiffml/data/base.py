@@ -74,6 +74,7 @@ class StiffDataModule(pl.LightningDataModule):
     """
 
     system_class: ClassVar[type[StiffSystem] | None] = None
+    representations: ClassVar[tuple[str, ...]] = REPRESENTATIONS
     default_outputs: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
@@ -127,6 +128,7 @@ class StiffDataModule(pl.LightningDataModule):
         if window < 1:
             raise ValueError(f"window must be a positive integer, got {window}")
         self.representation = representation
+        self.drop_last = drop_last  # attribute, not hparams: subclasses may not expose it
         self.samples: SampleSet | None = None
         self.target_scaler: Scaler | None = None
         self.train_idx: Tensor | None = None
@@ -158,6 +160,10 @@ class StiffDataModule(pl.LightningDataModule):
 
     def _check_representation(self) -> None:
         rep = self.representation
+        if rep is not None and rep not in self.representations:
+            raise ValueError(
+                f"{type(self).__name__} serves {list(self.representations)} samples, not '{rep}'"
+            )
         if rep in ("window", "segment") and self.hparams.window >= len(self.grid):
             raise ValueError(
                 f"window={self.hparams.window} is not shorter than the series "
@@ -245,15 +251,20 @@ class StiffDataModule(pl.LightningDataModule):
         return DerivativeSamples(z, torch.as_tensor(dz))
 
     # ----------------------------------------------------------------------------- loaders
+    def batch_size(self, train: bool) -> int:
+        """Batch size of the training loader, or of the evaluation loaders."""
+        h = self.hparams
+        return h.batch_size if train else (h.eval_batch_size or 10 * h.batch_size)
+
     def _loader(self, idx: Tensor, train: bool) -> BatchLoader:
         trainer = getattr(self, "trainer", None)
         h = self.hparams
         return BatchLoader(
             self.samples,
             idx,
-            batch_size=h.batch_size if train else (h.eval_batch_size or 10 * h.batch_size),
+            batch_size=self.batch_size(train),
             shuffle=train and h.shuffle,
-            drop_last=train and h.drop_last,
+            drop_last=train and self.drop_last,
             equal_shards=train,
             seed=h.seed,
             rank=trainer.global_rank if trainer else 0,

@@ -82,17 +82,56 @@ def cached_solve(
         except ValueError as err:
             warnings.warn(f"stiffml: ignoring bad cache file {path}: {err}; regenerating", stacklevel=2)
     traj = system.solve(t_eval, method=method, rtol=rtol, atol=atol)
+    _write(path, key=np.array(key), t=traj.t, y=traj.y)
+    return traj
+
+
+def _write(path: Path, **arrays: np.ndarray) -> None:
+    """Write an npz atomically: a temporary file in the same folder, renamed into place."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OSError(f"cannot create cache directory {root}: {err}") from None
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{path.name}.", suffix=".tmp")
+        raise OSError(f"cannot create cache directory {path.parent}: {err}") from None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, key=np.array(key), t=traj.t, y=traj.y)
+            np.savez(f, **arrays)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return traj
+
+
+def cached_ensemble(
+    system: StiffSystem,
+    y0s: np.ndarray,
+    t_eval: np.ndarray,
+    cache_dir: str | os.PathLike | None = None,
+    method: str = "LSODA",
+    rtol: float = 1e-12,
+    atol: float = 1e-12,
+) -> np.ndarray:
+    """:meth:`StiffSystem.solve_ensemble`, cached like :func:`cached_solve`; shape ``(m, T, n)``."""
+    t_eval = np.asarray(t_eval, dtype=np.float64)
+    y0s = np.ascontiguousarray(y0s, dtype=np.float64)
+    solver = {
+        "method": method, "rtol": float(rtol), "atol": float(atol), "ensemble": True,
+        "y0s": hashlib.sha256(y0s.tobytes() + repr(y0s.shape).encode()).hexdigest(),
+    }
+    key = cache_key(system, t_eval, solver)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = root / f"{system.name}-ensemble-{key[:20]}.npz"
+    shape = (y0s.shape[0], t_eval.size, system.n)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                stored, t, y = str(f["key"]), f["t"], f["y"]
+            if stored != key or y.shape != shape or not np.array_equal(t, t_eval) or not np.all(np.isfinite(y)):
+                raise ValueError(f"does not match the request (shape {y.shape}, expected {shape})")
+            return y
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            warnings.warn(f"stiffml: ignoring bad cache file {path}: {err}; regenerating", stacklevel=2)
+    y = system.solve_ensemble(y0s, t_eval, rtol=rtol, atol=atol, method=method)
+    _write(path, key=np.array(key), t=t_eval, y=y)
+    return y

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stiffml.data.base import StiffDataModule
+from stiffml.data.ensemble import EnsembleDataModule
 from stiffml.systems import BZ, HIRES, Duffing, Orego, Robertson, VanDerPol
 
 
@@ -37,7 +38,9 @@ class OregoDataModule(StiffDataModule):
     system_class = Orego
 
 
-class DuffingDataModule(StiffDataModule):
-    """Duffing oscillator, one trajectory from (1, 0) over t in [0, 5]."""
+class DuffingDataModule(EnsembleDataModule):
+    """Duffing oscillator ensemble (the physics seed): 100 trajectories from (q0, p0) ~ N(0, 1),
+    t in [0, 5], 50 points each; (q, p) → (q̇, ṗ) samples, split 80/20 by trajectory.
+    Parameters ``alpha``, ``beta``, ``gamma`` (default 1, 2, 0); ``q̈`` is ``ṗ`` (unit mass)."""
 
     system_class = Duffing

@@ -100,6 +100,14 @@ class StiffModel(pl.LightningModule):
                 f"{(self.hparams.n_inputs, self.hparams.n_outputs)} but {type(dm).__name__} serves {dims}"
             )
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the classes, so tools such as `stiffml symbolic --ckpt` can rebuild model and data
+        dm = self._datamodule()
+        checkpoint["stiffml"] = {
+            "model": f"{type(self).__module__}.{type(self).__qualname__}",
+            "datamodule": f"{type(dm).__module__}.{type(dm).__qualname__}" if dm is not None else None,
+        }
+
     def on_fit_start(self) -> None:
         rank_zero_info(f"{type(self).__name__}: {self.n_params:,} trainable parameters")
         if self.logger is not None:

@@ -54,6 +54,16 @@ class Duffing(StiffSystem):
         q = y[0]
         return np.array([[0.0, 1.0], [-a - 3 * b * q * q, -g]])
 
+    @property
+    def conservative(self) -> bool:
+        """Energy is conserved exactly when there is no damping (γ = 0)."""
+        return self.params["gamma"] == 0.0
+
+    def lagrangian(self, q, v):
+        """``L = v²/2 − α q²/2 − β q⁴/4`` (numbers, arrays or sympy symbols); γ enters as dissipation."""
+        a, b = self.params["alpha"], self.params["beta"]
+        return v**2 / 2 - a * q**2 / 2 - b * q**4 / 4
+
     def energy(self, y: np.ndarray) -> np.ndarray:
         """Hamiltonian ``H(q, p)`` for states of shape ``(..., 2)``."""
         a, b = self.params["alpha"], self.params["beta"]

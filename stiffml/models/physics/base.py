@@ -1,0 +1,235 @@
+"""Base class of the physics family: a learned vector field, scored by free runs.
+
+Validation and testing run under ``torch.inference_mode`` in Lightning, where no autograd graph
+can be built; Hamiltonian and Lagrangian fields are gradients of a learned scalar, so every
+evaluation path here re-enables autograd locally (:func:`autograd_enabled`): users need not set
+``trainer.inference_mode: false``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+
+
+from stiffml.mechanics import SingularLagrangianError
+from stiffml.models.base import StiffModel, check_positive
+from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
+from stiffml.solvers.integrate import FIXED_STEP
+
+ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU, "silu": nn.SiLU}
+Activation = Literal["tanh", "softplus", "gelu", "silu"]
+
+
+@contextmanager
+def autograd_enabled() -> Iterator[None]:
+    """Autograd on, also inside Lightning's ``inference_mode`` validation/test/predict loops."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
+def mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str) -> nn.Sequential:
+    """``layers`` linear layers (``layers − 1`` hidden ones of width ``hidden``), smooth activations."""
+    check_positive(hidden=hidden, layers=layers)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {list(ACTIVATIONS)}")
+    widths = [n_in] + [hidden] * (layers - 1) + [n_out]
+    mods: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        mods.append(nn.Linear(a, b))
+        if i < layers - 1:
+            mods.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*mods)
+
+
+class PhysicsModel(StiffModel):
+    """A learned vector field ``u̇ = f(u)`` trained on ``(u, u̇)`` samples (the derivative representation).
+
+    Subclasses implement :meth:`field`. Free runs integrate the field from the held-out initial
+    states of an :class:`~stiffml.data.EnsembleDataModule` and report ``val_rollout_mse`` (over
+    the training horizon), ``val_rollout_mse_<k>x`` (over ``k`` horizons) and, for a conservative
+    system, ``val_energy_drift`` (mean over held-out trajectories of the largest relative change
+    of the true energy along the learned trajectory, over the long horizon).
+
+    Args:
+        n_inputs: Linked from the datamodule (state width).
+        n_outputs: Linked from the datamodule (state width).
+        lr: Adam learning rate.
+        rollout_solver: torchdiffeq solver of the free runs (``dopri5``, ``dopri8``, ``rk4`` …).
+        rollout_rtol: Relative tolerance of free runs.
+        rollout_atol: Absolute tolerance of free runs.
+        rollout_max_steps: Step budget per output interval of a free run; a run that exceeds it
+            (a learned field gone stiff or unbounded), or that reaches a state where a learned
+            Lagrangian is singular, scores ``inf`` with a warning that says why.
+    """
+
+    family = "physics"
+    representation = "derivative"
+    contract_datamodule: ClassVar[str] = "DuffingDataModule"
+    needs_physical_units: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        n_inputs: int = 2,
+        n_outputs: int = 2,
+        lr: float = 1e-3,
+        rollout_solver: str = "dopri5",
+        rollout_rtol: float = 1e-6,
+        rollout_atol: float = 1e-8,
+        rollout_max_steps: int = 10_000,
+    ) -> None:
+        super().__init__(n_inputs, n_outputs, lr)
+        if n_inputs != n_outputs:
+            raise ValueError(f"{type(self).__name__} maps a state to its derivative: n_inputs == n_outputs, got {n_inputs}, {n_outputs}")
+        # fixed-step solvers step once per sample interval of the data
+        check_solver(rollout_solver, rollout_rtol, rollout_atol, 1.0 if rollout_solver in FIXED_STEP else None)
+        check_positive(rollout_max_steps=rollout_max_steps)
+
+    # ------------------------------------------------------------------------------ the field
+    def field(self, u: Tensor) -> Tensor:
+        """``du/dt`` at a batch of states ``(B, n)`` (model units); implemented by subclasses."""
+        raise NotImplementedError
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.field(u)
+
+    @property
+    def create_graph(self) -> bool:
+        """Whether gradient-based fields keep their graph (only when training)."""
+        return self.training and torch.is_grad_enabled()
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        dm = self._datamodule()
+        norm = getattr(getattr(dm, "hparams", None), "normalization", "none")
+        if self.needs_physical_units and norm != "none":
+            raise ValueError(
+                f"{type(self).__name__} needs data.normalization 'none' (a per-state scaling breaks the "
+                f"Hamiltonian/Lagrangian structure), got {norm!r}"
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        from stiffml.models.base import make_adam
+
+        return make_adam((p for p in self.parameters() if p.requires_grad), self.hparams.lr)
+
+    # ----------------------------------------------------------------------- eval with autograd
+    def _evaluate(self, batch: Any, prefix: str) -> None:
+        with autograd_enabled():
+            x, y = batch
+            pred = self(x.clone()).detach()
+            y = y.clone()
+        n = y.shape[0]
+        self.log(f"{prefix}_loss", self.loss(pred, y), prog_bar=prefix == "val", batch_size=n, sync_dist=True)
+        metric = getattr(self, f"{prefix}_rel_l2")
+        metric.update(self.to_physical(x, pred), self.to_physical(x, y))
+        self.log(f"{prefix}_rel_l2", metric, prog_bar=prefix == "val")
+
+    def to_physical(self, x: Any, out: Tensor) -> Tensor:
+        """Derivatives in physical units (float64)."""
+        dm = self._datamodule()
+        scaler = getattr(dm, "target_scaler", None)
+        out = out.to(torch.float64)
+        return scaler.inverse_derivative(x.to(torch.float64), out) if scaler is not None else out
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        with autograd_enabled():
+            x, y = batch
+            pred = self(x.clone()).detach()
+        return {"pred": self.to_physical(x, pred), "target": self.to_physical(x, y.clone())}
+
+    # --------------------------------------------------------------------------------- free runs
+    def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:
+        """Integrate the learned field from every held-out initial state over the long horizon.
+
+        Returns ``t`` (T,), ``pred`` and ``reference`` (m, T, n) in physical units; a run that
+        fails (step budget, non-finite values) has ``pred`` filled with NaN from there on.
+        """
+        ref = dm.rollout_reference
+        t = dm.rollout_times - dm.rollout_times[0]
+        if max_steps is not None:
+            ref, t = ref[:, : max_steps + 1], t[: max_steps + 1]
+        param = next(self.parameters())
+        h = self.hparams
+        was_training = self.training
+        self.eval()
+        try:
+            with autograd_enabled():
+                z0 = torch.as_tensor(dm.target_scaler.transform(ref[:, 0]), device=param.device, dtype=param.dtype)
+                tt = torch.as_tensor(t, device=param.device, dtype=param.dtype)
+                try:
+                    out = integrate(
+                        lambda _t, z: self.field(z).detach(), z0, tt, method=h.rollout_solver,
+                        rtol=h.rollout_rtol, atol=h.rollout_atol, max_steps=h.rollout_max_steps,
+                        step_size=float(t[1] - t[0]) if h.rollout_solver in FIXED_STEP else None,
+                    )
+                    pred = dm.target_scaler.inverse(out.detach().to(torch.float64).cpu().numpy()).transpose(1, 0, 2)
+                except StepBudgetExceeded:
+                    pred = np.full_like(ref, np.nan)
+                except SingularLagrangianError as err:
+                    # a free run at the end of a long training run scores inf and says why;
+                    # it does not throw the run away (in training the same error stops it)
+                    rank_zero_warn(f"{type(self).__name__} free run stopped: {err}")
+                    pred = np.full_like(ref, np.nan)
+        finally:
+            self.train(was_training)
+        return {"t": dm.rollout_times[: len(t)], "pred": pred, "reference": ref}
+
+    def rollout_metrics(self, dm: Any, run: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+        """``val_rollout_mse`` (1× horizon), ``val_rollout_mse_<k>x`` and ``val_energy_drift``."""
+        run = run if run is not None else self.free_run(dm)
+        pred, ref = run["pred"], run["reference"]
+        k = min(dm.horizon_index, pred.shape[1])
+        long_key = f"val_rollout_mse_{dm.rollout_factor}x"
+        finite = np.all(np.isfinite(pred))
+        out = {
+            "val_rollout_mse": float(np.mean((pred[:, :k] - ref[:, :k]) ** 2)) if finite else float("inf"),
+            long_key: float(np.mean((pred - ref) ** 2)) if finite else float("inf"),
+        }
+        if dm.conservative and dm.energy(ref[:, :1]) is not None:
+            e0 = dm.energy(ref[:, :1])
+            drift = np.abs(dm.energy(pred) - e0) / np.maximum(np.abs(e0), 1e-12)
+            out["val_energy_drift"] = float(np.mean(drift.max(axis=1))) if finite else float("inf")
+        return out
+
+
+class NODE(PhysicsModel):
+    """Plain neural ODE on derivative data (the seed's baseline): ``u̇ = MLP(u)``, no structure.
+
+    Args:
+        n_inputs: Linked from the datamodule (state width).
+        n_outputs: Linked from the datamodule (state width).
+        lr: Adam learning rate (the seed: 1e-3).
+        hidden: Hidden width (32: the same network as the HNN's).
+        layers: Linear layers (3: two hidden layers).
+        activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu``.
+        rollout_solver: torchdiffeq solver of the free runs.
+        rollout_rtol: Relative tolerance of free runs.
+        rollout_atol: Absolute tolerance of free runs.
+        rollout_max_steps: Step budget per output interval of a free run.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int = 2,
+        n_outputs: int = 2,
+        lr: float = 1e-3,
+        hidden: int = 32,
+        layers: int = 3,
+        activation: Activation = "tanh",
+        rollout_solver: str = "dopri5",
+        rollout_rtol: float = 1e-6,
+        rollout_atol: float = 1e-8,
+        rollout_max_steps: int = 10_000,
+    ) -> None:
+        super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
+        self.net = mlp(n_inputs, n_outputs, hidden, layers, activation)
+
+    def field(self, u: Tensor) -> Tensor:
+        return self.net(u)

@@ -1,0 +1,98 @@
+"""Lagrangian neural networks (Cranmer et al. 2020): q̈ from a learned L(q, q̇)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stiffml.mechanics import check_even, lagrangian_acceleration
+from stiffml.models.physics.base import Activation, PhysicsModel, mlp
+
+
+class LNN(PhysicsModel):
+    """``u = (q, q̇)``, ``u̇ = (q̇, q̈)`` with q̈ from the Euler–Lagrange equations of ``L_NN``.
+
+    The loss is the MSE of ``q̈`` only (the seed's LNN metric; the ``q̇`` half of the field is the
+    input itself). A state where ``∂²L/∂q̇²`` is singular stops training or a free run with a
+    one-line error naming the state (not NaNs). Needs ``data.normalization: none`` and a state
+    laid out as positions then velocities (for Duffing, p = q̇).
+
+    Args:
+        n_inputs: Linked from the datamodule (state width, even).
+        n_outputs: Linked from the datamodule (state width).
+        lr: Adam learning rate.
+        hidden: Hidden width of L's MLP.
+        layers: Linear layers of L's MLP.
+        activation: ``softplus`` | ``tanh`` | ``gelu`` | ``silu`` (L needs third derivatives).
+        hessian_eps: Smallest allowed ``|eigenvalue|`` of ``∂²L/∂q̇²``.
+        dissipation: Add a learned Rayleigh term ``D = ½ q̇ᵀ C q̇`` (C = LLᵀ, PSD).
+        rollout_solver: torchdiffeq solver of the free runs.
+        rollout_rtol: Relative tolerance of free runs.
+        rollout_atol: Absolute tolerance of free runs.
+        rollout_max_steps: Step budget per output interval of a free run.
+    """
+
+    needs_physical_units = True
+
+    def __init__(
+        self,
+        n_inputs: int = 2,
+        n_outputs: int = 2,
+        lr: float = 1e-3,
+        hidden: int = 64,
+        layers: int = 3,
+        activation: Activation = "softplus",
+        hessian_eps: float = 1e-8,
+        dissipation: bool = False,
+        rollout_solver: str = "dopri5",
+        rollout_rtol: float = 1e-6,
+        rollout_atol: float = 1e-8,
+        rollout_max_steps: int = 10_000,
+    ) -> None:
+        super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
+        check_even(n_inputs, type(self).__name__)
+        if not hessian_eps >= 0:
+            raise ValueError(f"hessian_eps must be >= 0, got {hessian_eps}")
+        self.lagrangian = self.build_lagrangian()
+        d = n_inputs // 2
+        self.rayleigh = nn.Parameter(0.1 * torch.eye(d)) if dissipation else None
+
+    def build_lagrangian(self) -> nn.Module:
+        """The network ``(B, 2d) → (B, 1)`` that represents L (overridden by :class:`KANLNN`)."""
+        h = self.hparams
+        return mlp(h.n_inputs, 1, h.hidden, h.layers, h.activation)
+
+    def lagrangian_value(self, u: Tensor) -> Tensor:
+        """The learned ``L(q, q̇)``, shape ``(B,)``."""
+        return self.lagrangian(u).reshape(u.shape[0])
+
+    def damping_matrix(self) -> Tensor | None:
+        """The Rayleigh matrix ``C = LLᵀ`` (PSD), or None."""
+        if self.rayleigh is None:
+            return None
+        lower = torch.tril(self.rayleigh)
+        return lower @ lower.T
+
+    def acceleration(self, u: Tensor) -> Tensor:
+        """``q̈`` at states ``(B, 2d)``."""
+        return lagrangian_acceleration(
+            self.lagrangian_value, u, create_graph=self.create_graph,
+            hessian_eps=self.hparams.hessian_eps, damping=self.damping_matrix(),
+        )
+
+    def field(self, u: Tensor) -> Tensor:
+        d = u.shape[-1] // 2
+        return torch.cat([u[:, d:], self.acceleration(u)], dim=-1)
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        d = pred.shape[-1] // 2
+        return F.mse_loss(pred[:, d:], target[:, d:])
+
+    def energy(self, u: Tensor) -> Tensor:
+        """The learned energy ``∂L/∂q̇ · q̇ − L`` (conserved without dissipation), shape ``(B,)``."""
+        from stiffml.mechanics import gradient
+
+        d = u.shape[-1] // 2
+        value, grad = gradient(self.lagrangian_value, u, create_graph=False)
+        return (grad[:, d:] * u[:, d:]).sum(-1) - value

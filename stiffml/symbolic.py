@@ -1,0 +1,334 @@
+"""``stiffml symbolic --ckpt PATH``: the formula a trained model has learned, against the truth.
+
+- KAN-LNN: pykan's ``auto_symbolic`` on the KAN Lagrangian (after pruning), expanded and
+  normalised (constant and ``f(q)·q̇`` terms dropped: they do not change the equations of motion;
+  scaled so the ``q̇²`` coefficient is ½), compared term by term with the system's Lagrangian.
+- KAN (field regressor): one formula per state derivative, compared with the true field.
+- HNN / dissipative HNN: the learned H sampled on a grid over the data against the true energy
+  (both shifted to 0 at the origin), plus the learned dissipation matrix R.
+
+A model class can provide its own report with a ``symbolic_report(dm, options) -> str`` method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+
+DEFAULT_LIB = "x,x^2,x^3,x^4"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (like the rest of the CLI)
+        sys.stderr.write(f"stiffml: error: symbolic: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="stiffml symbolic", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", required=True, help="checkpoint of a trained KAN, KANLNN, HNN or DissipativeHNN")
+    p.add_argument("--lib", default=DEFAULT_LIB, help=f"comma-separated pykan function names (default {DEFAULT_LIB})")
+    p.add_argument("--prune", action=argparse.BooleanOptionalAction, default=True, help="prune the KAN first (default on)")
+    p.add_argument("--node-threshold", type=float, default=1e-2, help="pykan prune: node attribution threshold")
+    p.add_argument("--edge-threshold", type=float, default=3e-2, help="pykan prune: edge attribution threshold")
+    p.add_argument("--tolerance", type=float, default=1e-2,
+                   help="drop terms whose |coefficient| is below this fraction of the largest (default 0.01)")
+    p.add_argument("--grid", type=int, default=7, help="HNN: grid points per axis (default 7)")
+    p.add_argument("--output-dir", default=None, help="folder for the KAN plot (default: <run folder>/symbolic)")
+    p.add_argument("--verbose", action="store_true", help="show pykan's fitting messages")
+    return p
+
+
+# ----------------------------------------------------------------------------- loading
+def _class_paths(ckpt: Path, state: dict) -> tuple[str, str]:
+    info = state.get("stiffml") or {}
+    if info.get("model") and info.get("datamodule"):
+        return info["model"], info["datamodule"]
+    import yaml
+
+    config = (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent) / "config.yaml"
+    if not config.exists():
+        raise ValueError(f"checkpoint {ckpt} names no model class and there is no {config} to read it from")
+    cfg = yaml.safe_load(config.read_text())
+    return cfg["model"]["class_path"], cfg["data"]["class_path"]
+
+
+def _resolve(path: str, kind: str) -> type:
+    from stiffml import registry
+
+    if "." not in path:
+        return registry.get_model(path) if kind == "models" else registry.get_datamodule(path)
+    from jsonargparse._util import import_object  # noqa: PLC0415
+
+    return import_object(path)
+
+
+def load(ckpt_path: str) -> tuple[Any, Any]:
+    """The model (float64, CPU) and its datamodule (set up) from a checkpoint."""
+    import inspect
+
+    ckpt = Path(ckpt_path)
+    if not ckpt.is_file():
+        raise ValueError(f"--ckpt {ckpt_path}: no such file")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model_path, dm_path = _class_paths(ckpt, state)
+    model_cls, dm_cls = _resolve(model_path, "models"), _resolve(dm_path, "datamodules")
+    model = model_cls.load_from_checkpoint(ckpt, map_location="cpu").double().eval()
+    hp = dict(state.get("datamodule_hyper_parameters") or {})
+    accepted = inspect.signature(dm_cls.__init__).parameters
+    dm = dm_cls(**{k: v for k, v in hp.items() if k in accepted})
+    if dm.representation is None:
+        dm.set_representation(model_cls.consumes(dict(model.hparams)))
+    dm.setup("fit")
+    return model, dm
+
+
+# ------------------------------------------------------------------------------ formulas
+def polynomial_terms(expr: Any, variables: list[Any]) -> dict[tuple[int, ...], float] | None:
+    """``{exponents: coefficient}`` of an expanded polynomial, or None if ``expr`` is not one."""
+    import sympy
+
+    expr = sympy.expand(expr)
+    try:
+        poly = sympy.Poly(expr, *variables)
+    except sympy.PolynomialError:
+        return None
+    if any(not c.is_number for c in poly.coeffs()):
+        return None
+    return {m: float(c) for m, c in poly.terms()}
+
+
+def prune_terms(terms: dict[tuple[int, ...], float], tolerance: float) -> dict[tuple[int, ...], float]:
+    """Drop terms below ``tolerance`` × the largest |coefficient|."""
+    if not terms:
+        return {}
+    top = max(abs(c) for c in terms.values())
+    return {m: c for m, c in terms.items() if abs(c) >= tolerance * top}
+
+
+def normalise_lagrangian(terms: dict[tuple[int, ...], float], d: int = 1) -> dict[tuple[int, ...], float]:
+    """Remove what leaves the Euler–Lagrange equations unchanged and fix L's scale.
+
+    Drops the constant and every term linear in the velocities (for polynomials these are
+    ``f(q)·q̇``, total time derivatives) and rescales so the first velocity's ``q̇²`` term is ½.
+    """
+    kept = {m: c for m, c in terms.items() if sum(m) > 0 and sum(m[d:]) != 1}
+    v2 = tuple([0] * d + [2] + [0] * (d - 1))
+    if kept.get(v2, 0.0) == 0.0:
+        return kept
+    scale = 0.5 / kept[v2]
+    return {m: c * scale for m, c in kept.items()}
+
+
+def format_terms(terms: dict[tuple[int, ...], float], names: list[str], digits: int = 4) -> str:
+    """A readable polynomial, highest total degree first."""
+    if not terms:
+        return "0"
+    parts = []
+    for m, c in sorted(terms.items(), key=lambda kv: (-sum(kv[0]), kv[0])):
+        mono = "·".join(f"{n}^{e}" if e > 1 else n for n, e in zip(names, m) if e)
+        coef = f"{abs(c):.{digits}g}"
+        body = coef if not mono else (mono if coef == "1" else f"{coef}·{mono}")
+        parts.append(("- " if c < 0 else "+ ") + body)
+    text = " ".join(parts)
+    return text[2:] if text.startswith("+ ") else "-" + text[1:]
+
+
+def compare(learned: dict, true: dict, names: list[str]) -> tuple[bool, list[str]]:
+    """Whether the two polynomials have the same terms, and one line per term."""
+    lines = []
+    for m in sorted(set(learned) | set(true), key=lambda m: (-sum(m), m)):
+        mono = "·".join(f"{n}^{e}" if e > 1 else n for n, e in zip(names, m) if e) or "1"
+        a, b = learned.get(m), true.get(m)
+        if a is not None and b is not None:
+            lines.append(f"  {mono:>12}: learned {a:+.5g}, true {b:+.5g} (rel. error {abs(a - b) / abs(b):.2%})")
+        elif a is not None:
+            lines.append(f"  {mono:>12}: learned {a:+.5g}, not in the true formula")
+        else:
+            lines.append(f"  {mono:>12}: missing (true {b:+.5g})")
+    return set(learned) == set(true), lines
+
+
+def kan_formulas(net: Any, x: torch.Tensor, names: list[str], opts: argparse.Namespace, out_dir: Path | None) -> list[Any]:
+    """pykan's symbolic formulas (one per output) of a copy of ``net`` fitted on inputs ``x``."""
+    import sympy
+
+    net = copy.deepcopy(net)
+    net.save_act, net.symbolic_enabled, net.auto_save = True, True, False
+    lib = [f.strip() for f in opts.lib.split(",") if f.strip()]
+    from kan.utils import SYMBOLIC_LIB
+
+    bad = [f for f in lib if f not in SYMBOLIC_LIB]
+    if bad:
+        raise ValueError(f"unknown --lib function(s) {bad}; valid: {sorted(SYMBOLIC_LIB)}")
+    quiet = contextlib.nullcontext() if opts.verbose else contextlib.redirect_stdout(io.StringIO())
+    with quiet, torch.no_grad():
+        net(x)
+        if opts.prune:
+            net.attribute()
+            net = net.prune_node(opts.node_threshold, log_history=False)
+            net.auto_save = False  # pykan's prune_node returns a model with auto_save on
+            net(x)
+            net.attribute()
+            net.prune_edge(opts.edge_threshold, log_history=False)
+            net(x)
+        if out_dir is not None:
+            _plot_kan(net, out_dir, names)
+        net.auto_symbolic(lib=lib, verbose=2 if opts.verbose else 0)
+        symbols = sympy.symbols(names)
+        formulas = net.symbolic_formula(var=list(symbols))[0]
+    return formulas
+
+
+def _plot_kan(net: Any, out_dir: Path, names: list[str]) -> None:
+    """pykan's diagram of the (pruned) network, written into the run's folder only."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net.plot(folder=str(out_dir / "kan_activations"), in_vars=names)
+    plt.savefig(out_dir / "kan.png", bbox_inches="tight", dpi=120)
+    plt.close("all")
+
+
+# ------------------------------------------------------------------------------- reports
+def report_kanlnn(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | None) -> str:
+    import sympy
+
+    d = model.hparams.n_inputs // 2
+    names = [f"q{i}" if d > 1 else "q" for i in range(d)] + [f"qdot{i}" if d > 1 else "qdot" for i in range(d)]
+    x = dm.samples.batch(dm.train_idx)[0].double()
+    (formula,) = kan_formulas(model.lagrangian, x, names, opts, out_dir)
+    syms = sympy.symbols(names)
+    lines = [f"{type(model).__name__}: Lagrangian learned by the KAN (pykan auto_symbolic, lib {opts.lib})",
+             f"  raw:        L = {sympy.N(formula, 5)}"]
+    terms = polynomial_terms(formula, list(syms))
+    if terms is None:
+        lines.append("  the formula is not a polynomial in (q, q̇): no term-by-term comparison (try --lib x,x^2,x^3,x^4)")
+        return "\n".join(lines)
+    learned = prune_terms(normalise_lagrangian(terms, d), opts.tolerance)
+    lines.append(f"  normalised: L = {format_terms(learned, names)}")
+    lagr = getattr(dm.system, "lagrangian", None)
+    if lagr is None:
+        return "\n".join(lines + ["  (the system defines no Lagrangian to compare with)"])
+    true_expr = lagr(*syms)
+    true = normalise_lagrangian(polynomial_terms(true_expr, list(syms)) or {}, d)
+    lines.append(f"  true:       L = {format_terms(true, names)}   ({dm.system!r})")
+    same, rows = compare(learned, true, names)
+    lines.append("  terms: " + ("the same as the true Lagrangian's" if same else "DIFFER from the true Lagrangian's"))
+    return "\n".join(lines + rows)
+
+
+def report_kan(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | None) -> str:
+    import sympy
+
+    names = list(dm.system.state_names)
+    x = dm.samples.batch(dm.train_idx)[0].double()
+    formulas = kan_formulas(model.net, x, names, opts, out_dir)
+    syms = sympy.symbols(names)
+    true_field = dm.system.rhs(0.0, np.array(syms, dtype=object))
+    lines = [f"{type(model).__name__}: field learned by the KAN (pykan auto_symbolic, lib {opts.lib})"]
+    scaler = dm.target_scaler
+    if scaler.kind != "none":
+        lines.append(f"  (formulas in {scaler.kind}-normalised units)")
+    all_same = True
+    for i, name in enumerate(names):
+        lines.append(f"  d{name}/dt raw: {sympy.N(formulas[i], 5)}")
+        terms = polynomial_terms(formulas[i], list(syms))
+        if terms is None:
+            lines.append("    not a polynomial: no term-by-term comparison")
+            all_same = False
+            continue
+        learned = prune_terms(terms, opts.tolerance)
+        true = polynomial_terms(true_field[i], list(syms)) or {}
+        true = {m: c for m, c in true.items() if c != 0}
+        lines.append(f"    learned: {format_terms(learned, names)}")
+        lines.append(f"    true:    {format_terms(true, names)}")
+        same, rows = compare(learned, true, names)
+        all_same &= same
+        lines.extend(rows)
+    lines.append("  terms: " + ("the same as the true field's" if all_same else "DIFFER from the true field's"))
+    return "\n".join(lines)
+
+
+def report_hnn(model: Any, dm: Any, opts: argparse.Namespace) -> str:
+    from stiffml.models.physics.base import autograd_enabled
+
+    y = dm.reference
+    lo, hi = np.percentile(y, 5, axis=0), np.percentile(y, 95, axis=0)
+    if y.shape[1] != 2:
+        raise ValueError("the HNN grid report covers two-state systems (q, p)")
+    qs, ps = np.linspace(lo[0], hi[0], opts.grid), np.linspace(lo[1], hi[1], opts.grid)
+    grid = np.array([[q, p] for q in qs for p in ps])
+    with torch.no_grad():
+        u = torch.as_tensor(np.vstack([np.zeros((1, 2)), grid]), dtype=torch.float64)
+        h = model.energy(u).numpy()
+    learned = h[1:] - h[0]
+    true_fn = getattr(dm.system, "energy", None)
+    lines = [f"{type(model).__name__}: learned H on a {opts.grid}×{opts.grid} grid over the data "
+             f"(5th–95th percentiles), shifted so H(0, 0) = 0"]
+    true = None if true_fn is None else true_fn(grid) - true_fn(np.zeros(2))
+    lines.append(f"  {'q':>8} {'p':>8} {'H learned':>12}" + (f" {'H true':>12} {'diff':>10}" if true is not None else ""))
+    for i, (q, p) in enumerate(grid):
+        row = f"  {q:8.3f} {p:8.3f} {learned[i]:12.5f}"
+        if true is not None:
+            row += f" {true[i]:12.5f} {learned[i] - true[i]:+10.2e}"
+        lines.append(row)
+    if true is not None:
+        rel = np.sqrt(np.mean((learned - true) ** 2)) / np.sqrt(np.mean(true**2))
+        lines.append(f"  relative RMS difference over the grid: {rel:.3e} ({dm.system!r})")
+    if hasattr(model, "dissipation_matrix") and model.hparams.get("dissipation") != "state":
+        with torch.no_grad(), autograd_enabled():
+            r = model.dissipation_matrix().numpy()
+        lines.append("  learned dissipation R (u̇ = (J − R)∇H):")
+        lines.extend("    [" + ", ".join(f"{v:+.5f}" for v in row) + "]" for row in r)
+        gamma = dm.system.params.get("gamma")
+        if gamma is not None:
+            lines.append(f"  learned damping R_pp = {r[1, 1]:.5f}, true γ = {gamma:g}"
+                         + (f" (rel. error {abs(r[1, 1] - gamma) / gamma:.2%})" if gamma else ""))
+    return "\n".join(lines)
+
+
+def report(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | None) -> str:
+    """The symbolic report for a loaded model."""
+    from stiffml.models.physics import HNN, KAN, KANLNN
+
+    if hasattr(model, "symbolic_report"):
+        return model.symbolic_report(dm, opts)
+    if isinstance(model, KANLNN):
+        return report_kanlnn(model, dm, opts, out_dir)
+    if isinstance(model, KAN):
+        return report_kan(model, dm, opts, out_dir)
+    if isinstance(model, HNN):
+        return report_hnn(model, dm, opts)
+    raise ValueError(
+        f"{type(model).__name__} has no symbolic form; available for KAN, KANLNN, HNN, DissipativeHNN "
+        "(or a model with a symbolic_report method)"
+    )
+
+
+def main(argv: list[str]) -> int:
+    opts = build_parser().parse_args(argv)
+    if opts.grid < 2 or not 0 <= opts.tolerance < 1:
+        raise ValueError(f"--grid must be >= 2 and --tolerance in [0, 1), got {opts.grid}, {opts.tolerance}")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # pykan's pruning rebuilds its network in the default dtype
+    try:
+        model, dm = load(opts.ckpt)
+        ckpt = Path(opts.ckpt)
+        run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        out_dir = Path(opts.output_dir) if opts.output_dir else run / "symbolic"
+        print(report(model, dm, opts, out_dir))
+    finally:
+        torch.set_default_dtype(previous)
+    return 0
