@@ -8,9 +8,10 @@ Public API for users and plugin authors:
   ``make_system``).
 - :func:`get_system`, :class:`StiffSystem`: the numerical core, free of Lightning.
 - :class:`StopOnLossBelow`: the paper's stop-at-loss-threshold rule as a callback.
+- :class:`SwitchToLBFGS`: Adam first, then L-BFGS (full-batch physics models).
 """
 
-from stiffml.callbacks import StopOnLossBelow
+from stiffml.callbacks import StopOnLossBelow, SwitchToLBFGS
 from stiffml.data import REPRESENTATIONS, StiffDataModule
 from stiffml.models import StiffModel
 from stiffml.systems import SolveError, StiffSystem, get_system
@@ -19,5 +20,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REPRESENTATIONS", "SolveError", "StiffDataModule", "StiffModel", "StiffSystem",
-    "StopOnLossBelow", "__version__", "get_system",
+    "StopOnLossBelow", "SwitchToLBFGS", "__version__", "get_system",
 ]

@@ -60,3 +60,48 @@ class StopOnLossBelow(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.stopped_step = state_dict.get("stopped_step")
         self.stop_loss = state_dict.get("stop_loss")
+
+
+class SwitchToLBFGS(pl.Callback):
+    """From epoch ``epoch`` on, optimise with L-BFGS instead of the model's own optimiser.
+
+    The usual recipe for small full-batch scientific models (and pykan's own default): Adam gets
+    the weights into the right basin, L-BFGS then converges far faster than Adam would. Use it
+    with full-batch data (one step per epoch). Lightning hands L-BFGS the closure it needs.
+    Written by hand because Lightning has no optimiser-switch callback; it replaces the
+    strategy's optimiser list, which the trainer reads at every step.
+
+    Args:
+        epoch: First epoch trained with L-BFGS.
+        lr: L-BFGS step length (1 with a line search).
+        max_iter: Function evaluations per step (per epoch, full batch).
+        history_size: Curvature pairs kept.
+        line_search: Use the strong-Wolfe line search.
+    """
+
+    def __init__(self, epoch: int = 300, lr: float = 1.0, max_iter: int = 5, history_size: int = 20,
+                 line_search: bool = True) -> None:
+        super().__init__()
+        if epoch < 0 or max_iter < 1 or history_size < 1 or not lr > 0:
+            raise ValueError(
+                f"SwitchToLBFGS needs epoch >= 0, lr > 0, max_iter >= 1 and history_size >= 1, got "
+                f"{epoch}, {lr}, {max_iter}, {history_size}"
+            )
+        self.epoch, self.lr, self.max_iter, self.history_size = epoch, lr, max_iter, history_size
+        self.line_search = line_search
+        self.switched = False
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.switched or trainer.current_epoch < self.epoch:
+            return
+        params = [p for p in pl_module.parameters() if p.requires_grad]
+        trainer.strategy.optimizers = [
+            torch.optim.LBFGS(
+                params, lr=self.lr, max_iter=self.max_iter, history_size=self.history_size,
+                line_search_fn="strong_wolfe" if self.line_search else None,
+                tolerance_grad=0.0, tolerance_change=0.0,
+            )
+        ]
+        trainer.strategy.lr_scheduler_configs = []
+        self.switched = True
+        rank_zero_info(f"SwitchToLBFGS: L-BFGS from epoch {trainer.current_epoch}")

@@ -74,6 +74,21 @@ def lagrangian_acceleration(
     Raises:
         SingularLagrangianError: If ``∂²L/∂q̇²`` is singular or not finite at some state.
     """
+    rhs, hess, u = euler_lagrange_terms(lagrangian, u, create_graph, damping)
+    _check_hessian(hess, u, hessian_eps)
+    if hess.shape[-1] == 1:
+        return rhs / hess[:, :, 0]
+    return torch.linalg.solve(hess, rhs.unsqueeze(-1)).squeeze(-1)
+
+
+def euler_lagrange_terms(
+    lagrangian: Callable[[Tensor], Tensor], u: Tensor, create_graph: bool = False, damping: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The Euler–Lagrange equations as ``hess · q̈ = rhs``; returns ``(rhs (B, d), hess (B, d, d), u)``.
+
+    ``hess = ∂²L/∂q̇²`` and ``rhs = ∂L/∂q − ∂²L/∂q̇∂q · q̇ − C q̇`` (see
+    :func:`lagrangian_acceleration`); ``u`` is the input as used (a leaf that records gradients).
+    """
     u = _grad_input(u)
     d = u.shape[-1] // 2
     _, grad = gradient(lagrangian, u, create_graph=True)
@@ -88,10 +103,7 @@ def lagrangian_acceleration(
     rhs = dl_dq - (mixed @ v.unsqueeze(-1)).squeeze(-1)
     if damping is not None:
         rhs = rhs - v @ damping.T
-    _check_hessian(hess, u, hessian_eps)
-    if d == 1:
-        return rhs / hess[:, :, 0]
-    return torch.linalg.solve(hess, rhs.unsqueeze(-1)).squeeze(-1)
+    return rhs, hess, u
 
 
 def _check_hessian(hess: Tensor, u: Tensor, eps: float) -> None:

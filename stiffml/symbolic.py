@@ -262,8 +262,6 @@ def report_kan(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | No
 
 
 def report_hnn(model: Any, dm: Any, opts: argparse.Namespace) -> str:
-    from stiffml.models.physics.base import autograd_enabled
-
     y = dm.reference
     lo, hi = np.percentile(y, 5, axis=0), np.percentile(y, 95, axis=0)
     if y.shape[1] != 2:
@@ -288,8 +286,7 @@ def report_hnn(model: Any, dm: Any, opts: argparse.Namespace) -> str:
         rel = np.sqrt(np.mean((learned - true) ** 2)) / np.sqrt(np.mean(true**2))
         lines.append(f"  relative RMS difference over the grid: {rel:.3e} ({dm.system!r})")
     if hasattr(model, "dissipation_matrix") and model.hparams.get("dissipation") != "state":
-        with torch.no_grad(), autograd_enabled():
-            r = model.dissipation_matrix().numpy()
+        r = model.dissipation_matrix().detach().numpy()
         lines.append("  learned dissipation R (u̇ = (J − R)∇H):")
         lines.extend("    [" + ", ".join(f"{v:+.5f}" for v in row) + "]" for row in r)
         gamma = dm.system.params.get("gamma")

@@ -247,3 +247,15 @@ def test_symbolic_hnn_report_and_bad_input(cli, capsys, tmp_path) -> None:
     assert "learned H on a 3×3 grid" in text and "true γ = 0.1" in text
     assert_one_line_error(cli("symbolic", "--ckpt", tmp_path / "nope.ckpt"), capsys, "no such file")
     assert_one_line_error(cli("symbolic", "--ckpt", ckpt, "--bogus"), capsys, "unrecognized arguments: --bogus")
+
+
+def test_switch_to_lbfgs_takes_over_after_the_given_epoch(tmp_path) -> None:
+    from stiffml.cli import StiffCLI
+
+    args = ["fit", "--model", "HNN", "--data", "DuffingDataModule", *TINY, "--trainer.max_epochs", "5",
+            "--trainer.callbacks+=SwitchToLBFGS", "--trainer.callbacks.epoch=2",
+            "--trainer.default_root_dir", str(tmp_path), *QUIET]
+    run = StiffCLI(args=args)
+    assert isinstance(run.trainer.optimizers[0], torch.optim.LBFGS)
+    assert torch.isfinite(run.trainer.callback_metrics["train_loss"])
+    assert run.trainer.global_step == 5

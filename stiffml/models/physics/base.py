@@ -64,8 +64,9 @@ class PhysicsModel(StiffModel):
         rollout_solver: torchdiffeq solver of the free runs (``dopri5``, ``dopri8``, ``rk4`` …).
         rollout_rtol: Relative tolerance of free runs.
         rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run; a run that exceeds it
-            (a learned field gone stiff or unbounded), or that reaches a state where a learned
+        rollout_max_steps: Step budget per output interval of a free run (a trained Duffing
+            field needs under 10 per interval); a run that exceeds it (a learned field gone
+            stiff or unbounded), or that reaches a state where a learned
             Lagrangian is singular, scores ``inf`` with a warning that says why.
     """
 
@@ -82,7 +83,7 @@ class PhysicsModel(StiffModel):
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if n_inputs != n_outputs:
@@ -157,6 +158,10 @@ class PhysicsModel(StiffModel):
             ref, t = ref[:, : max_steps + 1], t[: max_steps + 1]
         param = next(self.parameters())
         h = self.hparams
+        # tolerances below the dtype's resolution (e.g. atol 1e-8 in float32) would make the
+        # adaptive solver shrink its steps without end
+        floor = 100 * torch.finfo(param.dtype).eps
+        rtol, atol = max(h.rollout_rtol, floor), max(h.rollout_atol, floor)
         was_training = self.training
         self.eval()
         try:
@@ -166,7 +171,7 @@ class PhysicsModel(StiffModel):
                 try:
                     out = integrate(
                         lambda _t, z: self.field(z).detach(), z0, tt, method=h.rollout_solver,
-                        rtol=h.rollout_rtol, atol=h.rollout_atol, max_steps=h.rollout_max_steps,
+                        rtol=rtol, atol=atol, max_steps=h.rollout_max_steps,
                         step_size=float(t[1] - t[0]) if h.rollout_solver in FIXED_STEP else None,
                     )
                     pred = dm.target_scaler.inverse(out.detach().to(torch.float64).cpu().numpy()).transpose(1, 0, 2)
@@ -226,7 +231,7 @@ class NODE(PhysicsModel):
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
         self.net = mlp(n_inputs, n_outputs, hidden, layers, activation)

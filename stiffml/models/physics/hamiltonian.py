@@ -42,7 +42,7 @@ class HNN(PhysicsModel):
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
         check_even(n_inputs, type(self).__name__)
@@ -98,7 +98,7 @@ class DissipativeHNN(HNN):
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(
             n_inputs, n_outputs, lr, hidden, layers, activation, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps

@@ -9,7 +9,7 @@ the start of the first epochs (as ``fit()`` does in its first steps).
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -102,7 +102,7 @@ class KAN(_KANMixin, PhysicsModel):
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
         hidden = [5] if hidden is None else list(hidden)
@@ -134,6 +134,8 @@ class KANLNN(_KANMixin, LNN):
         seed: pykan's initialisation seed.
         hessian_eps: Smallest allowed ``|eigenvalue|`` of ``∂²L/∂q̇²``.
         dissipation: Add a learned Rayleigh dissipation term.
+        train_loss: ``residual`` (default: a randomly initialised KAN's ∂²L/∂q̇² crosses zero, which
+            makes the q̈ loss explode) or ``acceleration`` (see :class:`LNN`).
         rollout_solver: torchdiffeq solver of the free runs.
         rollout_rtol: Relative tolerance of free runs.
         rollout_atol: Absolute tolerance of free runs.
@@ -154,14 +156,15 @@ class KANLNN(_KANMixin, LNN):
         seed: int = 0,
         hessian_eps: float = 1e-8,
         dissipation: bool = False,
+        train_loss: Literal["acceleration", "residual"] = "residual",
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         self._kan_spec = (hidden, grid, k, seed, grid_range)
         super().__init__(
-            n_inputs, n_outputs, lr, hessian_eps=hessian_eps, dissipation=dissipation,
+            n_inputs, n_outputs, lr, hessian_eps=hessian_eps, dissipation=dissipation, train_loss=train_loss,
             rollout_solver=rollout_solver, rollout_rtol=rollout_rtol, rollout_atol=rollout_atol,
             rollout_max_steps=rollout_max_steps,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stiffml.mechanics import check_even, lagrangian_acceleration
+from stiffml.mechanics import check_even, euler_lagrange_terms, lagrangian_acceleration
 from stiffml.models.physics.base import Activation, PhysicsModel, mlp
 
 
@@ -27,6 +29,10 @@ class LNN(PhysicsModel):
         activation: ``softplus`` | ``tanh`` | ``gelu`` | ``silu`` (L needs third derivatives).
         hessian_eps: Smallest allowed ``|eigenvalue|`` of ``∂²L/∂q̇²``.
         dissipation: Add a learned Rayleigh term ``D = ½ q̇ᵀ C q̇`` (C = LLᵀ, PSD).
+        train_loss: ``acceleration`` (MSE of q̈ = H⁻¹·rhs, Cranmer et al.) or ``residual``: the
+            Euler–Lagrange residual ``‖H q̈_data − rhs‖²`` plus ``(mean tr H / d − 1)²`` to fix L's
+            scale. The residual needs no inverse, so a Lagrangian whose ∂²L/∂q̇² passes near zero
+            early in training cannot blow the loss up; validation always reports the q̈ MSE.
         rollout_solver: torchdiffeq solver of the free runs.
         rollout_rtol: Relative tolerance of free runs.
         rollout_atol: Absolute tolerance of free runs.
@@ -45,13 +51,16 @@ class LNN(PhysicsModel):
         activation: Activation = "softplus",
         hessian_eps: float = 1e-8,
         dissipation: bool = False,
+        train_loss: Literal["acceleration", "residual"] = "acceleration",
         rollout_solver: str = "dopri5",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 10_000,
+        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
         check_even(n_inputs, type(self).__name__)
+        if train_loss not in ("acceleration", "residual"):
+            raise ValueError(f"unknown train_loss {train_loss!r}; valid: ['acceleration', 'residual']")
         if not hessian_eps >= 0:
             raise ValueError(f"hessian_eps must be >= 0, got {hessian_eps}")
         self.lagrangian = self.build_lagrangian()
@@ -84,6 +93,18 @@ class LNN(PhysicsModel):
     def field(self, u: Tensor) -> Tensor:
         d = u.shape[-1] // 2
         return torch.cat([u[:, d:], self.acceleration(u)], dim=-1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        if self.hparams.get("train_loss", "acceleration") == "acceleration":
+            return super().training_step(batch, batch_idx)
+        u, du = batch
+        d = u.shape[-1] // 2
+        rhs, hess, _ = euler_lagrange_terms(self.lagrangian_value, u, create_graph=True, damping=self.damping_matrix())
+        residual = (hess @ du[:, d:].unsqueeze(-1)).squeeze(-1) - rhs
+        scale = torch.diagonal(hess, dim1=-2, dim2=-1).mean()
+        loss = residual.pow(2).mean() + (scale - 1.0) ** 2
+        self.record_train_loss(loss, u.shape[0])
+        return loss
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         d = pred.shape[-1] // 2
