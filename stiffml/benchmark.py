@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import tempfile
 import time
 import traceback
@@ -45,8 +46,13 @@ class SuiteRun:
 
     @property
     def key(self) -> str:
-        """Folder and table key: the label, else the config's file name."""
+        """Table key: the label, else the config's file name."""
         return self.label or Path(self.config).stem
+
+    @property
+    def folder(self) -> str:
+        """The key as a single folder name (no path separators or spaces)."""
+        return re.sub(r"[^\w.+=-]+", "_", self.key).strip("_") or "run"
 
 
 @dataclass
@@ -338,6 +344,9 @@ def write_figures(out: Path, records: list[dict[str, Any]]) -> list[Path]:
             continue
         first = np.load(Path(next(iter(preds.values()))["run_dir"]) / "predictions" / "predictions.npz")
         names = [str(n) for n in first["state_names"]]
+        if "rollout" in first and first["rollout"].ndim == 3:  # ensembles: phase portraits
+            made.append(_phase_figure(out / f"phase_{system}.png", system, preds, names))
+            continue
         fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.3 * len(names)), sharex=True, squeeze=False)
         for j, name in enumerate(names):
             ax = axes[j, 0]
@@ -370,6 +379,25 @@ def write_figures(out: Path, records: list[dict[str, Any]]) -> list[Path]:
         ax.grid(alpha=0.3)
     made.append(_save(fig, out / "stiffness_ratio.png"))
     return made
+
+
+def _phase_figure(path: Path, system: str, preds: dict[str, dict], names: list[str]) -> Path:
+    """One panel per model: its first held-out trajectory, true vs free run, in the phase plane.
+
+    (Ensemble configs of one system may differ in parameters, so each panel has its own truth.)"""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(preds), figsize=(3.6 * len(preds), 3.6), squeeze=False)
+    for ax, (label, r) in zip(axes[0], preds.items()):
+        d = np.load(Path(r["run_dir"]) / "predictions" / "predictions.npz")
+        ax.plot(d["reference_rollout"][0, :, 0], d["reference_rollout"][0, :, 1], "k-", lw=1.2, label="true")
+        ax.plot(d["rollout"][0, :, 0], d["rollout"][0, :, 1], "C1--", lw=1.0, label="learned")
+        ax.set(title=label, xlabel=names[0], ylabel=names[1])
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{system}: first held-out trajectory over the long horizon, best run of each model")
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -418,7 +446,7 @@ def run_benchmark(
     records: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
     for run, seed in todo:
-        done = out / "runs" / run.key / f"seed{seed}" / "result.json"
+        done = out / "runs" / run.folder / f"seed{seed}" / "result.json"
         if done.exists():
             records[(run.key, seed)] = json.loads(done.read_text())
         else:
@@ -429,13 +457,13 @@ def run_benchmark(
         if jobs <= 1:
             for run, seed in pending:
                 progress.update(task, description=f"{run.key} seed {seed}")
-                records[(run.key, seed)] = _run_job(suite.name, run, seed, out / "runs" / run.key / f"seed{seed}", extra, None)
+                records[(run.key, seed)] = _run_job(suite.name, run, seed, out / "runs" / run.folder / f"seed{seed}", extra, None)
                 progress.advance(task)
         elif pending:
             threads = max(1, (os.cpu_count() or 1) // jobs)
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
                 futures = {
-                    pool.submit(_run_job, suite.name, run, seed, out / "runs" / run.key / f"seed{seed}", extra, threads): (run.key, seed)
+                    pool.submit(_run_job, suite.name, run, seed, out / "runs" / run.folder / f"seed{seed}", extra, threads): (run.key, seed)
                     for run, seed in pending
                 }
                 for future in as_completed(futures):

@@ -93,3 +93,27 @@ def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
     code = cli("benchmark", *[a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and message in err[0], err
+
+
+def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None:
+    from pathlib import Path
+
+    from stiffml.cli import main
+
+    conf = Path(__file__).parent / "conf" / "duffing_hnn_tiny.yaml"
+    suite = tmp_path / "phys.yaml"
+    suite.write_text(
+        "name: phys\nrepeats: 1\nruns:\n"
+        f"  - {{config: {conf}, label: \"HNN (a/b)\", paper: {{test: 9.2e-4}}}}\n"
+        f"  - {{config: {conf}, label: NODE, args: [\"--model=NODE\", \"--model.hidden=16\"]}}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["benchmark", "--suite", str(suite), "--out", str(out), "--jobs", "2"]) == 0
+    assert (out / "runs" / "HNN_a_b" / "seed0" / "result.json").exists()
+    rows = {r["label"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    for r in rows.values():
+        assert float(r["val_rollout_mse"]) >= 0 and float(r["val_rollout_mse_long"]) >= 0
+        assert float(r["val_energy_drift"]) >= 0
+    report = (out / "report.md").read_text()
+    assert "| seed test |" in report and "| duffing | HNN (a/b) |" in report and "0.00092" in report
