@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-simple", type=float, default=0.0,
                    help="pykan's preference for simple functions over fit quality when snapping "
                         "(0: best R² wins; pykan's default 0.8 favours x^2 over x^4)")
+    p.add_argument("--samples", type=int, default=1000,
+                   help="training samples the edge functions are snapped on (seeded subset; default "
+                        "1000: pykan's grid search over each edge's affine constants scales with it)")
     p.add_argument("--refit-steps", type=int, default=200,
                    help="L-BFGS iterations re-fitting the symbolic formula's constants to the training "
                         "data after snapping (pykan's workflow; 0: none)")
@@ -219,6 +222,8 @@ def kan_formulas(net: Any, x: torch.Tensor, names: list[str], opts: argparse.Nam
     lib = _lib(opts.lib, "--lib")
     outer = lib if opts.outer_lib == "same" else _lib(opts.outer_lib, "--outer-lib")
     quiet = contextlib.nullcontext() if opts.verbose else contextlib.redirect_stdout(io.StringIO())
+    if len(x) > opts.samples:
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: opts.samples]]
     with quiet, torch.no_grad():
         net(x)
         if opts.prune:
@@ -378,8 +383,11 @@ def report(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | None) 
 
 def main(argv: list[str]) -> int:
     opts = build_parser().parse_args(argv)
-    if opts.grid < 2 or not 0 <= opts.tolerance < 1:
-        raise ValueError(f"--grid must be >= 2 and --tolerance in [0, 1), got {opts.grid}, {opts.tolerance}")
+    if opts.grid < 2 or not 0 <= opts.tolerance < 1 or opts.samples < 10:
+        raise ValueError(
+            f"--grid must be >= 2, --tolerance in [0, 1) and --samples >= 10, got {opts.grid}, "
+            f"{opts.tolerance}, {opts.samples}"
+        )
     previous, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)  # pykan's fits are many tiny ops: threads only add overhead  # pykan's pruning rebuilds its network in the default dtype
