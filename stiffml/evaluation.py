@@ -101,6 +101,12 @@ class RolloutEvaluation(pl.Callback):
         rank_zero_info("final free run: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
 
+def run_folder(ckpt_path: str | os.PathLike) -> Path:
+    """The run (version) folder a checkpoint belongs to: the parent of ``checkpoints/``."""
+    ckpt = Path(ckpt_path)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -139,8 +145,7 @@ class PredictionWriter(pl.Callback):
         if self.output_dir:
             return Path(self.output_dir)
         if trainer.ckpt_path:
-            ckpt = Path(trainer.ckpt_path)
-            return (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent) / "predictions"
+            return run_folder(trainer.ckpt_path) / "predictions"
         return Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
 
     @rank_zero_only

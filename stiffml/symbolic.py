@@ -66,7 +66,9 @@ def _class_paths(ckpt: Path, state: dict) -> tuple[str, str]:
         return info["model"], info["datamodule"]
     import yaml
 
-    config = (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent) / "config.yaml"
+    from stiffml.evaluation import run_folder
+
+    config = run_folder(ckpt) / "config.yaml"
     if not config.exists():
         raise ValueError(f"checkpoint {ckpt} names no model class and there is no {config} to read it from")
     cfg = yaml.safe_load(config.read_text())
@@ -78,9 +80,9 @@ def _resolve(path: str, kind: str) -> type:
 
     if "." not in path:
         return registry.get_model(path) if kind == "models" else registry.get_datamodule(path)
-    from jsonargparse._util import import_object  # noqa: PLC0415
+    from stiffml.cli import _import
 
-    return import_object(path)
+    return _import(path)
 
 
 def load(ckpt_path: str) -> tuple[Any, Any]:
@@ -393,9 +395,9 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)  # pykan's fits are many tiny ops: threads only add overhead  # pykan's pruning rebuilds its network in the default dtype
     try:
         model, dm = load(opts.ckpt)
-        ckpt = Path(opts.ckpt)
-        run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-        out_dir = Path(opts.output_dir) if opts.output_dir else run / "symbolic"
+        from stiffml.evaluation import run_folder
+
+        out_dir = Path(opts.output_dir) if opts.output_dir else run_folder(opts.ckpt) / "symbolic"
         print(report(model, dm, opts, out_dir))
     finally:
         torch.set_default_dtype(previous)

@@ -40,8 +40,9 @@ def cache_key(system: StiffSystem, t_eval: np.ndarray, solver: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def _load(path: Path, key: str, t_eval: np.ndarray, n: int) -> Trajectory:
-    """Load and validate one cache file; raise ``ValueError`` if it cannot be trusted."""
+def _load(path: Path, key: str, t_eval: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Load and validate one cache file's states ``y`` (of ``shape``); raise ``ValueError`` if it
+    cannot be trusted."""
     try:
         with np.load(path, allow_pickle=False) as f:
             stored_key = str(f["key"])
@@ -50,11 +51,11 @@ def _load(path: Path, key: str, t_eval: np.ndarray, n: int) -> Trajectory:
         raise ValueError(f"unreadable ({type(err).__name__}: {err})") from None
     if stored_key != key:
         raise ValueError("key mismatch")
-    if t.shape != t_eval.shape or y.shape != (t_eval.size, n) or not np.array_equal(t, t_eval):
+    if t.shape != t_eval.shape or y.shape != shape or not np.array_equal(t, t_eval):
         raise ValueError(f"shape mismatch (t {t.shape}, y {y.shape})")
     if not np.all(np.isfinite(y)):
         raise ValueError("non-finite values")
-    return Trajectory(t=t, y=y)
+    return y
 
 
 def cached_solve(
@@ -78,7 +79,7 @@ def cached_solve(
     path = root / f"{system.name}-{key[:20]}.npz"
     if path.exists():
         try:
-            return _load(path, key, t_eval, system.n)
+            return Trajectory(t=t_eval, y=_load(path, key, t_eval, (t_eval.size, system.n)))
         except ValueError as err:
             warnings.warn(f"stiffml: ignoring bad cache file {path}: {err}; regenerating", stacklevel=2)
     traj = system.solve(t_eval, method=method, rtol=rtol, atol=atol)
@@ -125,12 +126,8 @@ def cached_ensemble(
     shape = (y0s.shape[0], t_eval.size, system.n)
     if path.exists():
         try:
-            with np.load(path, allow_pickle=False) as f:
-                stored, t, y = str(f["key"]), f["t"], f["y"]
-            if stored != key or y.shape != shape or not np.array_equal(t, t_eval) or not np.all(np.isfinite(y)):
-                raise ValueError(f"does not match the request (shape {y.shape}, expected {shape})")
-            return y
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            return _load(path, key, t_eval, shape)
+        except ValueError as err:
             warnings.warn(f"stiffml: ignoring bad cache file {path}: {err}; regenerating", stacklevel=2)
     y = system.solve_ensemble(y0s, t_eval, rtol=rtol, atol=atol, method=method)
     _write(path, key=np.array(key), t=t_eval, y=y)

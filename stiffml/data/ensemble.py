@@ -171,8 +171,8 @@ class EnsembleDataModule(StiffDataModule):
     def batch_size(self, train: bool) -> int:
         if train:
             return len(self.train_idx) if self.full_batch else self.hparams.batch_size
-        if self.eval_full_batch:
-            return max(len(self.val_idx), len(self.samples) if self.samples is not None else 1)
+        if self.eval_full_batch:  # every sample in one batch (predict serves all of them)
+            return len(self.samples)
         return self.hparams.eval_batch_size
 
     def energy(self, y: np.ndarray) -> np.ndarray | None:

@@ -115,22 +115,10 @@ class PhysicsModel(StiffModel):
                 f"Hamiltonian/Lagrangian structure), got {norm!r}"
             )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        from stiffml.models.base import make_adam
-
-        return make_adam((p for p in self.parameters() if p.requires_grad), self.hparams.lr)
-
     # ----------------------------------------------------------------------- eval with autograd
-    def _evaluate(self, batch: Any, prefix: str) -> None:
+    def eval_forward(self, x: Tensor) -> Tensor:
         with autograd_enabled():
-            x, y = batch
-            pred = self(x.clone()).detach()
-            y = y.clone()
-        n = y.shape[0]
-        self.log(f"{prefix}_loss", self.loss(pred, y), prog_bar=prefix == "val", batch_size=n, sync_dist=True)
-        metric = getattr(self, f"{prefix}_rel_l2")
-        metric.update(self.to_physical(x, pred), self.to_physical(x, y))
-        self.log(f"{prefix}_rel_l2", metric, prog_bar=prefix == "val")
+            return self(x.clone()).detach()  # a clone made here is a normal tensor, not an inference one
 
     def to_physical(self, x: Any, out: Tensor) -> Tensor:
         """Derivatives in physical units (float64)."""
@@ -138,12 +126,6 @@ class PhysicsModel(StiffModel):
         scaler = getattr(dm, "target_scaler", None)
         out = out.to(torch.float64)
         return scaler.inverse_derivative(x.to(torch.float64), out) if scaler is not None else out
-
-    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
-        with autograd_enabled():
-            x, y = batch
-            pred = self(x.clone()).detach()
-        return {"pred": self.to_physical(x, pred), "target": self.to_physical(x, y.clone())}
 
     # --------------------------------------------------------------------------------- free runs
     def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:

@@ -117,9 +117,6 @@ class DissipativeHNN(HNN):
             self.factor = nn.Parameter(root * torch.eye(size).repeat(blocks, 1, 1))
         self._last_r: Tensor | None = None
 
-    def _factor_tril(self) -> Tensor:
-        return torch.tril(self.factor)
-
     def dissipation_matrix(self, u: Tensor | None = None) -> Tensor:
         """``R`` (n, n), or ``R(u)`` (B, n, n) for ``dissipation: state``; always PSD."""
         if self.hparams.dissipation == "state":
@@ -128,7 +125,7 @@ class DissipativeHNN(HNN):
             n = self.hparams.n_inputs
             a = self.factor_net(u).reshape(-1, n, n)
             return a.transpose(1, 2) @ a
-        lower = self._factor_tril()
+        lower = torch.tril(self.factor)
         blocks = lower @ lower.transpose(1, 2)
         return torch.block_diag(*blocks)
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stiffml.mechanics import check_even, euler_lagrange_terms, lagrangian_acceleration
+from stiffml.mechanics import check_even, euler_lagrange_terms, gradient, lagrangian_acceleration
 from stiffml.models.physics.base import Activation, PhysicsModel, mlp
 
 
@@ -112,8 +112,6 @@ class LNN(PhysicsModel):
 
     def energy(self, u: Tensor) -> Tensor:
         """The learned energy ``∂L/∂q̇ · q̇ − L`` (conserved without dissipation), shape ``(B,)``."""
-        from stiffml.mechanics import gradient
-
         d = u.shape[-1] // 2
         value, grad = gradient(self.lagrangian_value, u, create_graph=False)
         return (grad[:, d:] * u[:, d:]).sum(-1) - value
