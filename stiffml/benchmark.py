@@ -135,7 +135,7 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
             train_loss=_scalar(metrics, "train_loss"), val_loss=_scalar(metrics, "val_loss"),
             val_rel_l2=_scalar(metrics, "val_rel_l2"), val_rollout_rel_l2=_scalar(metrics, "val_rollout_rel_l2"),
             fit_seconds=seconds, steps=trainer.global_step, steps_per_second=trainer.global_step / seconds,
-            stop_step=stop[0] if stop else None, epochs=trainer.current_epoch + 1, status="ok",
+            stop_step=stop[0] if stop else None, epochs=_epochs(trainer), status="ok",
         )
         # the physics family's scores (val_rollout_mse_<k>x is the long-horizon one)
         long_key = next((k for k in metrics if k.startswith("val_rollout_mse_")), None)
@@ -153,6 +153,14 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
         record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         _atomic_text(run_dir / "traceback.txt", traceback.format_exc())
     return record
+
+
+def _epochs(trainer: Any) -> float:
+    """Epochs trained, fractional when a stop rule or ``max_time`` ended one part-way."""
+    per_epoch = trainer.num_training_batches
+    if per_epoch and math.isfinite(per_epoch):
+        return trainer.global_step / per_epoch
+    return float(trainer.current_epoch)
 
 
 def _loss_curve(log_dir: Path) -> dict[str, list[float]]:
@@ -187,7 +195,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                "system": first.get("system"), "model": first.get("model"), "n_params": first.get("n_params"),
                "lr": first.get("lr"), "runs": len(runs), "failed": len(runs) - len(ok)}
         for key in ("train_loss", "val_loss", "val_rel_l2", "val_rollout_rel_l2", "val_rollout_mse",
-                    "val_rollout_mse_long", "val_energy_drift", "learned_damping", "fit_seconds", "steps_per_second"):
+                    "val_rollout_mse_long", "val_energy_drift", "learned_damping", "fit_seconds", "steps_per_second",
+                    "epochs"):
             row[key] = mean_std([r.get(key) for r in ok])
         rows.append(row)
     return rows
@@ -270,14 +279,14 @@ def _paper_table(rows: list[dict[str, Any]], paper: dict[str, dict]) -> list[str
         "model's rollout from the first true state(s) (temporal and neural-ODE models). Paper columns are",
         "Zhang et al. (2024), Tables 1 and 2.",
         "",
-        "| system | model | params | paper params | lr | loss | paper loss | val rel. L2 | free-run rel. L2 | fit time (s) | paper time (s) | runs (failed) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | model | params | paper params | lr | epochs | loss | paper loss | val rel. L2 | free-run rel. L2 | fit time (s) | paper time (s) | runs (failed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         p = paper.get(row["key"], {})
         lines.append(
             f"| {row['system'] or '–'} | {row['label']} | {row['n_params'] or '–'} | {_num(p.get('params'))} | "
-            f"{_num(row['lr'])} | {_fmt(row['train_loss'])} | {_num(p.get('loss'))} | {_fmt(row['val_rel_l2'])} | "
+            f"{_num(row['lr'])} | {_fmt(row['epochs'])} | {_fmt(row['train_loss'])} | {_num(p.get('loss'))} | {_fmt(row['val_rel_l2'])} | "
             f"{_fmt(row['val_rollout_rel_l2'])} | {_fmt(row['fit_seconds'])} | {p.get('time', '–')} | "
             f"{row['runs']} ({row['failed']}) |"
         )

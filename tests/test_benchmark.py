@@ -29,10 +29,13 @@ def test_smoke_suite_writes_results_report_and_figures(smoke) -> None:
     for r in rows:
         assert float(r["val_rel_l2"]) > 0 and float(r["fit_seconds"]) > 0 and int(r["n_params"]) > 0
         assert "torch" in r["versions"] and r["precision"] == "64-true"
+    # epochs trained, not Lightning's epoch counter (which ends one past max_epochs)
+    epochs = {r["label"]: float(r["epochs"]) for r in rows}
+    assert epochs["FCNN"] == epochs["AttenLSTM"] == 2.0
     rollouts = {r["label"]: r["val_rollout_rel_l2"] for r in rows}
     assert rollouts["AttenLSTM"] and rollouts["ODE-Net"] and not rollouts["FCNN"]
     report = (smoke / "report.md").read_text()
-    assert "| bz | AttenLSTM |" in report and "free-run rel. L2" in report
+    assert "| bz | AttenLSTM |" in report and "free-run rel. L2" in report and "| epochs |" in report
     for fig in ("loss_curves.png", "run_times.png", "predictions_bz.png", "stiffness_ratio.png"):
         assert (smoke / fig).read_bytes()[:4] == b"\x89PNG"
         assert f"]({fig})" in report
@@ -117,3 +120,12 @@ def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None
         assert float(r["val_energy_drift"]) >= 0
     report = (out / "report.md").read_text()
     assert "| seed test |" in report and "| duffing | HNN (a/b) |" in report and "0.00092" in report
+
+
+def test_epochs_are_fractional_when_a_run_stops_part_way() -> None:
+    from types import SimpleNamespace
+
+    from stiffml.benchmark import _epochs
+
+    assert _epochs(SimpleNamespace(num_training_batches=800, global_step=1000, current_epoch=1)) == 1.25
+    assert _epochs(SimpleNamespace(num_training_batches=float("inf"), global_step=7, current_epoch=3)) == 3.0

@@ -206,17 +206,18 @@ class LearnedField(StiffSystem):
         self.params = {}
         self.y0 = np.asarray(z0, dtype=np.float64)
         self.state_names = tuple(f"z{i}" for i in range(len(self.y0)))
-        self._dtype = next(model.parameters()).dtype
+        first = next(model.parameters())
+        self._dtype, self._device = first.dtype, first.device  # the model may live on a GPU
 
     def _t(self, t: float) -> Tensor:
-        return torch.tensor(t, dtype=self._dtype)
+        return torch.tensor(t, dtype=self._dtype, device=self._device)
 
     @torch.no_grad()
     def rhs(self, t, y):
-        z = torch.as_tensor(np.atleast_2d(y.T), dtype=self._dtype)
-        out = self.model.field(self._t(t), z).double().numpy().T
+        z = torch.as_tensor(np.atleast_2d(y.T), dtype=self._dtype, device=self._device)
+        out = self.model.field(self._t(t), z).double().cpu().numpy().T
         return out if y.ndim == 2 else out[:, 0]
 
     def jac(self, t, y):
-        z = torch.as_tensor(y[None, :], dtype=self._dtype)
-        return batched_jacobian(self.model.field, self._t(t), z)[0].detach().double().numpy()
+        z = torch.as_tensor(y[None, :], dtype=self._dtype, device=self._device)
+        return batched_jacobian(self.model.field, self._t(t), z)[0].detach().double().cpu().numpy()
