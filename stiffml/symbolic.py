@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 DEFAULT_LIB = "x,x^2,x^4"
+DEFAULT_OUTER_LIB = "x,x^2"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="stiffml symbolic", description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True, help="checkpoint of a trained KAN, KANLNN, HNN or DissipativeHNN")
     p.add_argument("--lib", default=DEFAULT_LIB, help=f"comma-separated pykan function names (default {DEFAULT_LIB})")
-    p.add_argument("--outer-lib", default="x",
-                   help="functions for the KAN's deeper layers (default x: an additive formula, the "
-                        "structure of the seed's eq. 24); 'same' uses --lib")
+    p.add_argument("--outer-lib", default=DEFAULT_OUTER_LIB,
+                   help=f"functions for the KAN's deeper layers (default {DEFAULT_OUTER_LIB}: sums of "
+                        "edge functions, optionally squared, so a square of a shifted square gives a "
+                        "variable's quadratic and quartic terms from one edge); 'same' uses --lib")
     p.add_argument("--weight-simple", type=float, default=0.0,
                    help="pykan's preference for simple functions over fit quality when snapping "
                         "(0: best R² wins; pykan's default 0.8 favours x^2 over x^4)")
@@ -140,6 +142,17 @@ def normalise_lagrangian(terms: dict[tuple[int, ...], float], d: int = 1) -> dic
         return kept
     scale = 0.5 / kept[v2]
     return {m: c * scale for m, c in kept.items()}
+
+
+def dropped_line(full: dict[tuple[int, ...], float], kept: dict[tuple[int, ...], float], names: list[str],
+                 tolerance: float) -> str:
+    """Say what :func:`prune_terms` removed, so a clean-looking formula can be judged."""
+    dropped = {m: c for m, c in full.items() if m not in kept}
+    if not dropped:
+        return "  dropped:    nothing"
+    m, c = max(dropped.items(), key=lambda kv: abs(kv[1]))
+    return (f"  dropped:    {len(dropped)} terms below {tolerance:g} x the largest |coefficient|; the largest "
+            f"of them: {format_terms({m: c}, names)}")
 
 
 def format_terms(terms: dict[tuple[int, ...], float], names: list[str], digits: int = 4) -> str:
@@ -284,8 +297,9 @@ def report_kanlnn(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path |
     if terms is None:
         lines.append("  the formula is not a polynomial in (q, q̇): no term-by-term comparison (try --lib x,x^2,x^3,x^4)")
         return "\n".join(lines)
-    learned = prune_terms(normalise_lagrangian(terms, d), opts.tolerance)
-    lines.append(f"  normalised: L = {format_terms(learned, names)}")
+    full = normalise_lagrangian(terms, d)
+    learned = prune_terms(full, opts.tolerance)
+    lines += [f"  normalised: L = {format_terms(learned, names)}", dropped_line(full, learned, names, opts.tolerance)]
     lagr = getattr(dm.system, "lagrangian", None)
     if lagr is None:
         return "\n".join(lines + ["  (the system defines no Lagrangian to compare with)"])
@@ -322,6 +336,7 @@ def report_kan(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | No
         true = polynomial_terms(true_field[i], list(syms)) or {}
         true = {m: c for m, c in true.items() if c != 0}
         lines.append(f"    learned: {format_terms(learned, names)}")
+        lines.append("  " + dropped_line(terms, learned, names, opts.tolerance))
         lines.append(f"    true:    {format_terms(true, names)}")
         same, rows = compare(learned, true, names)
         all_same &= same

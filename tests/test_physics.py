@@ -223,7 +223,7 @@ def test_kan_models_write_nothing_outside_the_run_folder(cli, tmp_path, monkeypa
 def test_symbolic_normalisation_recovers_the_true_lagrangian_terms() -> None:
     import sympy
 
-    from stiffml.symbolic import compare, normalise_lagrangian, polynomial_terms, prune_terms
+    from stiffml.symbolic import compare, dropped_line, normalise_lagrangian, polynomial_terms, prune_terms
 
     q, v = sympy.symbols("q qdot")
     sys = Duffing(alpha=0.5, beta=0.25)
@@ -236,6 +236,14 @@ def test_symbolic_normalisation_recovers_the_true_lagrangian_terms() -> None:
     assert got == pytest.approx(true)
     off = normalise_lagrangian(polynomial_terms(3 * sys.lagrangian(q, v) + q**3, [q, v]))
     assert not compare(prune_terms(off, 1e-3), true, ["q", "qdot"])[0]
+    # the shape an outer x^2 snap gives: one q-edge x^2 squared again yields both q^2 and q^4
+    nested = polynomial_terms(v**2 / 2 - (q**2 / 4 + 0.5) ** 2 + 1e-4 * q**2 * v**2, [q, v])
+    full = normalise_lagrangian(nested)
+    kept = prune_terms(full, 1e-2)
+    assert compare(kept, true, ["q", "qdot"])[0]
+    assert dropped_line(full, kept, ["q", "qdot"], 1e-2).endswith("1 terms below 0.01 x the largest |coefficient|; "
+                                                                   "the largest of them: 0.0001·q^2·qdot^2")
+    assert dropped_line(true, true, ["q", "qdot"], 1e-2).endswith("nothing")
 
 
 def test_symbolic_hnn_report_and_bad_input(cli, capsys, tmp_path) -> None:
