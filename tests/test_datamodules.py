@@ -128,3 +128,12 @@ def test_shuffle_changes_per_epoch_and_is_seeded() -> None:
     assert not torch.equal(first, second)
     again = BatchLoader(dm.samples, dm.train_idx, 50, shuffle=True, seed=1)
     assert torch.equal(next(iter(again))[0], first)
+
+
+def test_a_batch_larger_than_the_data_is_one_full_batch() -> None:
+    dm = BZDataModule(representation="pointwise", dt=0.01)
+    dm.setup("fit")
+    n = len(dm.train_idx)
+    loader = BatchLoader(dm.samples, dm.train_idx, 10 * n, shuffle=True, drop_last=True)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 1 and len(batches[0][0]) == n

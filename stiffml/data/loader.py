@@ -70,9 +70,13 @@ class BatchLoader:
             return n // self.world_size
         return len(range(self.rank, n, self.world_size))
 
+    def _batch(self) -> int:
+        # a batch larger than the data is one full batch (not zero batches under drop_last)
+        return max(1, min(self.batch_size, self._per_rank()))
+
     def __len__(self) -> int:
-        n = self._per_rank()
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, bs = self._per_rank(), self._batch()
+        return n // bs if self.drop_last else -(-n // bs)
 
     def _order(self) -> Tensor:
         idx = self.indices
@@ -88,6 +92,6 @@ class BatchLoader:
     def __iter__(self) -> Iterator[Any]:
         idx = self._order()
         self._epochs += 1
-        bs = self.batch_size
+        bs = self._batch()
         for i in range(len(self)):
             yield self.samples.batch(idx[i * bs : (i + 1) * bs])

@@ -46,6 +46,10 @@ class ODENet(StiffModel):
         adjoint: Gradients by the adjoint method (torchdiffeq solvers only).
         max_steps: Step budget of one training solve; exceeding it stops the run with a clear error.
         scale_output: Stiff-aware per-state output scaling (Kim et al. 2021).
+        derivative_loss: Derivative mode's loss: ``scaled`` (per-state squared error in units of
+            the state's typical rate) or ``relative`` (each sample's error divided by the size of
+            its true derivative, so that slow decades of a stiff system, e.g. ROBER's late times,
+            weigh as much as the fast transient).
         rollout_solver: scipy stiff solver for free runs of the learned field: Radau | BDF | LSODA.
         rollout_rtol: Relative tolerance of free runs.
         rollout_atol: Absolute tolerance of free runs (normalised units).
@@ -71,6 +75,7 @@ class ODENet(StiffModel):
         adjoint: bool = False,
         max_steps: int = 10_000,
         scale_output: bool = True,
+        derivative_loss: Literal["scaled", "relative"] = "scaled",
         rollout_solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
         rollout_rtol: float = 1e-6,
         rollout_atol: float = 1e-9,
@@ -84,6 +89,8 @@ class ODENet(StiffModel):
             raise ValueError(f"unknown activation {activation!r}; valid: {list(ACTIVATIONS)}")
         if hidden < 1 or depth < 0 or max_steps < 1:
             raise ValueError(f"hidden and max_steps must be positive and depth >= 0, got {hidden}, {depth}, {max_steps}")
+        if derivative_loss not in ("scaled", "relative"):
+            raise ValueError(f"unknown derivative_loss {derivative_loss!r}; valid: ['scaled', 'relative']")
         if rollout_solver not in STIFF_METHODS:
             raise ValueError(f"unknown rollout_solver {rollout_solver!r}; valid: {list(STIFF_METHODS)}")
         check_solver(solver, rtol, atol, step_size, adjoint)
@@ -161,7 +168,12 @@ class ODENet(StiffModel):
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         if self.hparams.mode == "derivative":  # per state in units of the data's typical rate
-            return torch.mean(((pred - target) / self.field_scale) ** 2)
+            err = (pred - target) / self.field_scale
+            if self.hparams.derivative_loss == "relative":
+                size = (target / self.field_scale).pow(2).sum(-1, keepdim=True)
+                # the floor only guards exact equilibria; it is far below any rate in the data
+                return torch.mean(err.pow(2) / size.clamp_min(torch.finfo(size.dtype).tiny ** 0.5))
+            return torch.mean(err**2)
         return torch.mean((pred - target) ** 2)
 
     def to_physical(self, x: Any, out: Tensor) -> Tensor:
