@@ -188,3 +188,14 @@ def test_explicit_model_flags_win_over_checkpoint_hparams(cli, tmp_path) -> None
         cfg = yaml.safe_load(next(root.glob("lightning_logs/version_0/config.yaml")).read_text())
         assert cfg["model"]["init_args"]["mode"] == mode  # the checkpoint's unless given explicitly
         assert cfg["data"]["init_args"]["representation"] == {"derivative": "derivative", "pair": "pair"}[mode]
+
+
+def test_relative_derivative_loss_weighs_slow_and_fast_samples_alike() -> None:
+    model = ODENet(2, 2, mode="derivative", derivative_loss="relative")
+    target = torch.tensor([[1e3, 0.0], [0.0, 1e-6]], dtype=torch.float64)
+    pred = target * 1.1  # 10 % off on both samples, whatever their size
+    assert model.loss(pred, target).item() == pytest.approx(0.01 / 2)
+    scaled = ODENet(2, 2, mode="derivative")
+    assert scaled.loss(pred, target).item() == pytest.approx((100.0**2) / 4)  # the fast sample dominates
+    with pytest.raises(ValueError, match="unknown derivative_loss 'log'"):
+        ODENet(2, 2, mode="derivative", derivative_loss="log")
