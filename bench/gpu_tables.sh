@@ -8,7 +8,9 @@
 #   bash bench/gpu_tables.sh pack OUTROOT TARBALL     # results without checkpoints and CSV copies
 # MAX_TIME is Lightning's Trainer.max_time (DD:HH:MM:SS); each run then validates, runs its free
 # run over the whole series and writes its predictions, as in `stiffml benchmark` anywhere.
-# Expects the wheels of packages the machine lacks in .whl/ and solved trajectories in .gpucache/.
+# Expects the wheels of packages the machine lacks in .whl/ (jsonargparse, docstring-parser,
+# typeshed-client; see the device tool's notes). Solved trajectories may be carried in .gpucache/
+# (a STIFFML_CACHE_DIR filled here) so that 16 runs do not each solve B-Z and VdP first.
 set -uo pipefail
 cmd=$1 root=$2
 case $cmd in
