@@ -168,9 +168,10 @@ class ODENet(StiffModel):
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         if self.hparams.mode == "derivative":  # per state in units of the data's typical rate
-            err = (pred - target) / self.field_scale
+            scaled_target = target / self.field_scale
+            err = pred / self.field_scale - scaled_target
             if self.hparams.derivative_loss == "relative":
-                size = (target / self.field_scale).pow(2).sum(-1, keepdim=True)
+                size = scaled_target.pow(2).sum(-1, keepdim=True)
                 # the floor only guards exact equilibria; it is far below any rate in the data
                 return torch.mean(err.pow(2) / size.clamp_min(torch.finfo(size.dtype).tiny ** 0.5))
             return torch.mean(err**2)
