@@ -1,6 +1,7 @@
 """stiffml: train, compare and explain neural networks on stiff ODE systems.
 
-Public API for users and plugin authors:
+Public API for users and plugin authors (imported on first use, so ``import stiffml`` and the
+``stiffml`` command stay fast):
 
 - :class:`StiffModel`: subclass it for a new architecture (set ``family`` and
   ``representation``, build layers in ``__init__``, implement ``forward``).
@@ -8,17 +9,40 @@ Public API for users and plugin authors:
   ``make_system``).
 - :func:`get_system`, :class:`StiffSystem`: the numerical core, free of Lightning.
 - :class:`StopOnLossBelow`: the paper's stop-at-loss-threshold rule as a callback.
+- :class:`StopOnDivergence`: stop a run whose loss turns non-finite or explodes (on by default).
 - :class:`SwitchToLBFGS`: Adam first, then L-BFGS (full-batch physics models).
 """
 
-from stiffml.callbacks import StopOnLossBelow, SwitchToLBFGS
-from stiffml.data import REPRESENTATIONS, StiffDataModule
-from stiffml.models import StiffModel
-from stiffml.systems import SolveError, StiffSystem, get_system
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "REPRESENTATIONS", "SolveError", "StiffDataModule", "StiffModel", "StiffSystem",
-    "StopOnLossBelow", "SwitchToLBFGS", "__version__", "get_system",
-]
+_LAZY = {
+    "StopOnLossBelow": "stiffml.callbacks",
+    "StopOnDivergence": "stiffml.callbacks",
+    "SwitchToLBFGS": "stiffml.callbacks",
+    "DivergenceError": "stiffml.callbacks",
+    "REPRESENTATIONS": "stiffml.data",
+    "StiffDataModule": "stiffml.data",
+    "StiffModel": "stiffml.models",
+    "SolveError": "stiffml.systems",
+    "StiffSystem": "stiffml.systems",
+    "get_system": "stiffml.systems",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stiffml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

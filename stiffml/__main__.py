@@ -1,5 +1,5 @@
 import sys
 
-from stiffml.cli import main
+from stiffml.main import main
 
 sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import lightning.pytorch as pl
@@ -105,3 +107,88 @@ class SwitchToLBFGS(pl.Callback):
         trainer.strategy.lr_scheduler_configs = []
         self.switched = True
         rank_zero_info(f"SwitchToLBFGS: L-BFGS from epoch {trainer.current_epoch}")
+
+
+class DivergenceError(RuntimeError):
+    """Training stopped because a loss became non-finite or exceeded the configured ceiling."""
+
+
+class StopOnDivergence(pl.Callback):
+    """Stop a run, with an error and a non-zero exit, as soon as its loss diverges.
+
+    A training batch loss or an epoch's validation loss (``monitor``) that is non-finite or above
+    ``max_loss`` raises :class:`DivergenceError` in that very step: the message names the step,
+    the value, the likely cause and the last good checkpoint. It fires before any checkpoint of
+    that step or epoch is written (Lightning runs checkpoint callbacks last), so no checkpoint is
+    ever scored by a diverged metric. On by default in the CLI (``--divergence.*``).
+
+    On the CPU every step is checked (a float comparison). On an accelerator the check is folded
+    into a flag on the device and read every ``sync_every_n_steps`` steps, so the hot path has no
+    host-device sync; the error then says "at or before" the step.
+
+    Args:
+        max_loss: Ceiling for training and validation losses (None: only non-finite values).
+        monitor: Validation metric checked at each validation end (None: training loss only).
+        sync_every_n_steps: On accelerators, read the device-side flag every n steps.
+    """
+
+    def __init__(self, max_loss: float | None = 1.0e10, monitor: str | None = "val_loss",
+                 sync_every_n_steps: int = 50) -> None:
+        super().__init__()
+        if max_loss is not None and not max_loss > 0:
+            raise ValueError(f"StopOnDivergence max_loss must be positive or null, got {max_loss}")
+        if sync_every_n_steps < 1:
+            raise ValueError(f"sync_every_n_steps must be a positive integer, got {sync_every_n_steps}")
+        self.max_loss = float(max_loss) if max_loss is not None else float("inf")
+        self.monitor = monitor
+        self.sync_every_n_steps = sync_every_n_steps
+        self._flag: torch.Tensor | None = None
+
+    def _bad(self, value: float) -> bool:
+        return not math.isfinite(value) or value > self.max_loss
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        loss = loss.detach()
+        if loss.device.type != "cpu":
+            flag = ~torch.isfinite(loss) | (loss > self.max_loss)
+            self._flag = flag if self._flag is None else self._flag | flag
+            if trainer.global_step % self.sync_every_n_steps or not bool(self._flag):
+                return
+            where = "at or before"
+        else:
+            if not self._bad(float(loss)):
+                return
+            where = "at"
+        self._stop(trainer, pl_module, f"training loss {float(loss):.4g} {where} step {trainer.global_step}")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor is None or trainer.state.fn != "fit":
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and self._bad(float(value)):
+            self._stop(trainer, pl_module, f"{self.monitor} {float(value):.4g} at step {trainer.global_step}")
+
+    def _stop(self, trainer: pl.Trainer, pl_module: pl.LightningModule, what: str) -> None:
+        limit = "non-finite" if not self.max_loss < float("inf") else f"non-finite or above max_loss {self.max_loss:.3g}"
+        lr = getattr(getattr(pl_module, "hparams", None), "get", lambda *_: None)("lr")
+        cause = (f"the learning rate (lr={lr:g}) is likely too high" if lr is not None and trainer.global_step > 1
+                 else "check the learning rate and the data (normalization, non-finite values)")
+        raise DivergenceError(
+            f"training diverged (epoch {trainer.current_epoch}): {what} is {limit}; {cause}; "
+            f"{last_good_checkpoint(trainer)} (set --divergence.max_loss to change the ceiling)"
+        )
+
+
+def last_good_checkpoint(trainer: pl.Trainer) -> str:
+    """A phrase naming the newest checkpoint this run wrote, for error messages."""
+    paths = {cb.last_model_path for cb in trainer.checkpoint_callbacks} | {
+        cb.best_model_path for cb in trainer.checkpoint_callbacks}
+    found = [p for p in paths if p and os.path.isfile(p)]
+    if not found:
+        return "no checkpoint was written before it"
+    return f"last good checkpoint: {max(found, key=os.path.getmtime)}"

@@ -1,51 +1,40 @@
-"""The ``stiffml`` command: LightningCLI for fit/validate/test/predict, plus ``list``."""
+"""``stiffml fit|validate|test|predict``: LightningCLI over every registered model and datamodule.
+
+Besides Lightning's own behaviour, the CLI
+- stops a diverging run with an error (:class:`~stiffml.callbacks.StopOnDivergence`, ``--divergence.*``);
+- resumes the newest run under the root folder with ``--ckpt_path last`` (same ``version_N``
+  folder, curves continued, float64 weights restored without a float32 round trip);
+- refuses to evaluate random weights (``--ckpt_path`` or ``--allow_untrained true``) and a
+  checkpoint of another model class than the config names;
+- writes checkpoints atomically and removes the run folder of a run that failed before its
+  first step.
+"""
 
 from __future__ import annotations
 
-import re
+import os
+import shutil
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from stiffml import registry
+from stiffml.callbacks import StopOnDivergence
+from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
 from stiffml.data.base import StiffDataModule
+from stiffml.errors import condense
 from stiffml.evaluation import PredictionWriter, RolloutEvaluation
 from stiffml.models.base import StiffModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-_NOISE = (
-    "Does not validate against any of the Union subtypes",
-    "Subtypes:",
-    "Errors:",
-    "Expected a <class 'NoneType'>",
-    "Given value type:",
-    "Expected a path but",
-)
-
-
-def condense(message: str) -> str:
-    """Turn jsonargparse's nested multi-line messages into one line naming what is wrong."""
-    key = re.search(r'Parser key "(\w+)"', message)
-    unknown = re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
-        r"Import path (\S+) does not correspond", message
-    )
-    if key and unknown and key.group(1) in ("model", "data"):
-        kind = "models" if key.group(1) == "model" else "datamodules"
-        return f"unknown {kind[:-1]} {unknown.group(1)!r}; valid: {sorted(registry.load(kind))}"
-    inner = re.search(r"Errors:\s*- (.*?)\s*- Expected a <class 'NoneType'>", message, re.S)
-    if inner and "Problem with given class_path" not in inner.group(1):
-        return " ".join(inner.group(1).split())
-    lines = [ln.strip(" -") for ln in message.splitlines()]
-    kept = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
-    text = "; ".join(kept).replace(":;", ":")
-    text = re.sub(r"Given value: NestedArg\(key='(\w+)', val='([^']*)'\)", r"(given \1=\2)", text)
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 class StiffArgumentParser(LightningArgumentParser):
@@ -60,14 +49,15 @@ class StiffCLI(LightningCLI):
     """LightningCLI in subclass mode over every registered model and datamodule.
 
     Defaults: TensorBoard logs under ``<default_root_dir>/lightning_logs/version_N``, last and
-    best (``val_loss``) checkpoints, seed 0, and ``precision: 64-true`` on the CPU (``32-true``
-    on an accelerator) unless the trainer's precision is set.
+    best (``val_loss``) checkpoints, divergence stop, seed 0, and ``precision: 64-true`` on the
+    CPU (``32-true`` on an accelerator) unless the trainer's precision is set.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         registry.load_all()  # import plugin classes so their short names resolve
         given = kwargs.get("args")
         self._given_args = [str(a) for a in (sys.argv[1:] if given is None else given)]
+        self._resume_version: int | None = None
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", StiffArgumentParser)
@@ -76,11 +66,17 @@ class StiffCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Two checkpoint callbacks: ModelCheckpoint's own save_last only refreshes last.ckpt in
         # steps where a top-k checkpoint is saved, so a run whose val_loss stops improving would
-        # keep a stale "last". A monitor-less callback overwrites last.ckpt at every epoch end.
+        # keep a stale "last". A monitor-less callback overwrites last.ckpt at every epoch end; a
+        # third, off by default, also every N steps (--step_checkpoint.every_n_train_steps N), so
+        # a killed run loses fewer than N steps (Lightning forbids both triggers in one callback).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "step_checkpoint")
+        parser.add_lightning_class_args(StopOnDivergence, "divergence")
         parser.add_lightning_class_args(RolloutEvaluation, "rollout")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
+        parser.add_argument("--allow_untrained", type=bool, default=False,
+                            help="validate/test/predict: allow running without --ckpt_path (random weights)")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_loss",
@@ -90,27 +86,67 @@ class StiffCLI(LightningCLI):
                 "last_checkpoint.save_top_k": 1,
                 "last_checkpoint.filename": "last",
                 "last_checkpoint.enable_version_counter": False,
+                "step_checkpoint.monitor": None,
+                "step_checkpoint.save_top_k": 1,
+                "step_checkpoint.filename": "last",
+                "step_checkpoint.every_n_train_steps": 0,
+                "step_checkpoint.every_n_epochs": 0,
+                "step_checkpoint.enable_version_counter": False,
             }
         )
         parser.link_arguments("data", "model.init_args.n_inputs", compute_fn=lambda d: d.n_inputs, apply_on="instantiate")
         parser.link_arguments("data", "model.init_args.n_outputs", compute_fn=lambda d: d.n_outputs, apply_on="instantiate")
 
-    def _parse_ckpt_path(self) -> None:
-        """Checkpoint hyperparameters as defaults: explicit ``--model.*`` flags still win.
+    # ------------------------------------------------------------------------- checkpoints
+    def _logs_base(self, cfg: Namespace) -> Path:
+        """The folder holding ``version_N`` run folders for this config's logger."""
+        trainer = cfg.trainer
+        root = trainer.get("default_root_dir") or os.getcwd()
+        logger = trainer.get("logger")
+        init = logger.get("init_args") if isinstance(logger, Namespace) else None
+        if init is not None and init.get("save_dir"):
+            return Path(init.save_dir) / (init.get("name") or "lightning_logs")
+        return Path(root) / "lightning_logs"
 
-        Lightning applies a checkpoint's model hyperparameters over the whole parsed config, so
-        ``stiffml validate --ckpt_path X --model.mode pair`` would silently keep X's mode.
+    def _parse_ckpt_path(self) -> None:
+        """Resolve ``last``, validate the file and its model class, then apply its hyperparameters
+        as defaults: explicit ``--model.*`` flags still win.
+
+        (Lightning applies a checkpoint's model hyperparameters over the whole parsed config, so
+        ``stiffml validate --ckpt_path X --model.mode pair`` would silently keep X's mode, and an
+        AttenLSTM checkpoint would silently replace the FCNN a config names.)
         """
+        sub = self.config.get("subcommand")
+        if not sub or self.config[sub].get("ckpt_path") is None:
+            return
+        cfg = self.config[sub]
+        if cfg.ckpt_path == "last":
+            path, version = find_resumable(self._logs_base(cfg).parent, self._logs_base(cfg).name)
+            cfg.ckpt_path = str(path)
+            self._resume_version = version if sub == "fit" else None
+        elif cfg.ckpt_path in ("best", "hpc", "registry"):
+            return  # Lightning's own keywords
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        recorded, configured = checkpoint_model_class(ckpt), cfg.model.get("class_path")
+        if recorded and configured and registry.import_class(recorded) is not registry.import_class(configured):
+            raise ValueError(
+                f"checkpoint {cfg.ckpt_path} holds a {recorded.rsplit('.', 1)[-1]} model ({recorded}) but the "
+                f"config names {configured.rsplit('.', 1)[-1]} ({configured}); use the checkpoint's config or "
+                "another checkpoint"
+            )
         explicit = set()
         for arg in self._given_args:
             if arg.startswith("--model.") and arg != "--model.class_path":
                 explicit.add(arg.split("=", 1)[0].removeprefix("--model.").removeprefix("init_args."))
-        sub = self.config.get("subcommand")
-        if not sub or not explicit:
-            return super()._parse_ckpt_path()
-        init = self.config[sub].model.get("init_args")
+        init = cfg.model.get("init_args")
         kept = {k: init.get(k) for k in explicit if init is not None and k in init}
-        super()._parse_ckpt_path()
+        hparams = dict(ckpt.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
         init = self.config[sub].model.get("init_args")
         for key, value in kept.items():
             init[key] = value
@@ -118,10 +154,17 @@ class StiffCLI(LightningCLI):
     def _active_config(self) -> Namespace:
         return self.config[self.subcommand] if self.subcommand else self.config
 
+    # --------------------------------------------------------------------------- validation
     def before_instantiate_classes(self) -> None:
         cfg = self._active_config()
-        model_cls = _import(cfg.model.class_path)
-        data_cls = _import(cfg.data.class_path)
+        if self.subcommand in ("validate", "test", "predict") and cfg.get("ckpt_path") is None and not cfg.get("allow_untrained"):
+            raise ValueError(
+                f"{self.subcommand} needs --ckpt_path PATH (or 'last': the newest run under the root folder); "
+                f"without one the model has random weights (pass --allow_untrained true to {self.subcommand} "
+                "an untrained model)"
+            )
+        model_cls = registry.import_class(cfg.model.class_path)
+        data_cls = registry.import_class(cfg.data.class_path)
         if not (isinstance(model_cls, type) and issubclass(model_cls, StiffModel)):
             raise ValueError(f"model {cfg.model.class_path} is not a stiffml model")
         if not (isinstance(data_cls, type) and issubclass(data_cls, StiffDataModule)):
@@ -135,72 +178,61 @@ class StiffCLI(LightningCLI):
                 f"{model_cls.__name__} consumes '{want}' samples but data.representation is '{given}'"
             )
         data_args.representation = want
-        trainer = cfg.trainer
-        if trainer.get("precision") is None:
-            accel = str(trainer.get("accelerator") or "auto")
-            on_cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
-            trainer.precision = "64-true" if on_cpu else "32-true"
+        check_trainer_args(cfg.trainer)
+
+    def after_instantiate_classes(self) -> None:
+        trainer = self.trainer
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        logger = trainer.logger
+        if self._resume_version is not None and isinstance(logger, (TensorBoardLogger, CSVLogger)):
+            # continue the resumed run's curves in its own version folder
+            trainer.logger = type(logger)(save_dir=logger.save_dir, name=logger.name, version=self._resume_version)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a run that fails before its first step leaves no run folder behind."""
+        logger = self.trainer.logger
+        log_dir = Path(logger.log_dir) if logger is not None and logger.log_dir else None
+        existed = log_dir is not None and log_dir.exists()
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if (log_dir is not None and not existed and log_dir.is_dir() and self.trainer.global_step == 0
+                    and not any(log_dir.rglob("*.ckpt"))):
+                shutil.rmtree(log_dir, ignore_errors=True)
+            raise
 
 
-def _import(class_path: str) -> Any:
-    from jsonargparse._util import import_object  # noqa: PLC0415 (no public alias)
+def check_trainer_args(trainer: Namespace) -> None:
+    """One-line errors for trainer settings Lightning would accept and then fail on, and the
+    precision default (64-bit on the CPU, 32-bit on an accelerator)."""
+    accel = str(trainer.get("accelerator") or "auto")
+    if accel in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.accelerator is {accel!r} but this machine has no CUDA GPU; use 'cpu' or 'auto' "
+                         "(configs/trainer/gpu*.yaml are for GPU machines)")
+    if accel == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("trainer.accelerator is 'mps' but MPS is not available here; use 'cpu' or 'auto'")
+    on_cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
+    devices = trainer.get("devices")
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if on_cpu and isinstance(devices, int) and devices > count:
+        raise ValueError(f"trainer.devices is {devices} but this machine has {count} CPU cores; "
+                         f"use at most {count} CPU processes (or 'auto')")
+    if isinstance(devices, int) and devices < -1:
+        raise ValueError(f"trainer.devices must be a positive integer, -1 or 'auto', got {devices}")
+    for key, least in (("max_epochs", -1), ("min_epochs", 0), ("max_steps", -1), ("min_steps", 0)):
+        value = trainer.get(key)
+        if value is not None and value < least:
+            allowed = "-1 (no limit) or a non-negative integer" if least == -1 else "a non-negative integer"
+            raise ValueError(f"trainer.{key} must be {allowed}, got {value}")
+    if trainer.get("precision") is None:
+        trainer.precision = "64-true" if on_cpu else "32-true"
 
-    return import_object(class_path)
 
-
-def _one_line(err: BaseException) -> str:
-    text = str(err)
-    return " ".join((condense(text) if "\n" in text else text).split())
-
-
-def cmd_list(argv: list[str]) -> int:
-    """``stiffml list [PATTERN]``: registered models and datamodules."""
-    from stiffml.listing import print_registry
-
-    if len(argv) > 1 or (argv and argv[0].startswith("-")):
-        print("usage: stiffml list [PATTERN]   (PATTERN: a glob over names, e.g. '*LSTM*')")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    print_registry(argv[0] if argv else "*")
+def main(argv: list[str]) -> int:
+    """``stiffml fit|validate|test|predict ...`` (``argv`` starts with the subcommand)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
+        StiffCLI(args=argv)
     return 0
-
-
-def cmd_benchmark(argv: list[str]) -> int:
-    """``stiffml benchmark``: see :mod:`stiffml.benchmark`."""
-    from stiffml.benchmark import main as benchmark_main
-
-    return benchmark_main(argv)
-
-
-def cmd_symbolic(argv: list[str]) -> int:
-    """``stiffml symbolic --ckpt PATH``: see :mod:`stiffml.symbolic`."""
-    from stiffml.symbolic import main as symbolic_main
-
-    return symbolic_main(argv)
-
-
-EXTRA_COMMANDS = {"list": cmd_list, "benchmark": cmd_benchmark, "symbolic": cmd_symbolic}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``stiffml`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args and args[0] in EXTRA_COMMANDS:
-            return EXTRA_COMMANDS[args[0]](args[1:])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
-            StiffCLI(args=argv)  # None: LightningCLI reads sys.argv itself
-        return 0
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
-    except KeyboardInterrupt:
-        print("stiffml: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, RuntimeError, OSError, KeyError) as err:
-        print(f"stiffml: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,16 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from stiffml.io import atomic_write
 from stiffml.metrics import rel_l2
+from stiffml.solvers.integrate import StepBudgetExceeded
+from stiffml.systems import SolveError
+
+# What a free run of a diverging model raises (a solver giving up, overflow, a singular matrix).
+DIVERGED = (SolveError, StepBudgetExceeded, FloatingPointError, OverflowError, ZeroDivisionError,
+            np.linalg.LinAlgError, torch.linalg.LinAlgError)
 
 
 def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
@@ -42,6 +48,22 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
             out["train_rollout_rel_l2"] = rel_l2(pred[~held], ref[~held])
         return out
     return {"val_rollout_rel_l2": rel_l2(pred, ref)}
+
+
+def scored_free_run(pl_module: Any, dm: Any, max_steps: int | None = None) -> tuple[dict | None, dict[str, float]]:
+    """The model's free run and its scores; a run that blows up is scored as diverged (inf).
+
+    Returns ``(run, metrics)``; ``run`` is None when the free run raised on its way to infinity.
+    """
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            run = pl_module.free_run(dm, max_steps)
+    except DIVERGED as err:
+        rank_zero_warn(f"free run diverged: {type(err).__name__}: {err}; scored as inf")
+        return None, {"val_rollout_rel_l2": float("inf")}
+    if hasattr(pl_module, "rollout_metrics"):  # e.g. the physics family's ensemble scores
+        return run, pl_module.rollout_metrics(dm, run)
+    return run, rollout_errors(dm, run)
 
 
 class RolloutEvaluation(pl.Callback):
@@ -69,10 +91,7 @@ class RolloutEvaluation(pl.Callback):
         if not hasattr(pl_module, "free_run") or dm is None or getattr(dm, "samples", None) is None:
             return None
         start = time.perf_counter()
-        if hasattr(pl_module, "rollout_metrics"):  # e.g. the physics family's ensemble scores
-            metrics = pl_module.rollout_metrics(dm, pl_module.free_run(dm, self.max_steps))
-        else:
-            metrics = rollout_errors(dm, pl_module.free_run(dm, self.max_steps))
+        _, metrics = scored_free_run(pl_module, dm, self.max_steps)
         metrics["rollout_seconds"] = time.perf_counter() - start
         self._done_at_step = trainer.global_step
         return metrics
@@ -105,18 +124,6 @@ def run_folder(ckpt_path: str | os.PathLike) -> Path:
     """The run (version) folder a checkpoint belongs to: the parent of ``checkpoints/``."""
     ckpt = Path(ckpt_path)
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class PredictionWriter(pl.Callback):
@@ -159,23 +166,21 @@ class PredictionWriter(pl.Callback):
             arrays["reference"] = torch.cat([b["target"] for b in self._batches]).double().numpy()
             arrays["prediction"] = pred  # one step ahead from true inputs for window/pair models
         if hasattr(pl_module, "free_run"):
-            run = pl_module.free_run(dm)
-            arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
-            if hasattr(pl_module, "rollout_metrics"):
-                arrays.update(pl_module.rollout_metrics(dm, run))
-            else:
-                arrays.update(rollout_errors(dm, run))
+            run, metrics = scored_free_run(pl_module, dm)
+            if run is not None:
+                arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
+            arrays.update(metrics)
         folder = self._folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez(buf, state_names=np.array(names), **arrays)
-        _atomic_write(folder / "predictions.npz", buf.getvalue())
-        _atomic_write(folder / "predictions.csv", _csv(arrays, names).encode())
+        atomic_write(folder / "predictions.npz", buf.getvalue())
+        atomic_write(folder / "predictions.csv", _csv(arrays, names).encode())
         title = type(pl_module).__name__
         if arrays.get("rollout", np.zeros(0)).ndim == 3:  # an ensemble: phase portraits
-            _atomic_write(folder / "predictions.png", _plot_phase(arrays, names, title))
+            atomic_write(folder / "predictions.png", _plot_phase(arrays, names, title))
         else:
-            _atomic_write(folder / "predictions.png", _plot(arrays, names, title))
+            atomic_write(folder / "predictions.png", _plot(arrays, names, title))
         rank_zero_info(f"predictions written to {folder}")
 
 

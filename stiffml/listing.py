@@ -1,11 +1,22 @@
-"""``stiffml list``: a table of the registry."""
+"""``stiffml list [PATTERN]``: a table of the registry.
+
+Building the table imports every model (torch, Lightning: seconds), so its rows are cached in the
+cache folder under :func:`stiffml.registry.fingerprint`, which changes whenever a plugin is
+installed, removed or upgraded, or a registered package's source file is edited. A cached
+listing answers without importing torch; plugin warnings are cached and shown again.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
+import json
+import sys
+import warnings
+from typing import Any
 
 from stiffml import registry
+from stiffml.io import atomic_write, default_cache_dir, remove_stale_temps
+
+USAGE = "usage: stiffml list [PATTERN] [--refresh]   (PATTERN: a glob over names, e.g. '*LSTM*')"
 
 
 def _param_count(cls: type) -> str:
@@ -17,22 +28,83 @@ def _param_count(cls: type) -> str:
         return "-"
 
 
-def print_registry(pattern: str = "*") -> None:
-    """Print the models and datamodules whose names match ``pattern``."""
+def build_rows() -> dict[str, Any]:
+    """Every registered model and datamodule as table rows, plus the plugin warnings raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", registry.PluginWarning)
+        models = registry.load("models", refresh=True)
+        datamodules = registry.load("datamodules", refresh=True)
+    rows: dict[str, Any] = {"models": [], "datamodules": [],
+                            "warnings": [str(w.message) for w in caught if issubclass(w.category, registry.PluginWarning)]}
+    for name, entry in models.items():
+        rows["models"].append([name, entry.cls.family or "-", entry.cls.consumes({}), _param_count(entry.cls), entry.dist])
+    for name, entry in datamodules.items():
+        system = getattr(entry.cls, "system_class", None)
+        if system is None:
+            rows["datamodules"].append([name, "-", "-", entry.dist])
+        else:
+            rows["datamodules"].append([name, system.name, ", ".join(system.state_names), entry.dist])
+    return rows
+
+
+def cached_rows(refresh: bool = False) -> dict[str, Any]:
+    """The rows of :func:`build_rows`, from the cache when the registry has not changed."""
+    folder = default_cache_dir()
+    path = folder / f"registry-{registry.fingerprint()[:24]}.json"
+    if not refresh:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    rows = build_rows()
+    try:
+        for old in folder.glob("registry-*.json"):
+            old.unlink(missing_ok=True)
+        remove_stale_temps(folder)
+        atomic_write(path, json.dumps(rows))
+    except OSError:  # an unwritable cache folder only costs speed
+        pass
+    return rows
+
+
+def print_registry(pattern: str = "*", refresh: bool = False) -> None:
+    """Print the models and datamodules whose names match ``pattern`` (case-insensitive glob)."""
+    import fnmatch
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = cached_rows(refresh)
+    for message in rows["warnings"]:
+        print(f"warning: {message}", file=sys.stderr)
+
+    def match(row: list[str]) -> bool:
+        return fnmatch.fnmatch(row[0].lower(), pattern.lower())
+
     console = Console()
     table = Table(title="Models (stiffml.models)")
     for col in ("name", "family", "consumes", "params (B-Z, defaults)", "distribution"):
         table.add_column(col)
-    for name, entry in registry.models(pattern).items():
-        table.add_row(name, entry.cls.family or "-", entry.cls.consumes({}), _param_count(entry.cls), entry.dist)
+    for row in filter(match, rows["models"]):
+        table.add_row(*row)
     console.print(table)
     table = Table(title="Datamodules (stiffml.datamodules)")
     for col in ("name", "system", "states", "distribution"):
         table.add_column(col)
-    for name, entry in registry.datamodules(pattern).items():
-        system = getattr(entry.cls, "system_class", None)
-        if system is None:
-            table.add_row(name, "-", "-", entry.dist)
-        else:
-            table.add_row(name, system.name, ", ".join(system.state_names), entry.dist)
+    for row in filter(match, rows["datamodules"]):
+        table.add_row(*row)
     console.print(table)
+
+
+def main(argv: list[str]) -> int:
+    """``stiffml list [PATTERN] [--refresh]``."""
+    refresh = "--refresh" in argv
+    rest = [a for a in argv if a != "--refresh"]
+    if rest and rest[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if len(rest) > 1 or (rest and rest[0].startswith("-")):
+        print(f"stiffml: error: list takes one PATTERN and --refresh, got {' '.join(rest)!r}; {USAGE}", file=sys.stderr)
+        return 2
+    print_registry(rest[0] if rest else "*", refresh)
+    return 0

@@ -7,9 +7,14 @@ names (``--model FCNN``, ``class_path: FCNN``) for plugin classes too.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import importlib
+import importlib.util
+import os
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 GROUPS = {"models": "stiffml.models", "datamodules": "stiffml.datamodules"}
 
@@ -71,7 +76,7 @@ def load(kind: str, eps: list[EntryPoint] | None = None, refresh: bool = False) 
         dist = _dist_name(ep)
         try:
             obj = ep.load()
-        except Exception as err:  # a broken plugin must not take stiffml down
+        except (Exception, SystemExit) as err:  # a broken plugin must not take stiffml down
             warnings.warn(
                 f"stiffml: skipping plugin {kind[:-1]} '{ep.name}' from {dist} ({ep.value}): "
                 f"import failed: {type(err).__name__}: {err}",
@@ -106,6 +111,47 @@ def load(kind: str, eps: list[EntryPoint] | None = None, refresh: bool = False) 
     if eps is None:
         _cache[kind] = found
     return found
+
+
+def import_class(path: str) -> object:
+    """A registered short name (``FCNN``) or a dotted import path (``pkg.module.Class``)."""
+    for kind in GROUPS:
+        if path in load(kind):
+            return load(kind)[path].cls
+    module, _, name = path.rpartition(".")
+    if not module:
+        raise ValueError(f"unknown class {path!r}: neither a registered name nor a dotted import path")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import {path!r}: {err}") from None
+
+
+def fingerprint() -> str:
+    """A hash of what the registry's contents depend on, computed without importing any plugin:
+    every entry point with its distribution's name and version, and the modification times of
+    the Python files of the packages the entry points live in (edits to an editable install)."""
+    parts, roots = [], set()
+    for kind, group in GROUPS.items():
+        for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+            dist = getattr(ep, "dist", None)
+            parts.append(f"{kind}|{ep.name}|{ep.value}|{_dist_name(ep)}|{getattr(dist, 'version', '')}")
+            roots.add(ep.value.split(":")[0].split(".")[0])
+    for root in sorted(roots):
+        try:
+            spec = importlib.util.find_spec(root)  # a top-level name: finds, imports nothing
+        except (ImportError, ValueError):
+            spec = None
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        files = [spec.origin] if spec is not None and spec.origin and not folders else []
+        for folder in folders:
+            files += [str(p) for p in Path(folder).rglob("*.py")]
+        for file in sorted(files):
+            try:
+                parts.append(f"{file}|{os.stat(file).st_mtime_ns}")
+            except OSError:
+                parts.append(f"{file}|missing")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def load_all() -> None:

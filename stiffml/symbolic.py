@@ -82,19 +82,17 @@ def _resolve(path: str, kind: str) -> type:
 
     if "." not in path:
         return registry.get_model(path) if kind == "models" else registry.get_datamodule(path)
-    from stiffml.cli import _import
-
-    return _import(path)
+    return registry.import_class(path)
 
 
 def load(ckpt_path: str) -> tuple[Any, Any]:
     """The model (float64, CPU) and its datamodule (set up) from a checkpoint."""
     import inspect
 
+    from stiffml.checkpoints import load_checkpoint
+
     ckpt = Path(ckpt_path)
-    if not ckpt.is_file():
-        raise ValueError(f"--ckpt {ckpt_path}: no such file")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt)
     model_path, dm_path = _class_paths(ckpt, state)
     model_cls, dm_cls = _resolve(model_path, "models"), _resolve(dm_path, "datamodules")
     model = model_cls.load_from_checkpoint(ckpt, map_location="cpu").double().eval()

@@ -42,7 +42,7 @@ def small_data_args(dm_cls: type[StiffDataModule], n_points: int = 200) -> list[
 
 
 def _run(*args: Any) -> None:
-    from stiffml.cli import main
+    from stiffml.main import main
 
     code = main([str(a) for a in args])
     assert code == 0, f"stiffml {' '.join(map(str, args))} exited with {code}"

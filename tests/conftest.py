@@ -23,7 +23,7 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def cli():
     """Run ``stiffml ARGS`` in-process; returns the exit code."""
-    from stiffml.cli import main
+    from stiffml.main import main
 
     return lambda *args: main([str(a) for a in args])
 

@@ -15,7 +15,7 @@ from stiffml.benchmark import aggregate, mean_std
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    from stiffml.cli import main
+    from stiffml.main import main
 
     assert main(["benchmark", "--suite", "smoke", "--out", str(out)]) == 0
     return out
@@ -47,7 +47,7 @@ def test_rerun_resumes_without_training(smoke, monkeypatch) -> None:
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(benchmark, "run_one", no_training)
-    from stiffml.cli import main
+    from stiffml.main import main
 
     assert main(["benchmark", "--suite", "smoke", "--out", str(smoke)]) == 0
 
@@ -59,7 +59,7 @@ def test_failing_config_is_recorded_and_the_rest_runs(tmp_path) -> None:
         "  - {config: tests/conf/bz_fcnn_tiny.yaml, label: broken, args: ['--data.params={c: -8.375e-6}']}\n"
         "  - {config: tests/conf/bz_fcnn_tiny.yaml, label: fine}\n"
     )
-    from stiffml.cli import main
+    from stiffml.main import main
 
     assert main(["benchmark", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 0
     records = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -101,7 +101,7 @@ def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
 def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None:
     from pathlib import Path
 
-    from stiffml.cli import main
+    from stiffml.main import main
 
     conf = Path(__file__).parent / "conf" / "duffing_hnn_tiny.yaml"
     suite = tmp_path / "phys.yaml"

@@ -270,6 +270,8 @@ class StiffDataModule(pl.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             epoch_fn=(lambda: trainer.current_epoch) if trainer else None,
+            # batches of the current epoch already trained on: what a mid-epoch checkpoint saves
+            progress_fn=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.ready) if trainer and train else None,
         )
 
     def train_dataloader(self) -> BatchLoader:

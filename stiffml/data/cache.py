@@ -5,25 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from stiffml.io import atomic_write, default_cache_dir, remove_stale_temps
 from stiffml.systems import StiffSystem, Trajectory
 
 CACHE_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """``$STIFFML_CACHE_DIR``, else ``$XDG_CACHE_HOME/stiffml``, else ``~/.cache/stiffml``."""
-    env = os.environ.get("STIFFML_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "stiffml"
 
 
 def cache_key(system: StiffSystem, t_eval: np.ndarray, solver: dict) -> str:
@@ -88,20 +79,13 @@ def cached_solve(
 
 
 def _write(path: Path, **arrays: np.ndarray) -> None:
-    """Write an npz atomically: a temporary file in the same folder, renamed into place."""
+    """Write an npz atomically, first removing what a killed writer left in the folder."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"cannot create cache directory {path.parent}: {err}") from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    remove_stale_temps(path.parent)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def cached_ensemble(

@@ -33,6 +33,10 @@ class BatchLoader:
         rank: This process's rank.
         world_size: Number of processes.
         epoch_fn: Returns the current epoch (for the shuffle seed); defaults to a local counter.
+        progress_fn: Returns how many batches of the current epoch were trained on; saved by
+            :meth:`state_dict` so that a run resumed from a mid-epoch checkpoint continues with
+            the next batch of the same order (Lightning calls ``state_dict``/``load_state_dict``
+            of loaders that have them). Defaults to the batches this loader has yielded.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
         epoch_fn: Callable[[], int] | None = None,
+        progress_fn: Callable[[], int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
@@ -60,7 +65,11 @@ class BatchLoader:
         self.world_size = world_size
         self.epoch_fn = epoch_fn
         self.equal_shards = equal_shards
+        self.progress_fn = progress_fn
         self._epochs = 0
+        self._epoch_of_order: int | None = None
+        self._yielded = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip)
 
     def _per_rank(self) -> int:
         n = len(self.indices)
@@ -78,10 +87,12 @@ class BatchLoader:
         n, bs = self._per_rank(), self._batch()
         return n // bs if self.drop_last else -(-n // bs)
 
-    def _order(self) -> Tensor:
+    def _epoch(self) -> int:
+        return self.epoch_fn() if self.epoch_fn is not None else self._epochs
+
+    def _order(self, epoch: int) -> Tensor:
         idx = self.indices
         if self.shuffle:
-            epoch = self.epoch_fn() if self.epoch_fn is not None else self._epochs
             gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             idx = idx[torch.randperm(len(idx), generator=gen).to(idx.device)]
         if self.world_size > 1:
@@ -90,8 +101,26 @@ class BatchLoader:
         return idx
 
     def __iter__(self) -> Iterator[Any]:
-        idx = self._order()
+        epoch = self._epoch()
+        idx = self._order(epoch)
         self._epochs += 1
+        self._epoch_of_order, self._yielded = epoch, 0
+        skip = 0
+        if self._resume is not None:
+            resume_epoch, done = self._resume
+            self._resume = None
+            if resume_epoch == epoch:
+                skip = done
         bs = self._batch()
-        for i in range(len(self)):
+        for i in range(skip, len(self)):
+            self._yielded = i + 1
             yield self.samples.batch(idx[i * bs : (i + 1) * bs])
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch whose order is being served and how many of its batches were trained on."""
+        done = self.progress_fn() if self.progress_fn is not None else self._yielded
+        return {"epoch": self._epoch_of_order if self._epoch_of_order is not None else self._epoch(), "done": int(done)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Make the next iteration skip the batches of ``state['epoch']`` already trained on."""
+        self._resume = (int(state["epoch"]), int(state["done"]))

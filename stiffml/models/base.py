@@ -84,6 +84,11 @@ class StiffModel(pl.LightningModule):
         return getattr(trainer, "datamodule", None) if trainer is not None else None
 
     def setup(self, stage: str) -> None:
+        trainer = self._trainer
+        if trainer is not None and str(trainer.precision).startswith("64"):
+            # Lightning loads a checkpoint's state dict before its precision plugin converts the
+            # module, so a float32-built model would round float64 weights on restore.
+            self.double()
         dm = self._datamodule()
         rep = getattr(dm, "representation", None)
         if rep is None:
@@ -106,7 +111,16 @@ class StiffModel(pl.LightningModule):
         checkpoint["stiffml"] = {
             "model": f"{type(self).__module__}.{type(self).__qualname__}",
             "datamodule": f"{type(dm).__module__}.{type(dm).__qualname__}" if dm is not None else None,
+            # the running epoch mean, so a run resumed mid-epoch logs the same train_loss
+            "epoch_loss": None if self._epoch_loss is None else self._epoch_loss.detach().cpu(),
+            "epoch_count": self._epoch_count,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        info = checkpoint.get("stiffml") or {}
+        loss = info.get("epoch_loss")
+        self._epoch_loss = None if loss is None else loss.to(self.device)
+        self._epoch_count = int(info.get("epoch_count") or 0)
 
     def on_fit_start(self) -> None:
         rank_zero_info(f"{type(self).__name__}: {self.n_params:,} trainable parameters")

@@ -40,7 +40,7 @@ def test_toggle_switch_jacobian_and_stiff_setting() -> None:
 
 
 def test_short_names_through_the_cli(tmp_path) -> None:
-    from stiffml.cli import main
+    from stiffml.main import main
 
     assert main(["fit", "--model", "Siren", "--data", "ToggleSwitchDataModule", "--data.dt", "0.1",
                  "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "a"),

@@ -1,0 +1,47 @@
+"""One-line error messages for the command line (no torch or Lightning import here)."""
+
+from __future__ import annotations
+
+import re
+
+_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Expected a <class 'NoneType'>",
+    "Given value type:",
+    "Expected a path but",
+)
+# Errors whose message is written for users; anything else is prefixed with its type name.
+_PLAIN = {"ValueError", "TypeError", "RuntimeError", "OSError", "FileNotFoundError", "KeyError",
+          "MisconfigurationException", "SolveError", "DivergenceError", "CheckpointError",
+          "PermissionError", "UnicodeDecodeError", "NotADirectoryError", "IsADirectoryError"}
+
+
+def condense(message: str) -> str:
+    """Turn jsonargparse's nested multi-line messages into one line naming what is wrong."""
+    key = re.search(r'Parser key "(\w+)"', message)
+    unknown = re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
+        r"Import path (\S+) does not correspond", message
+    )
+    if key and unknown and key.group(1) in ("model", "data"):
+        from stiffml import registry
+
+        kind = "models" if key.group(1) == "model" else "datamodules"
+        return f"unknown {kind[:-1]} {unknown.group(1)!r}; valid: {sorted(registry.load(kind))}"
+    inner = re.search(r"Errors:\s*- (.*?)\s*- Expected a <class 'NoneType'>", message, re.S)
+    if inner and "Problem with given class_path" not in inner.group(1):
+        return " ".join(inner.group(1).split())
+    lines = [ln.strip(" -") for ln in message.splitlines()]
+    kept = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
+    text = "; ".join(kept).replace(":;", ":")
+    text = re.sub(r"Given value: NestedArg\(key='(\w+)', val='([^']*)'\)", r"(given \1=\2)", text)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def one_line(err: BaseException) -> str:
+    """``err`` as one line for ``stiffml: error:``."""
+    text = str(err) if not isinstance(err, KeyError) else str(err.args[0] if err.args else err)
+    text = " ".join((condense(text) if "\n" in text else text).split())
+    name = type(err).__name__
+    return text if name in _PLAIN else f"{name}: {text} (set STIFFML_DEBUG=1 for the traceback)"
