@@ -8,7 +8,6 @@ is recorded with its error and the benchmark goes on.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -16,7 +15,7 @@ import math
 import os
 import platform
 import re
-import tempfile
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,11 +25,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+from stiffml.errors import OneLineArgumentParser
+from stiffml.io import atomic_write
+from stiffml.plots import write_figures
+
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # shipped in the package; ./configs links here
+SUITES_DIR = CONFIGS_DIR / "suites"
 FIELDS = [
     "suite", "config", "label", "system", "model", "seed", "status", "error", "n_params", "lr",
     "train_loss", "val_loss", "val_rel_l2", "val_rollout_rel_l2", "val_rollout_mse", "val_rollout_mse_long",
-    "val_energy_drift", "learned_damping", "fit_seconds", "steps",
+    "val_energy_drift", "learned_damping", "fit_seconds", "steps", "system_class", "system_params",
     "steps_per_second", "stop_step", "epochs", "device", "precision", "versions", "run_dir",
 ]
 
@@ -43,6 +47,7 @@ class SuiteRun:
     args: list[str] = field(default_factory=list)
     label: str | None = None
     paper: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # the resolved config file (``config`` is kept as written)
 
     @property
     def key(self) -> str:
@@ -67,29 +72,53 @@ def suite_names() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
 
 
+def resolve_config(name: str, base: Path | None = None) -> str:
+    """The file a config name in a suite (or ``--configs``) means, wherever stiffml runs from.
+
+    Tried in order: an absolute path; relative to ``base`` (the folder of the suite file that
+    names it); relative to the shipped configs (``bz_fcnn.yaml``, ``tiny/bz_fcnn_tiny.yaml``; a
+    leading ``configs/`` is accepted); relative to the working folder.
+    """
+    given = Path(name)
+    candidates = [given] if given.is_absolute() else []
+    if not given.is_absolute():
+        if base is not None:
+            candidates.append(base / given)
+        candidates.append(CONFIGS_DIR / given)
+        if given.parts[:1] == ("configs",):
+            candidates.append(CONFIGS_DIR.joinpath(*given.parts[1:]))
+        candidates.append(given)
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    raise ValueError(f"config {name!r} not found (looked in the working folder"
+                     f"{', ' + str(base) if base is not None else ''} and {CONFIGS_DIR})")
+
+
 def load_suite(name: str) -> Suite:
-    """Load ``configs/suites/NAME.yaml`` (or a path to a suite file)."""
+    """Load a shipped suite by name (``smoke``, ``paper-table1``, ...) or a suite file, with
+    every config it names resolved to a file (:func:`resolve_config`)."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else SUITES_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown suite {name!r}; valid: {suite_names()}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    runs = [SuiteRun(**r) for r in raw.get("runs", [])]
+        raise ValueError(f"unknown suite {name!r}; valid: {suite_names()} or a suite .yaml file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"suite file {path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"suite file {path} must be a mapping with 'runs', got {type(raw).__name__}")
+    try:
+        runs = [SuiteRun(**r) for r in raw.get("runs") or []]
+    except TypeError as err:
+        raise ValueError(f"suite file {path}: bad run entry ({err}); keys: config, args, label, paper") from None
     if not runs:
         raise ValueError(f"suite {name!r} has no runs")
+    for run in runs:
+        try:
+            run.path = resolve_config(run.config, path.parent)
+        except ValueError as err:
+            raise ValueError(f"suite {raw.get('name', path.stem)!r} names a missing config: {err}") from None
     return Suite(raw.get("name", path.stem), runs, int(raw.get("repeats", 5)), raw.get("description", ""))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _versions() -> str:
@@ -108,20 +137,22 @@ def _scalar(metrics: dict, key: str) -> float | None:
 
 def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str]) -> dict[str, Any]:
     """Train one config with one seed through StiffCLI; return its record (never raises)."""
-    from stiffml.callbacks import StopOnLossBelow
+    from stiffml.callbacks import DivergenceError, StopOnLossBelow
     from stiffml.cli import StiffCLI
     from stiffml.evaluation import PredictionWriter
 
     record: dict[str, Any] = {"suite": suite, "config": run.config, "label": run.label, "seed": seed,
                               "run_dir": str(run_dir), "versions": _versions(), "status": "failed"}
     try:
-        args = ["--config", run.config, *run.args, *extra, f"--seed_everything={seed}",
+        args = ["--config", run.path or run.config, *run.args, *extra, f"--seed_everything={seed}",
                 f"--trainer.default_root_dir={run_dir}", f"--prediction.output_dir={run_dir / 'predictions'}",
                 "--trainer.enable_progress_bar=false",
                 "--trainer.enable_model_summary=false"]
         cli = StiffCLI(args=args, run=False)
         model, dm, trainer = cli.model, cli.datamodule, cli.trainer
         record.update(model=type(model).__name__, system=dm.system.name, n_params=model.n_params,
+                      system_class=f"{type(dm.system).__module__}.{type(dm.system).__qualname__}",
+                      system_params=json.dumps({k: float(v) for k, v in dm.system.params.items()}),
                       lr=float(model.hparams.lr), device=str(trainer.strategy.root_device),
                       precision=str(trainer.precision))
         start = time.perf_counter()
@@ -137,6 +168,9 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
             fit_seconds=seconds, steps=trainer.global_step, steps_per_second=trainer.global_step / seconds,
             stop_step=stop[0] if stop else None, epochs=_epochs(trainer), status="ok",
         )
+        bad = {k: record[k] for k in ("train_loss", "val_loss") if record[k] is not None and not math.isfinite(record[k])}
+        if bad:  # a diverged run is a failure, whatever stopped it
+            raise DivergenceError("diverged: " + ", ".join(f"{k} {v}" for k, v in bad.items()))
         # the physics family's scores (val_rollout_mse_<k>x is the long-horizon one)
         long_key = next((k for k in metrics if k.startswith("val_rollout_mse_")), None)
         record.update(
@@ -148,10 +182,10 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
         if any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks):
             trainer.predict(model, dm, return_predictions=False)
         curve = _loss_curve(Path(trainer.log_dir or run_dir))
-        _atomic_text(run_dir / "curve.json", json.dumps(curve))
+        atomic_write(run_dir / "curve.json", json.dumps(curve))
     except Exception as err:  # a failing config is recorded and the benchmark goes on
         record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
-        _atomic_text(run_dir / "traceback.txt", traceback.format_exc())
+        atomic_write(run_dir / "traceback.txt", traceback.format_exc())
     return record
 
 
@@ -223,8 +257,8 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
     writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(records)
-    _atomic_text(out / "results.csv", buf.getvalue())
-    _atomic_text(out / "results.json", json.dumps(records, indent=1, default=str))
+    atomic_write(out / "results.csv", buf.getvalue())
+    atomic_write(out / "results.json", json.dumps(records, indent=1, default=str))
     paper = {r.key: r.paper for r in suite.runs} if suite else {}
     rows = aggregate(records)
     lines = [f"# Benchmark: {suite.name if suite else 'configs'}", ""]
@@ -245,7 +279,7 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
     if figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
     text = "\n".join(lines) + "\n"
-    _atomic_text(out / "report.md", text)
+    atomic_write(out / "report.md", text)
     return text
 
 
@@ -293,138 +327,6 @@ def _paper_table(rows: list[dict[str, Any]], paper: dict[str, dict]) -> list[str
     return lines
 
 
-def write_figures(out: Path, records: list[dict[str, Any]]) -> list[Path]:
-    """Loss curves (mean ± std band, log scale), run-time box plots, best-run predictions,
-    and the stiffness ratio along each system's reference trajectory."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in records if r.get("status") == "ok"]
-    if not ok:
-        return []
-    made: list[Path] = []
-    labels = list(dict.fromkeys(r.get("label") or r["model"] for r in ok))
-    systems = list(dict.fromkeys(r["system"] for r in ok))
-
-    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 4), squeeze=False)
-    for ax, system in zip(axes[0], systems):
-        for i, label in enumerate(labels):
-            curves = []
-            for r in ok:
-                if r["system"] == system and (r.get("label") or r["model"]) == label:
-                    path = Path(r["run_dir"]) / "curve.json"
-                    if path.exists():
-                        curves.append(json.loads(path.read_text())["train_loss"])
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            n = min(map(len, curves))
-            arr = np.log10(np.clip(np.array([c[:n] for c in curves]), 1e-300, None))
-            epochs = np.arange(1, n + 1)
-            mean, std = arr.mean(0), arr.std(0)
-            ax.plot(epochs, 10**mean, color=f"C{i}", label=label)
-            ax.fill_between(epochs, 10 ** (mean - std), 10 ** (mean + std), color=f"C{i}", alpha=0.2)
-        ax.set_yscale("log")
-        ax.set(title=f"{system}: training loss (mean ± std over seeds)", xlabel="epoch", ylabel="MSE (normalised units)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    made.append(_save(fig, out / "loss_curves.png"))
-
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(labels) * len(systems)), 4))
-    groups = [(s, label) for s in systems for label in labels if any(r["system"] == s and (r.get("label") or r["model"]) == label for r in ok)]
-    ax.boxplot([[r["fit_seconds"] for r in ok if r["system"] == s and (r.get("label") or r["model"]) == label] for s, label in groups])
-    ax.set_xticks(range(1, len(groups) + 1), [f"{s}\n{label}" for s, label in groups], fontsize=8)
-    ax.set(ylabel="fit wall time (s)", title="Run time per model over seeds")
-    ax.grid(alpha=0.3, axis="y")
-    made.append(_save(fig, out / "run_times.png"))
-
-    for system in systems:
-        best: dict[str, dict] = {}
-        for r in ok:
-            if r["system"] != system or r.get("val_rel_l2") is None:
-                continue
-            label = r.get("label") or r["model"]
-            if label not in best or r["val_rel_l2"] < best[label]["val_rel_l2"]:
-                best[label] = r
-        preds = {k: v for k, v in best.items() if (Path(v["run_dir"]) / "predictions" / "predictions.npz").exists()}
-        if not preds:
-            continue
-        first = np.load(Path(next(iter(preds.values()))["run_dir"]) / "predictions" / "predictions.npz")
-        names = [str(n) for n in first["state_names"]]
-        if "rollout" in first and first["rollout"].ndim == 3:  # ensembles: phase portraits
-            made.append(_phase_figure(out / f"phase_{system}.png", system, preds, names))
-            continue
-        fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.3 * len(names)), sharex=True, squeeze=False)
-        for j, name in enumerate(names):
-            ax = axes[j, 0]
-            order = np.argsort(first["t"])
-            ax.plot(first["t"][order], first["reference"][order, j], "k-", lw=1.5, label="reference")
-            for i, (label, r) in enumerate(preds.items()):
-                d = np.load(Path(r["run_dir"]) / "predictions" / "predictions.npz")
-                if "rollout" in d:
-                    ax.plot(d["t_rollout"], d["rollout"][:, j], "--", color=f"C{i}", lw=1, label=f"{label} (free run)")
-                else:
-                    o = np.argsort(d["t"])
-                    ax.plot(d["t"][o], d["prediction"][o, j], "--", color=f"C{i}", lw=1, label=label)
-            ax.set_ylabel(name)
-            ax.grid(alpha=0.3)
-        axes[0, 0].legend(fontsize=7, loc="upper right")
-        axes[-1, 0].set_xlabel("t (s)")
-        fig.suptitle(f"{system}: best run of each model vs reference")
-        made.append(_save(fig, out / f"predictions_{system}.png"))
-
-    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 3.5), squeeze=False)
-    for ax, system in zip(axes[0], systems):
-        from stiffml.systems import get_system
-
-        s = get_system(system)
-        grid = s.default_grid()
-        t = grid[:: max(1, len(grid) // 400)]
-        traj = s.solve(t, rtol=1e-8, atol=1e-10)
-        ax.semilogy(traj.t, [s.stiffness_ratio(y) for y in traj.y])
-        ax.set(title=f"{system}: stiffness ratio along the reference", xlabel="t (s)", ylabel="S = max|Re λ| / min|Re λ|")
-        ax.grid(alpha=0.3)
-    made.append(_save(fig, out / "stiffness_ratio.png"))
-    return made
-
-
-def _phase_figure(path: Path, system: str, preds: dict[str, dict], names: list[str]) -> Path:
-    """One panel per model: its first held-out trajectory, true vs free run, in the phase plane.
-
-    (Ensemble configs of one system may differ in parameters, so each panel has its own truth.)"""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(preds), figsize=(3.6 * len(preds), 3.6), squeeze=False)
-    for ax, (label, r) in zip(axes[0], preds.items()):
-        d = np.load(Path(r["run_dir"]) / "predictions" / "predictions.npz")
-        ax.plot(d["reference_rollout"][0, :, 0], d["reference_rollout"][0, :, 1], "k-", lw=1.2, label="true")
-        ax.plot(d["rollout"][0, :, 0], d["rollout"][0, :, 1], "C1--", lw=1.0, label="learned")
-        ax.set(title=label, xlabel=names[0], ylabel=names[1])
-        ax.title.set_fontsize(9)
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"{system}: first held-out trajectory over the long horizon, best run of each model")
-    return _save(fig, path)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
-
-
 def _run_job(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str], threads: int | None) -> dict[str, Any]:
     """One job, also in a worker process: train, then write its ``result.json`` (resume marker)."""
     if threads is not None:
@@ -432,7 +334,7 @@ def _run_job(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[st
 
         torch.set_num_threads(threads)
     record = run_one(suite, run, seed, run_dir, extra)
-    _atomic_text(run_dir / "result.json", json.dumps(record, default=str))
+    atomic_write(run_dir / "result.json", json.dumps(record, default=str))
     return record
 
 
@@ -455,10 +357,10 @@ def run_benchmark(
     records: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
     for run, seed in todo:
-        done = out / "runs" / run.folder / f"seed{seed}" / "result.json"
-        if done.exists():
-            records[(run.key, seed)] = json.loads(done.read_text())
-        else:
+        previous = _finished(out / "runs" / run.folder / f"seed{seed}" / "result.json")
+        if previous is not None:
+            records[(run.key, seed)] = previous
+        else:  # never run, failed, or its record is unreadable: run it (again)
             pending.append((run, seed))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn()) as progress:
@@ -475,16 +377,32 @@ def run_benchmark(
                     pool.submit(_run_job, suite.name, run, seed, out / "runs" / run.folder / f"seed{seed}", extra, threads): (run.key, seed)
                     for run, seed in pending
                 }
+                runs = {(run.key, seed): (run, seed) for run, seed in pending}
                 for future in as_completed(futures):
-                    records[futures[future]] = future.result()
+                    key = futures[future]
+                    try:
+                        records[key] = future.result()
+                    except Exception as err:  # the worker died (killed, out of memory)
+                        run, seed = runs[key]
+                        records[key] = {"suite": suite.name, "config": run.config, "label": run.label, "seed": seed,
+                                        "status": "failed", "error": f"worker died: {type(err).__name__}: {err}",
+                                        "run_dir": str(out / "runs" / run.folder / f"seed{seed}")}
                     progress.advance(task)
     ordered = [records[(run.key, seed)] for run, seed in todo]
-    write_figures(out, ordered)
+    # The records and report first, so that nothing a figure does can lose them.
     write_report(out, suite, ordered)
+    if write_figures(out, ordered):
+        write_report(out, suite, ordered)  # again, now listing the figures
     return ordered
 
-    write_report(out, suite, records)
-    return records
+
+def _finished(path: Path) -> dict[str, Any] | None:
+    """A run's earlier record if it finished successfully, else None (so it is run again)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") == "ok" else None
 
 
 def main(argv: list[str]) -> int:
@@ -494,10 +412,10 @@ def main(argv: list[str]) -> int:
         argv, extra = argv[:cut], argv[cut + 1 :]
     else:
         extra = []
-    p = argparse.ArgumentParser(prog="stiffml benchmark", description=__doc__.splitlines()[0])
+    p = OneLineArgumentParser(prog="stiffml benchmark", description=__doc__.splitlines()[0])
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--suite", help=f"a suite in configs/suites ({', '.join(suite_names())}) or a suite file")
-    group.add_argument("--configs", nargs="+", help="config files instead of a suite")
+    group.add_argument("--suite", help=f"a shipped suite ({', '.join(suite_names())}) or a suite file")
+    group.add_argument("--configs", nargs="+", help="config files instead of a suite (paths, or shipped names such as bz_fcnn.yaml)")
     p.add_argument("--out", required=True, help="output folder (re-running resumes it)")
     p.add_argument("--repeats", type=int, default=None, help="seeds 0..N-1 (default: the suite's, else 5)")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side in worker processes (default 1)")
@@ -509,13 +427,7 @@ def main(argv: list[str]) -> int:
     if a.suite:
         suite = load_suite(a.suite)
     else:
-        missing = [c for c in a.configs if not Path(c).is_file()]
-        if missing:
-            raise ValueError(f"config file(s) not found: {missing}")
-        suite = Suite("configs", [SuiteRun(c) for c in a.configs])
-    for run in suite.runs:
-        if not Path(run.config).is_file():
-            raise ValueError(f"suite {suite.name!r} names a missing config: {run.config}")
+        suite = Suite("configs", [SuiteRun(c, path=resolve_config(c)) for c in a.configs])
     out = Path(a.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -525,6 +437,12 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         raise OSError(f"output folder {out} is not writable: {err.strerror or err}") from None
     records = run_benchmark(suite, out, a.repeats, extra, jobs=a.jobs)
-    failed = sum(r.get("status") != "ok" for r in records)
-    print(f"{len(records)} runs ({failed} failed); report: {out / 'report.md'}")
+    failed = [r for r in records if r.get("status") != "ok"]
+    print(f"{len(records)} runs ({len(failed)} failed); report: {out / 'report.md'}")
+    if failed:
+        first = failed[0]
+        print(f"stiffml: error: benchmark: {len(failed)} of {len(records)} runs failed (first: {first['config']} "
+              f"seed {first['seed']}: {first.get('error')}); they run again when the command is repeated",
+              file=sys.stderr)
+        return 1
     return 0

@@ -13,6 +13,7 @@ Besides Lightning's own behaviour, the CLI
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -214,6 +215,8 @@ def check_trainer_args(trainer: Namespace) -> None:
         raise ValueError("trainer.accelerator is 'mps' but MPS is not available here; use 'cpu' or 'auto'")
     on_cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
     devices = trainer.get("devices")
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = trainer.devices = int(devices)  # jsonargparse keeps "64" a string (devices: int | str | list)
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if on_cpu and isinstance(devices, int) and devices > count:
         raise ValueError(f"trainer.devices is {devices} but this machine has {count} CPU cores; "
@@ -229,8 +232,28 @@ def check_trainer_args(trainer: Namespace) -> None:
         trainer.precision = "64-true" if on_cpu else "32-true"
 
 
+_NEGATIVE = re.compile(r"^-(\d|\.\d|inf\b|\.inf\b)")
+
+
+def check_argv(argv: list[str]) -> None:
+    """Mistakes jsonargparse reports confusingly: a negative value after a space (taken for an
+    option) and a config file that is not UTF-8 text."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag.startswith("--") and "=" not in flag and _NEGATIVE.match(value):
+            raise ValueError(f"{flag} {value}: a value starting with '-' is read as an option; "
+                             f"write {flag}={value}")
+        if flag in ("--config", "-c"):
+            try:
+                Path(value).read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"config file {value} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+            except OSError as err:
+                raise ValueError(f"config file {value} cannot be read: {err.strerror or err}") from None
+
+
 def main(argv: list[str]) -> int:
     """``stiffml fit|validate|test|predict ...`` (``argv`` starts with the subcommand)."""
+    check_argv(argv)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")

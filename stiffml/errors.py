@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
+from typing import NoReturn
 
 _NOISE = (
     "Does not validate against any of the Union subtypes",
@@ -29,6 +32,9 @@ def condense(message: str) -> str:
 
         kind = "models" if key.group(1) == "model" else "datamodules"
         return f"unknown {kind[:-1]} {unknown.group(1)!r}; valid: {sorted(registry.load(kind))}"
+    choice = _choices(message)
+    if choice:
+        return choice
     inner = re.search(r"Errors:\s*- (.*?)\s*- Expected a <class 'NoneType'>", message, re.S)
     if inner and "Problem with given class_path" not in inner.group(1):
         return " ".join(inner.group(1).split())
@@ -39,9 +45,34 @@ def condense(message: str) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+def _choices(message: str) -> str | None:
+    """``--KEY: VALUE is not one of [...]`` when every alternative was a fixed set of values."""
+    key = re.search(r'Parser key "([\w.]+)"', message)
+    given = re.search(r"^\s*Given value: (.*)$", message, re.M)
+    errors = re.findall(r"^\s*- (Expected .*)$", message, re.M)
+    literals = [e for e in errors if e.startswith("Expected a typing.Literal[")]
+    if not (key and given and literals) or len(literals) + sum("NoneType" in e for e in errors) != len(errors):
+        return None
+    values: list[str] = []
+    for text in literals:
+        for item in text.removeprefix("Expected a typing.Literal[").removesuffix("]").split(", "):
+            item = item.strip("'\"")
+            if item not in values:
+                values.append(item)
+    return f"--{key.group(1)}: {given.group(1)!r} is not one of {', '.join(values)}"
+
+
 def one_line(err: BaseException) -> str:
     """``err`` as one line for ``stiffml: error:``."""
     text = str(err) if not isinstance(err, KeyError) else str(err.args[0] if err.args else err)
     text = " ".join((condense(text) if "\n" in text else text).split())
     name = type(err).__name__
     return text if name in _PLAIN else f"{name}: {text} (set STIFFML_DEBUG=1 for the traceback)"
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse with the CLI's error style: one ``stiffml: error:`` line naming the command, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"stiffml: error: {self.prog.removeprefix('stiffml ')}: {message}\n")
+        sys.exit(2)

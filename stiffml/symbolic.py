@@ -23,18 +23,14 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from stiffml.errors import OneLineArgumentParser
+
 DEFAULT_LIB = "x,x^2,x^4"
 DEFAULT_OUTER_LIB = "x,x^2"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2 (like the rest of the CLI)
-        sys.stderr.write(f"stiffml: error: symbolic: {message}\n")
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stiffml symbolic", description=__doc__.split("\n\n")[0])
+    p = OneLineArgumentParser(prog="stiffml symbolic", description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True, help="checkpoint of a trained KAN, KANLNN, HNN or DissipativeHNN")
     p.add_argument("--lib", default=DEFAULT_LIB, help=f"comma-separated pykan function names (default {DEFAULT_LIB})")
     p.add_argument("--outer-lib", default=DEFAULT_OUTER_LIB,
@@ -405,7 +401,9 @@ def main(argv: list[str]) -> int:
         )
     previous, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)  # pykan's fits are many tiny ops: threads only add overhead  # pykan's pruning rebuilds its network in the default dtype
+    # pykan's pruning rebuilds its network in the default dtype; its fits are many tiny ops, so
+    # threads only add overhead
+    torch.set_num_threads(1)
     try:
         model, dm = load(opts.ckpt)
         from stiffml.evaluation import run_folder

@@ -20,6 +20,21 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_log_streams():
+    """Lightning attaches a StreamHandler to the ``sys.stderr`` of the moment it is imported; under
+    capsys that stream is closed one test later and logging prints "--- Logging error ---"
+    tracebacks into the next test's stderr. pytest's own log capture shows these messages."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+    yield
+
+
 @pytest.fixture
 def cli():
     """Run ``stiffml ARGS`` in-process; returns the exit code."""

@@ -14,6 +14,11 @@ from scipy.integrate import solve_ivp
 STIFF_METHODS = ("Radau", "BDF", "LSODA")
 
 
+# A grid above this would not fit the memory of the machines stiffml targets (3e5 points for the
+# paper's VdP grid; 1e8 states of a 20-species system are 16 GB in float64).
+MAX_GRID_POINTS = 100_000_000
+
+
 class SolveError(RuntimeError):
     """A reference solve failed: blow-up, step-size underflow or non-finite values."""
 
@@ -77,8 +82,12 @@ class StiffSystem:
                 raise ValueError(
                     f"parameter '{key}' of system '{self.name}' must be a number, got {value!r}"
                 ) from None
+            if not np.isfinite(merged[key]):
+                raise ValueError(f"parameter '{key}' of system '{self.name}' must be finite, got {value!r}")
         self.params: dict[str, float] = merged
         y0 = np.asarray(self.default_y0 if y0 is None else y0, dtype=np.float64)
+        if y0.shape == (self.n,) and not np.all(np.isfinite(y0)):
+            raise ValueError(f"y0 for system '{self.name}' must be finite, got {y0.tolist()}")
         if y0.shape != (self.n,):
             raise ValueError(
                 f"y0 for system '{self.name}' must have {self.n} components "
@@ -246,13 +255,19 @@ class StiffSystem:
         t0, t1 = self.t_span if t_span is None else (float(t_span[0]), float(t_span[1]))
         dt = self.dt if dt is None else float(dt)
         spacing = self.spacing if spacing is None else spacing
-        if not dt > 0:
-            raise ValueError(f"step dt must be positive, got {dt}")
+        if not (np.isfinite(t0) and np.isfinite(t1)):
+            raise ValueError(f"t_span must be two finite times, got ({t0}, {t1})")
+        if not (dt > 0 and np.isfinite(dt)):
+            raise ValueError(f"step dt must be positive and finite, got {dt}")
         if not t1 > t0:
             raise ValueError(f"time span must have t1 > t0, got ({t0}, {t1})")
         if dt >= t1 - t0:
             raise ValueError(f"step dt={dt} is not shorter than the span ({t0}, {t1})")
         if spacing == "linear":
+            points = (t1 - t0) / dt + 1
+            if points > MAX_GRID_POINTS:
+                raise ValueError(f"dt={dt} over ({t0}, {t1}) would make a grid of {points:.3g} points; "
+                                 f"at most {MAX_GRID_POINTS:,} are allowed (a larger dt)")
             return np.linspace(t0, t1, int(round((t1 - t0) / dt)) + 1)
         if spacing == "log":
             decades = np.log10((t1 - t0) / dt)
