@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--root", default="bench/out")
     a, extra = p.parse_known_args()
     args = [*extra, f"--trainer.max_epochs={a.epochs}", "--trainer.limit_val_batches=0",
-            "--checkpoint.monitor=null", f"--trainer.default_root_dir={a.root}", "--trainer.enable_progress_bar=false"]
+            "--checkpoint.every_n_epochs=0", "--last_checkpoint.every_n_epochs=0", f"--trainer.default_root_dir={a.root}", "--trainer.enable_progress_bar=false"]
     cli = StiffCLI(args=args, run=False)
     timer = EpochTimer()
     cli.trainer.callbacks.append(timer)

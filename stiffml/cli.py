@@ -247,6 +247,8 @@ def check_argv(argv: list[str]) -> None:
                 Path(value).read_text(encoding="utf-8")
             except UnicodeDecodeError as err:
                 raise ValueError(f"config file {value} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+            except FileNotFoundError:
+                raise ValueError(f"config file {value} does not exist") from None
             except OSError as err:
                 raise ValueError(f"config file {value} cannot be read: {err.strerror or err}") from None
 

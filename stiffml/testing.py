@@ -48,9 +48,15 @@ def _run(*args: Any) -> None:
     assert code == 0, f"stiffml {' '.join(map(str, args))} exited with {code}"
 
 
-def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_path: Path, extra: list[str]) -> None:
+PRECISIONS = ("64-true", "32-true")
+_DTYPES = {"64-true": torch.float64, "32-true": torch.float32}
+
+
+def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_path: Path, extra: list[str],
+                precisions: tuple[str, ...] = PRECISIONS) -> None:
     window = ["--data.window", "4"] if model_cls.consumes({}) == "window" else []
-    for precision, dtype in (("64-true", torch.float64), ("32-true", torch.float32)):
+    for precision in precisions:
+        dtype = _DTYPES[precision]
         root = Path(tmp_path) / precision
         common = [
             "--model", _path(model_cls), "--data", _path(dm_cls), *small_data_args(dm_cls), *window, *extra,
@@ -76,7 +82,8 @@ def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_
         _run("validate", *common, "--ckpt_path", ckpt, "--trainer.limit_val_batches", 2)
 
 
-def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[StiffDataModule] | None = None) -> None:
+def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[StiffDataModule] | None = None,
+                precisions: tuple[str, ...] = PRECISIONS) -> None:
     """Check a model class against the contract.
 
     Args:
@@ -84,6 +91,7 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[St
         tmp_path: An empty folder for the runs.
         datamodule: The datamodule to train on (default: the model's ``contract_datamodule``
             registry name if it sets one, else B-Z).
+        precisions: Lightning precisions to run the contract in (``64-true``, ``32-true``).
     """
     from stiffml import registry
     from stiffml.data.modules import BZDataModule
@@ -97,10 +105,11 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[St
     model_cls()  # instantiates with defaults
     default = getattr(model_cls, "contract_datamodule", None)
     dm_cls = datamodule or (registry.get_datamodule(default) if default else BZDataModule)
-    _fit_reload(model_cls, dm_cls, tmp_path, [])
+    _fit_reload(model_cls, dm_cls, tmp_path, [], precisions)
 
 
-def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[StiffModel] | None = None) -> None:
+def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[StiffModel] | None = None,
+                     precisions: tuple[str, ...] = PRECISIONS) -> None:
     """Check a datamodule class against the contract.
 
     Args:
@@ -108,6 +117,7 @@ def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[
         tmp_path: An empty folder for the runs.
         model: The model to train (default: a small FCNN, or a small NODE for datamodules that
             serve only derivative samples).
+        precisions: Lightning precisions to run the contract in (``64-true``, ``32-true``).
     """
     from stiffml.models.physics import NODE
     from stiffml.models.pointwise import FCNN
@@ -123,7 +133,7 @@ def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[
         assert x.shape[1:] == (1,)
     model = model or (FCNN if rep == "pointwise" else NODE)
     extra = {FCNN: ["--model.hidden", "8", "--model.depth", "1"], NODE: ["--model.hidden", "8"]}.get(model, [])
-    _fit_reload(model, dm_cls, tmp_path, extra)
+    _fit_reload(model, dm_cls, tmp_path, extra, precisions)
 
 
 def _kwargs(args: list[str]) -> dict[str, Any]:

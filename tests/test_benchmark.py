@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -56,17 +57,77 @@ def test_failing_config_is_recorded_and_the_rest_runs(tmp_path) -> None:
     suite = tmp_path / "mixed.yaml"
     suite.write_text(
         "name: mixed\nrepeats: 1\nruns:\n"
-        "  - {config: tests/conf/bz_fcnn_tiny.yaml, label: broken, args: ['--data.params={c: -8.375e-6}']}\n"
-        "  - {config: tests/conf/bz_fcnn_tiny.yaml, label: fine}\n"
+        "  - {config: tiny/bz_fcnn_tiny.yaml, label: broken, args: ['--data.params={c: -8.375e-6}']}\n"
+        "  - {config: tiny/bz_fcnn_tiny.yaml, label: fine}\n"
     )
     from stiffml.main import main
 
-    assert main(["benchmark", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 0
+    assert main(["benchmark", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 1
     records = json.loads((tmp_path / "out" / "results.json").read_text())
     status = {r["label"]: r for r in records}
     assert status["broken"]["status"] == "failed" and "blew up" in status["broken"]["error"]
     assert status["fine"]["status"] == "ok"
     assert "## Failed runs" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_diverged_run_is_failed_reported_non_zero_and_retried(tmp_path, capsys, monkeypatch) -> None:
+    from stiffml.main import main
+
+    suite = tmp_path / "div.yaml"
+    suite.write_text(
+        "name: div\nrepeats: 1\nruns:\n"
+        "  - {config: tiny/bz_fcnn_tiny.yaml, label: diverges, args: ['--model.lr=.inf', '--trainer.max_epochs=2']}\n"
+        "  - {config: tiny/bz_fcnn_tiny.yaml, label: fine}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["benchmark", "--suite", str(suite), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 runs failed" in err and "diverged" in err
+    rows = {r["label"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["diverges"]["status"] == "failed" and "diverged" in rows["diverges"]["error"]
+    assert rows["fine"]["status"] == "ok"
+    report = (out / "report.md").read_text()
+    assert "## Failed runs" in report and "diverges" in report and "diverged" in report
+    assert (out / "loss_curves.png").exists()  # figures from the runs that can be drawn
+
+    # a second call retries the failed run (and only it)
+    trained = []
+    real = benchmark.run_one
+
+    def spy(suite_name, run, seed, run_dir, extra):
+        trained.append(run.key)
+        return real(suite_name, run, seed, run_dir, extra)
+
+    monkeypatch.setattr(benchmark, "run_one", spy)
+    assert main(["benchmark", "--suite", str(suite), "--out", str(out)]) == 1
+    assert trained == ["diverges"]
+
+
+def test_report_survives_a_plugin_system_and_a_failing_figure(tmp_path, monkeypatch) -> None:
+    from stiffml import plots
+    from stiffml.benchmark import Suite, SuiteRun, write_report
+
+    def broken(out, ok):
+        raise RuntimeError("figure exploded")
+
+    monkeypatch.setattr(plots, "FIGURES", [broken, *plots.FIGURES])
+    records = [{"suite": "s", "config": "c.yaml", "label": "A", "seed": 0, "status": "ok", "model": "M",
+                "system": "toggle", "system_class": "stiffml_example.toggle.ToggleSwitch", "system_params": "{}",
+                "fit_seconds": 1.0, "run_dir": str(tmp_path / "run"), "train_loss": 1.0, "val_rel_l2": float("inf")}]
+    with pytest.warns(UserWarning, match="figure broken skipped"):
+        made = plots.write_figures(tmp_path, records)
+    assert (tmp_path / "stiffness_ratio.png") in made and (tmp_path / "run_times.png") in made
+    write_report(tmp_path, Suite("s", [SuiteRun("c.yaml")]), records)
+    assert "stiffness_ratio.png" in (tmp_path / "report.md").read_text()
+
+
+def test_shipped_suites_resolve_from_any_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in benchmark.suite_names():
+        suite = benchmark.load_suite(name)
+        assert all(run.path and Path(run.path).is_file() for run in suite.runs)
+    assert set(benchmark.suite_names()) >= {"smoke", "paper-table1", "paper-table2", "physics"}
+    assert Path(benchmark.resolve_config("configs/bz_fcnn.yaml")).is_file()  # the old spelling
 
 
 def test_mean_and_std_on_hand_made_records() -> None:
@@ -87,7 +148,8 @@ def test_mean_and_std_on_hand_made_records() -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--suite", "nope", "--out", "{tmp}/o"], "unknown suite 'nope'; valid: ["),
-    (["--configs", "missing.yaml", "--out", "{tmp}/o"], "config file(s) not found: ['missing.yaml']"),
+    (["--configs", "missing.yaml", "--out", "{tmp}/o"], "config 'missing.yaml' not found"),
+    (["--suite", "smoke", "--out", "{tmp}/o", "--bogus"], "unrecognized arguments: --bogus"),
     (["--suite", "smoke", "--out", "{tmp}/file/sub"], "is not writable"),
     (["--suite", "smoke", "--out", "{tmp}/o", "--repeats", "0"], "--repeats must be a positive integer"),
 ])
@@ -98,6 +160,7 @@ def test_bad_input(args, message, cli, tmp_path, capsys) -> None:
     assert code != 0 and len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.slow
 def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None:
     from pathlib import Path
 

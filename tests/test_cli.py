@@ -94,7 +94,8 @@ BAD_INPUT = [
     (["--model", "FCNNX"], "unknown model 'FCNNX'; valid: ["),
     (["--data", "BZX"], "unknown datamodule 'BZX'; valid: ["),
     (["--model.hiddn", "3"], "'hiddn' is not accepted"),
-    (["--data.dt", "-1"], "step dt must be positive"),
+    (["--data.dt=-1"], "step dt must be positive"),
+    (["--data.dt", "-1"], "write --data.dt=-1"),
     (["--data.t_span", "[5, 1]"], "t1 > t0"),
     (["--data.params", "{mu: 3}"], "unknown parameter(s) ['mu']"),
     (["--data.representation", "window"], "FCNN consumes 'pointwise' samples"),
@@ -120,6 +121,7 @@ def test_malformed_yaml(cli, tmp_path, capsys) -> None:
     assert len(err) == 1 and err[0].startswith("stiffml: error: Problems parsing config")
 
 
+@pytest.mark.slow
 def test_console_script_runs(tmp_path) -> None:
     proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -127,6 +129,7 @@ def test_console_script_runs(tmp_path) -> None:
     assert bad.returncode == 2 and "stiffml: error: unknown model 'Nope'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tmp_path) -> None:
     proc = run_stiffml(
         "fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.accelerator", "cpu",
@@ -140,6 +143,7 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
     assert ckpt["global_step"] == 8
 
 
+@pytest.mark.slow
 def test_ddp_stop_rule_stops_all_ranks_in_the_same_step(tmp_path) -> None:
     proc = run_stiffml(
         "fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path,

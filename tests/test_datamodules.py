@@ -39,6 +39,8 @@ def test_pointwise_shapes_and_random_split(name: str) -> None:
     assert sum(len(b[1]) for b in batches) == len(dm.val_idx)
 
 
+# slow: the paper's full 300,001-point VdP grid
+@pytest.mark.slow
 def test_vdp_outputs_x_only_and_paper_batches_per_epoch() -> None:
     dm = VdPDataModule(representation="pointwise", batch_size=300)
     assert dm.outputs == ["x"] and dm.n_outputs == 1

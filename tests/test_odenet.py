@@ -38,6 +38,8 @@ def test_rosenbrock23_matches_radau_to_1e6(name, func, times, y0) -> None:
     assert rel.max() < 1e-6, rel
 
 
+# slow: central differences over every parameter (about 10 s)
+@pytest.mark.slow
 def test_rosenbrock23_gradients_match_finite_differences() -> None:
     # Step sizes are constants to autograd (discretise-then-optimise) but move with the
     # parameters under finite differences; at tight tolerances that effect is negligible.

@@ -159,7 +159,8 @@ def test_ensemble_rejects_bad_settings() -> None:
 
 
 # ----------------------------------------------------------------------------------- CLI
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("config", [pytest.param(c, marks=pytest.mark.slow) if "kan" in c.stem else c
+                                    for c in CONFIGS], ids=lambda p: p.stem)
 def test_each_duffing_config_trains_a_few_steps_and_validates(config: Path, cli, tmp_path) -> None:
     root = tmp_path / "run"
     args = ["--config", config, *TINY, "--trainer.default_root_dir", root, *QUIET]
@@ -202,6 +203,7 @@ def test_predict_writes_phase_portraits(cli, tmp_path) -> None:
     assert (out / "predictions.csv").read_text().startswith("trajectory,t,reference_q,reference_p,rollout_q,rollout_p")
 
 
+@pytest.mark.slow
 def test_kan_models_write_nothing_outside_the_run_folder(cli, tmp_path, monkeypatch, capsys) -> None:
     work = tmp_path / "cwd"
     work.mkdir()
@@ -256,7 +258,7 @@ def test_symbolic_hnn_report_and_bad_input(cli, capsys, tmp_path) -> None:
     assert cli("symbolic", "--ckpt", ckpt, "--grid", "3") == 0
     text = capsys.readouterr().out
     assert "learned H on a 3×3 grid" in text and "true γ = 0.1" in text
-    assert_one_line_error(cli("symbolic", "--ckpt", tmp_path / "nope.ckpt"), capsys, "no such file")
+    assert_one_line_error(cli("symbolic", "--ckpt", tmp_path / "nope.ckpt"), capsys, "does not exist")
     assert_one_line_error(cli("symbolic", "--ckpt", ckpt, "--bogus"), capsys, "unrecognized arguments: --bogus")
 
 

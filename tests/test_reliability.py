@@ -243,3 +243,35 @@ def test_top_level_help_lists_every_command_quickly() -> None:
                            capture_output=True, text=True)
     assert probe.stdout.strip().endswith("[]"), probe.stdout[-300:]
     assert time.perf_counter() - started < 60
+
+
+def test_checkpoint_writes_are_atomic_and_stage_nothing_in_tmpdir(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    from stiffml.checkpoints import AtomicCheckpointIO
+
+    staging = tmp_path / "tmpdir"
+    staging.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))
+    folder = tmp_path / "checkpoints"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, folder / "last.ckpt")
+    assert torch.equal(torch.load(folder / "last.ckpt", weights_only=True)["state_dict"]["w"], torch.ones(3))
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("interrupted mid-write")
+
+    with pytest.raises(RuntimeError, match="interrupted mid-write"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "x": Unpicklable()}, folder / "last.ckpt")
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]  # the old one, whole
+    assert torch.equal(torch.load(folder / "last.ckpt", weights_only=True)["state_dict"]["w"], torch.ones(3))
+    assert not list(staging.iterdir())
+
+
+def test_cli_uses_atomic_checkpoints(tmp_path) -> None:
+    from stiffml.checkpoints import AtomicCheckpointIO
+    from stiffml.cli import StiffCLI
+
+    cli = StiffCLI(args=["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path)], run=False)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

@@ -16,10 +16,14 @@ def test_registered_under_class_names() -> None:
     assert registry.load("datamodules")["ToggleSwitchDataModule"].cls is ToggleSwitchDataModule
 
 
+# slow in the quick loop: stiffml's own tests/test_contract.py runs these classes too
+@pytest.mark.slow
 def test_siren_contract(tmp_path) -> None:
     check_model(Siren, tmp_path, datamodule=ToggleSwitchDataModule)
 
 
+# slow in the quick loop: stiffml's own tests/test_contract.py runs these classes too
+@pytest.mark.slow
 def test_toggle_switch_contract(tmp_path) -> None:
     check_datamodule(ToggleSwitchDataModule, tmp_path)
 

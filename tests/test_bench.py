@@ -1,0 +1,46 @@
+"""Every bench script runs at a tiny size, so none rots unnoticed (their figures are not checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import CONF, REPO
+
+TINY = str(CONF / "bz_fcnn_tiny.yaml")
+SCRIPTS = {
+    "overhead.py": ["--repeats", "1", "--hidden", "8", "--depth", "2", "--dt", "0.01", "--root", "{tmp}"],
+    "cli_startup.py": ["--repeats", "1"],
+    "throughput.py": ["--config", TINY, "--epochs", "2", "--root", "{tmp}"],
+    "rollout.py": ["--steps", "200", "--naive-steps", "20", "--threads", "1"],
+    "ensemble_solve.py": ["--separate", "1"],
+    "robertson.py": ["--adam-epochs", "1", "--epochs", "2", "--max-steps", "500", "--root", "{tmp}"],
+    "sync_probe.py": [TINY],
+}
+GPU_ONLY = {"sync_probe.py"}
+
+
+def test_every_bench_script_is_listed() -> None:
+    assert {p.name for p in (REPO / "bench").glob("*.py")} == set(SCRIPTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_bench_script_runs_at_a_tiny_size(script: str, tmp_path: Path) -> None:
+    if script in GPU_ONLY and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    args = [a.format(tmp=tmp_path) for a in SCRIPTS[script]]
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip(), "printed nothing"
+
+
+def test_gpu_tables_script_parses() -> None:
+    proc = subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu_tables.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
