@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 
@@ -192,3 +193,10 @@ def last_good_checkpoint(trainer: pl.Trainer) -> str:
     if not found:
         return "no checkpoint was written before it"
     return f"last good checkpoint: {max(found, key=os.path.getmtime)}"
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` for the CLI's ``--step_checkpoint.*`` group (``last.ckpt`` every N
+    training steps; off by default). A class of its own because Lightning keys a callback's saved
+    state by class name and trigger settings: as a plain ``ModelCheckpoint`` it would collide with
+    the epoch-end ``last`` callback whenever their settings coincide (both switched off, say)."""

@@ -28,7 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from stiffml import registry
-from stiffml.callbacks import StopOnDivergence
+from stiffml.callbacks import StepCheckpoint, StopOnDivergence
 from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
 from stiffml.data.base import StiffDataModule
 from stiffml.errors import condense
@@ -72,7 +72,7 @@ class StiffCLI(LightningCLI):
         # a killed run loses fewer than N steps (Lightning forbids both triggers in one callback).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.add_lightning_class_args(ModelCheckpoint, "step_checkpoint")
+        parser.add_lightning_class_args(StepCheckpoint, "step_checkpoint")
         parser.add_lightning_class_args(StopOnDivergence, "divergence")
         parser.add_lightning_class_args(RolloutEvaluation, "rollout")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
