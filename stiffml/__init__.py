@@ -4,7 +4,11 @@ Public API for users and plugin authors (imported on first use, so ``import stif
 ``stiffml`` command stay fast):
 
 - :class:`StiffModel`: subclass it for a new architecture (set ``family`` and
-  ``representation``, build layers in ``__init__``, implement ``forward``).
+  ``representation``, build layers in ``__init__``, implement ``forward``); or a family base:
+  :class:`WindowModel` / :class:`LastStateReadout` (window → next state, with free runs),
+  :class:`LiftedConvNet` (t → state through 1-D convolutions), :class:`PhysicsModel` (a learned
+  field ``du/dt = f(u)`` on derivative samples).
+- :func:`check_model`, :func:`check_datamodule`: the contract every registered class passes.
 - :class:`StiffDataModule`: subclass it for a new system (set ``system_class`` or override
   ``make_system``).
 - :func:`get_system`, :class:`StiffSystem`: the numerical core, free of Lightning.
@@ -28,6 +32,13 @@ _LAZY = {
     "REPRESENTATIONS": "stiffml.data",
     "StiffDataModule": "stiffml.data",
     "StiffModel": "stiffml.models",
+    "WindowModel": "stiffml.models",
+    "LastStateReadout": "stiffml.models",
+    "LiftedConvNet": "stiffml.models",
+    "PhysicsModel": "stiffml.models",
+    "Trajectory": "stiffml.systems",
+    "check_model": "stiffml.testing",
+    "check_datamodule": "stiffml.testing",
     "SolveError": "stiffml.systems",
     "StiffSystem": "stiffml.systems",
     "get_system": "stiffml.systems",

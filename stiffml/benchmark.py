@@ -95,6 +95,16 @@ def resolve_config(name: str, base: Path | None = None) -> str:
                      f"{', ' + str(base) if base is not None else ''} and {CONFIGS_DIR})")
 
 
+def _number(value: Any) -> Any:
+    """PyYAML reads ``1.29e4`` (no exponent sign) as a string; the paper's figures are numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def load_suite(name: str) -> Suite:
     """Load a shipped suite by name (``smoke``, ``paper-table1``, ...) or a suite file, with
     every config it names resolved to a file (:func:`resolve_config`)."""
@@ -114,6 +124,7 @@ def load_suite(name: str) -> Suite:
     if not runs:
         raise ValueError(f"suite {name!r} has no runs")
     for run in runs:
+        run.paper = {k: _number(v) for k, v in (run.paper or {}).items()}
         try:
             run.path = resolve_config(run.config, path.parent)
         except ValueError as err:

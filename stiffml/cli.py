@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import torch
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -183,12 +183,22 @@ class StiffCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         trainer = self.trainer
+        bar = trainer.progress_bar_callback
+        if isinstance(bar, RichProgressBar) and not self._progress_bar_configured():
+            # Lightning's default bar when rich is installed; its refresh thread costs these tiny
+            # models about 15 % of an epoch on a 2-core CPU, tqdm's about 4 % (bench/overhead.py)
+            trainer.callbacks[trainer.callbacks.index(bar)] = TQDMProgressBar()
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         logger = trainer.logger
         if self._resume_version is not None and isinstance(logger, (TensorBoardLogger, CSVLogger)):
             # continue the resumed run's curves in its own version folder
             trainer.logger = type(logger)(save_dir=logger.save_dir, name=logger.name, version=self._resume_version)
+
+    def _progress_bar_configured(self) -> bool:
+        """Whether the config names a progress bar callback itself."""
+        callbacks = self._active_config().trainer.get("callbacks") or []
+        return any("ProgressBar" in str(getattr(cb, "class_path", cb)) for cb in callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a run that fails before its first step leaves no run folder behind."""

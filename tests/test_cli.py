@@ -155,3 +155,14 @@ def test_ddp_stop_rule_stops_all_ranks_in_the_same_step(tmp_path) -> None:
     assert "StopOnLossBelow: batch loss" in proc.stderr + proc.stdout
     ckpt = torch.load(_version_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 1
+
+
+def test_default_progress_bar_is_tqdm_and_a_configured_one_is_kept(tmp_path) -> None:
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    from stiffml.cli import StiffCLI
+
+    common = ["--config", str(TINY), "--trainer.enable_progress_bar", "true", "--trainer.default_root_dir", str(tmp_path)]
+    assert type(StiffCLI(args=common, run=False).trainer.progress_bar_callback) is TQDMProgressBar
+    chosen = StiffCLI(args=[*common, "--trainer.callbacks+=RichProgressBar"], run=False)
+    assert type(chosen.trainer.progress_bar_callback) is RichProgressBar

@@ -13,7 +13,8 @@ from stiffml import registry
 MODELS = sorted(registry.load("models"))
 CONFIGS = Path(__file__).parent.parent / "configs"
 
-# Table 1 of Zhang et al. (2024): parameter counts to reproduce within ±10 %.
+# Table 1 of Zhang et al. (2024): parameter counts to reproduce within ±6 % (as the README says;
+# the largest gap is VdP ResNet's +5.6 %).
 TABLE1 = {
     "bz_fcnn": 4.53e5, "bz_resnet": 4.51e5, "bz_res2net": 4.89e5, "bz_mixnet": 4.65e5,
     "vdp_fcnn": 0.66e5, "vdp_resnet": 0.96e5, "vdp_res2net": 0.93e5, "vdp_mixnet": 1.03e5,
@@ -52,12 +53,12 @@ def test_forward_shape_and_one_training_step(name: str) -> None:
 
 
 @pytest.mark.parametrize("config", sorted(TABLE1))
-def test_table1_parameter_counts_within_10_percent(config: str) -> None:
+def test_table1_parameter_counts_within_6_percent(config: str) -> None:
     cfg = yaml.safe_load((CONFIGS / f"{config}.yaml").read_text())
     cls = registry.get_model(cfg["model"]["class_path"])
     n_out = 3 if config.startswith("bz") else 1
     model = cls(n_inputs=1, n_outputs=n_out, **cfg["model"]["init_args"])
-    assert model.n_params == pytest.approx(TABLE1[config], rel=0.10)
+    assert model.n_params == pytest.approx(TABLE1[config], rel=0.06)
 
 
 def test_table1_configs_carry_the_paper_settings() -> None:

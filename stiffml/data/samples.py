@@ -16,6 +16,8 @@ derivative state, (B, n)                                  d state/dt, (B, n)
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 import torch
@@ -24,18 +26,19 @@ from torch import Tensor
 REPRESENTATIONS = ("pointwise", "window", "pair", "segment", "derivative")
 
 
-class SampleSet:
+class SampleSet(abc.ABC):
     """Base class: ``len(s)`` samples, ``s.batch(idx)`` returns ``(inputs, target)``."""
 
     def __init__(self, **tensors: Tensor) -> None:
         self.tensors = tensors
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Number of samples."""
 
+    @abc.abstractmethod
     def batch(self, idx: Tensor) -> tuple[Any, Tensor]:
         """Inputs and targets of the samples ``idx`` (a 1-D index tensor on the same device)."""
-        raise NotImplementedError
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> SampleSet:
         """Move floating tensors to ``device``/``dtype`` (in place; returns self)."""

@@ -44,11 +44,6 @@ class Scaler:
         std = y.std(axis=0)
         return cls(kind, y.mean(axis=0), np.where(std > 0, std, 1.0))
 
-    @property
-    def is_linear(self) -> bool:
-        """Whether the map is affine (derivatives then scale by ``1/scale``)."""
-        return self.kind != "log-zscore"
-
     def derivative(self, y, dy):
         """Time derivative in normalised units, ``dz/dt``, from states ``y`` and ``dy/dt``."""
         return dy / (self.scale * y) if self.kind == "log-zscore" else dy / self.scale

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -11,6 +11,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from stiffml.metrics import RelativeL2Error
+
+
+# Smooth activations for learned vector fields and energies (ODE-Net, the physics family).
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
+    "tanh": torch.nn.Tanh, "softplus": torch.nn.Softplus, "gelu": torch.nn.GELU, "silu": torch.nn.SiLU,
+}
+Activation = Literal["tanh", "softplus", "gelu", "silu"]
 
 
 def check_positive(**sizes: int) -> None:
@@ -35,7 +42,7 @@ class StiffModel(pl.LightningModule):
     """A model trained on one sample representation of a stiff system.
 
     Subclasses set ``family`` and ``representation`` (the samples they consume: ``pointwise``,
-    ``window``, ``pair`` or ``derivative``), build their layers in ``__init__`` after calling
+    ``window``, ``pair``, ``segment`` or ``derivative``), build their layers in ``__init__`` after calling
     ``super().__init__(n_inputs, n_outputs, lr)``, and implement ``forward``. They may override
     :meth:`loss` and :meth:`consumes`. ``n_inputs``/``n_outputs`` are linked from the datamodule
     by the CLI: users never set them.

@@ -19,11 +19,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from stiffml.models.base import StiffModel
+from stiffml.models.base import ACTIVATIONS, Activation, StiffModel
 from stiffml.solvers import StepBudgetExceeded, batched_jacobian, check_solver, integrate
 from stiffml.systems import STIFF_METHODS, SolveError, StiffSystem
 
-ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU}
 MODES = {"pair": "pair", "shooting": "segment", "derivative": "derivative"}
 
 
@@ -36,7 +35,7 @@ class ODENet(StiffModel):
         lr: Adam learning rate.
         hidden: Width of the field's hidden layers (64: 4,611 parameters for B-Z, Table 2).
         depth: Number of hidden layers (0: a linear field).
-        activation: ``tanh`` | ``softplus`` | ``gelu`` (smooth, as a vector field should be).
+        activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu`` (smooth, as a vector field should be).
         time_dependent: Give the field t as an extra input.
         mode: ``pair`` | ``shooting`` | ``derivative`` (see the module docstring).
         solver: ``rosenbrock23`` (differentiable, stiff) or a torchdiffeq solver (``dopri5``, …).
@@ -65,7 +64,7 @@ class ODENet(StiffModel):
         lr: float = 5e-5,
         hidden: int = 64,
         depth: int = 2,
-        activation: Literal["tanh", "softplus", "gelu"] = "tanh",
+        activation: Activation = "tanh",
         time_dependent: bool = False,
         mode: Literal["pair", "shooting", "derivative"] = "pair",
         solver: str = "rosenbrock23",

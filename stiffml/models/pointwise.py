@@ -7,6 +7,8 @@ flattened map out. ReLU and BatchNorm throughout, as Zhang et al. (2024).
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor, nn
 
@@ -44,7 +46,7 @@ class FCNN(StiffModel):
         return self.net(t)
 
 
-class LiftedConvNet(StiffModel):
+class LiftedConvNet(StiffModel, abc.ABC):
     """Shared trunk of the convolutional families: lift t → (channels, length), blocks, head.
 
     Subclasses implement :meth:`make_block`.
@@ -77,8 +79,9 @@ class LiftedConvNet(StiffModel):
         self.blocks = nn.Sequential(*(self.make_block(channels) for _ in range(blocks)))
         self.head = nn.Linear(channels * length, n_outputs)
 
+    @abc.abstractmethod
     def make_block(self, channels: int) -> nn.Module:
-        raise NotImplementedError
+        """One block acting on ``(B, channels, length)`` feature maps."""
 
     def forward(self, t: Tensor) -> Tensor:
         h = self.lift(t).view(-1, self.channels, self.length)

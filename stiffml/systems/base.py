@@ -5,6 +5,8 @@ The numerical core is free of Lightning and torch so it can be used and tested a
 
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 from typing import Any, ClassVar
 
@@ -40,7 +42,7 @@ class Trajectory:
     njev: int = 0
 
 
-class StiffSystem:
+class StiffSystem(abc.ABC):
     """An autonomous or time-dependent ODE system ``dy/dt = f(t, y; params)``.
 
     Subclasses set the class attributes and implement :meth:`rhs` and :meth:`jac`, both
@@ -104,13 +106,13 @@ class StiffSystem:
         args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
 
+    @abc.abstractmethod
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """Right-hand side ``f(t, y)``, vectorised over trailing axes of ``y``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def jac(self, t: float, y: np.ndarray) -> np.ndarray:
         """Analytic Jacobian ``df/dy`` of shape ``(n, n)`` at one state ``y`` of shape ``(n,)``."""
-        raise NotImplementedError
 
     def stiffness_ratio(self, y: Any, t: float = 0.0) -> float:
         """Stiffness ratio of Definition 1 (Zhang et al. 2024) at a state.

@@ -8,6 +8,8 @@ evaluation path here re-enables autograd locally (:func:`autograd_enabled`): use
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
@@ -19,12 +21,10 @@ from torch import Tensor, nn
 
 
 from stiffml.mechanics import SingularLagrangianError
-from stiffml.models.base import StiffModel, check_positive
+from stiffml.models.base import ACTIVATIONS, Activation, StiffModel, check_positive
 from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
 from stiffml.solvers.integrate import FIXED_STEP
 
-ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU, "silu": nn.SiLU}
-Activation = Literal["tanh", "softplus", "gelu", "silu"]
 
 
 @contextmanager
@@ -48,7 +48,7 @@ def mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str) -> nn.
     return nn.Sequential(*mods)
 
 
-class PhysicsModel(StiffModel):
+class PhysicsModel(StiffModel, abc.ABC):
     """A learned vector field ``u̇ = f(u)`` trained on ``(u, u̇)`` samples (the derivative representation).
 
     Subclasses implement :meth:`field`. Free runs integrate the field from the held-out initial
@@ -93,9 +93,9 @@ class PhysicsModel(StiffModel):
         check_positive(rollout_max_steps=rollout_max_steps)
 
     # ------------------------------------------------------------------------------ the field
+    @abc.abstractmethod
     def field(self, u: Tensor) -> Tensor:
-        """``du/dt`` at a batch of states ``(B, n)`` (model units); implemented by subclasses."""
-        raise NotImplementedError
+        """``du/dt`` at a batch of states ``(B, n)`` (model units)."""
 
     def forward(self, u: Tensor) -> Tensor:
         return self.field(u)

@@ -8,6 +8,8 @@ the start of the first epochs (as ``fit()`` does in its first steps).
 
 from __future__ import annotations
 
+import abc
+
 import random
 from typing import Any, Literal
 
@@ -49,8 +51,9 @@ class _KANMixin:
 
     hparams: Any
 
+    @abc.abstractmethod
     def kan_modules(self) -> list[nn.Module]:
-        raise NotImplementedError
+        """The pykan networks whose grids are updated."""
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()  # type: ignore[misc]
