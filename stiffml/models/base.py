@@ -38,6 +38,26 @@ def make_adam(params: Any, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
+class EpochMean:
+    """The running epoch sum of the training loss, kept on the device (no host sync), and the
+    sample count. A plain object: updating it per step skips ``nn.Module.__setattr__``."""
+
+    __slots__ = ("total", "count")
+
+    def __init__(self) -> None:
+        self.total: Tensor | None = None
+        self.count = 0
+
+    def reset(self) -> None:
+        self.total, self.count = None, 0
+
+    def add(self, loss: Tensor, n: int) -> None:
+        if self.total is None:
+            self.total = torch.zeros((), dtype=torch.float64, device=loss.device)
+        self.total.add_(loss, alpha=n)
+        self.count += n
+
+
 class StiffModel(pl.LightningModule):
     """A model trained on one sample representation of a stiff system.
 
@@ -65,8 +85,7 @@ class StiffModel(pl.LightningModule):
         self.save_hyperparameters()
         self.val_rel_l2 = RelativeL2Error()
         self.test_rel_l2 = RelativeL2Error()
-        self._epoch_loss: Tensor | None = None
-        self._epoch_count = 0
+        self._epoch = EpochMean()
 
     @classmethod
     def consumes(cls, init_args: dict[str, Any]) -> str:
@@ -119,15 +138,15 @@ class StiffModel(pl.LightningModule):
             "model": f"{type(self).__module__}.{type(self).__qualname__}",
             "datamodule": f"{type(dm).__module__}.{type(dm).__qualname__}" if dm is not None else None,
             # the running epoch mean, so a run resumed mid-epoch logs the same train_loss
-            "epoch_loss": None if self._epoch_loss is None else self._epoch_loss.detach().cpu(),
-            "epoch_count": self._epoch_count,
+            "epoch_loss": None if self._epoch.total is None else self._epoch.total.cpu(),
+            "epoch_count": self._epoch.count,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         info = checkpoint.get("stiffml") or {}
         loss = info.get("epoch_loss")
-        self._epoch_loss = None if loss is None else loss.to(self.device)
-        self._epoch_count = int(info.get("epoch_count") or 0)
+        self._epoch.total = None if loss is None else loss.to(self.device)
+        self._epoch.count = int(info.get("epoch_count") or 0)
 
     def on_fit_start(self) -> None:
         rank_zero_info(f"{type(self).__name__}: {self.n_params:,} trainable parameters")
@@ -142,32 +161,27 @@ class StiffModel(pl.LightningModule):
         return loss
 
     def record_train_loss(self, loss: Tensor, batch_size: int) -> None:
-        """Log ``train_loss_step`` every ``log_every_n_steps`` and accumulate the epoch mean.
+        """Write ``train_loss_step`` every ``log_every_n_steps`` and accumulate the epoch mean.
 
-        Hand-written instead of ``self.log(on_step=True, on_epoch=True)`` on every step: each
-        ``self.log`` call costs Lightning about a millisecond of Python on the CPU (it re-applies
-        ``.to(device)`` over its result objects), which is more than these models' whole step.
-        The epoch sum stays on the device (no host sync) and is logged as ``train_loss``.
+        Hand-written instead of ``self.log(on_step=True, on_epoch=True)``: each ``self.log`` call
+        costs Lightning over ten milliseconds of Python on the CPU (it re-applies ``.to(device)``
+        over its result collection), more than these models' whole step. The step loss goes
+        straight to the loggers (one host sync per ``log_every_n_steps``); the epoch sum stays on
+        the device and is logged once per epoch as ``train_loss``.
         """
         detached = loss.detach()
-        if self._epoch_loss is None:
-            self._epoch_loss = torch.zeros((), dtype=torch.float64, device=detached.device)
-        self._epoch_loss += detached * batch_size
-        self._epoch_count += batch_size
+        self._epoch.add(detached, batch_size)
         trainer = self._trainer
-        every = trainer.log_every_n_steps if trainer is not None else 50
-        if self.global_step % every == 0:
-            # Lightning converts progress-bar metrics to Python floats on every step (a host sync
-            # on an accelerator), so the step loss is shown live only on the CPU.
-            on_cpu = detached.device.type == "cpu"
-            self.log("train_loss_step", detached, on_step=True, on_epoch=False, prog_bar=on_cpu, batch_size=batch_size)
+        if trainer is not None and trainer.global_step % trainer.log_every_n_steps == 0:
+            for logger in trainer.loggers:
+                logger.log_metrics({"train_loss_step": detached}, step=trainer.global_step)
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_loss, self._epoch_count = None, 0
+        self._epoch.reset()
 
     def on_train_epoch_end(self) -> None:
-        if self._epoch_loss is not None and self._epoch_count:
-            self.log("train_loss", self._epoch_loss / self._epoch_count, prog_bar=True, sync_dist=True)
+        if self._epoch.count:
+            self.log("train_loss", self._epoch.total / self._epoch.count, prog_bar=True, sync_dist=True)
 
     def to_physical(self, x: Any, out: Tensor) -> Tensor:
         """Model outputs (or targets) in physical units, float64; ``x`` is the batch input."""
