@@ -18,6 +18,7 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,10 +279,8 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
     ok = [r for r in records if r.get("status") == "ok"]
     if ok:
         lines += [f"Device: {ok[0].get('device')}, precision {ok[0].get('precision')}; {ok[0].get('versions')}.", ""]
-    if any(r.get("val_rollout_mse") is not None for r in ok):
-        lines += _physics_table(rows, paper)
-    else:
-        lines += _paper_table(rows, paper)
+    physics = any(r.get("val_rollout_mse") is not None for r in ok)
+    lines += _table(PHYSICS_TABLE if physics else PAPER_TABLE, rows, paper)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed:
         lines += ["", "## Failed runs", ""]
@@ -294,47 +293,53 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
     return text
 
 
-def _physics_table(rows: list[dict[str, Any]], paper: dict[str, dict]) -> list[str]:
-    """The physics family's table: held-out derivative MSE beside the seed's, rollouts, energy."""
-    lines = [
-        "Mean ± standard deviation over seeds. *test MSE* is the derivative MSE on held-out trajectories",
-        "(the seed's metric; q̈ only for Lagrangian models); *rollout MSE* is the free run of the learned",
-        "field from the held-out initial states over 1× and 10× the training horizon; *energy drift* is the",
-        "mean over held-out trajectories of the largest relative change of the true energy (γ = 0 only);",
-        "*damping* is a dissipative HNN's learned γ. Seed columns: Yaguchi (2025).",
-        "",
-        "| system | model | params | train MSE | seed train | test MSE | seed test | rollout MSE 1× | rollout MSE 10× | energy drift | damping | fit time (s) | runs (failed) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        p = paper.get(row["key"], {})
-        lines.append(
-            f"| {row['system'] or '–'} | {row['label']} | {row['n_params'] or '–'} | {_fmt(row['train_loss'])} | "
-            f"{_num(p.get('train'))} | {_fmt(row['val_loss'])} | {_num(p.get('test'))} | {_fmt(row['val_rollout_mse'])} | "
-            f"{_fmt(row['val_rollout_mse_long'])} | {_fmt(row['val_energy_drift'])} | {_fmt(row['learned_damping'])} | "
-            f"{_fmt(row['fit_seconds'])} | {row['runs']} ({row['failed']}) |"
-        )
-    return lines
+Column = tuple[str, Callable[[dict[str, Any], dict[str, Any]], str]]
 
 
-def _paper_table(rows: list[dict[str, Any]], paper: dict[str, dict]) -> list[str]:
-    lines = [
-        "Mean ± standard deviation over seeds. *loss* is the final epoch's mean training loss (the paper's",
-        "figure); *val rel. L2* is the held-out relative L2 error in physical units; *free-run rel. L2* is the",
-        "model's rollout from the first true state(s) (temporal and neural-ODE models). Paper columns are",
-        "Zhang et al. (2024), Tables 1 and 2.",
-        "",
-        "| system | model | params | paper params | lr | epochs | loss | paper loss | val rel. L2 | free-run rel. L2 | fit time (s) | paper time (s) | runs (failed) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def _ours(key: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
+    return lambda row, paper: _fmt(row[key])
+
+
+def _paper(key: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
+    return lambda row, paper: _num(paper.get(key))
+
+
+_HEAD: list[Column] = [("system", lambda r, p: r["system"] or "–"), ("model", lambda r, p: r["label"]),
+                       ("params", lambda r, p: str(r["n_params"] or "–"))]
+_TAIL: list[Column] = [("fit time (s)", _ours("fit_seconds"))]
+_RUNS: Column = ("runs (failed)", lambda r, p: f"{r['runs']} ({r['failed']})")
+
+PAPER_TABLE = (
+    "Mean ± standard deviation over seeds. *loss* is the final epoch's mean training loss (the paper's\n"
+    "figure); *val rel. L2* is the held-out relative L2 error in physical units; *free-run rel. L2* is the\n"
+    "model's rollout from the first true state(s) (temporal and neural-ODE models). Paper columns are\n"
+    "Zhang et al. (2024), Tables 1 and 2.",
+    [*_HEAD, ("paper params", _paper("params")), ("lr", lambda r, p: _num(r["lr"])), ("epochs", _ours("epochs")),
+     ("loss", _ours("train_loss")), ("paper loss", _paper("loss")), ("val rel. L2", _ours("val_rel_l2")),
+     ("free-run rel. L2", _ours("val_rollout_rel_l2")), *_TAIL, ("paper time (s)", lambda r, p: str(p.get("time", "–"))),
+     _RUNS],
+)
+PHYSICS_TABLE = (
+    "Mean ± standard deviation over seeds. *test MSE* is the derivative MSE on held-out trajectories\n"
+    "(the seed's metric; q̈ only for Lagrangian models); *rollout MSE* is the free run of the learned\n"
+    "field from the held-out initial states over 1× and 10× the training horizon; *energy drift* is the\n"
+    "mean over held-out trajectories of the largest relative change of the true energy (γ = 0 only);\n"
+    "*damping* is a dissipative HNN's learned γ. Seed columns: Yaguchi (2025).",
+    [*_HEAD, ("train MSE", _ours("train_loss")), ("seed train", _paper("train")), ("test MSE", _ours("val_loss")),
+     ("seed test", _paper("test")), ("rollout MSE 1×", _ours("val_rollout_mse")),
+     ("rollout MSE 10×", _ours("val_rollout_mse_long")), ("energy drift", _ours("val_energy_drift")),
+     ("damping", _ours("learned_damping")), *_TAIL, _RUNS],
+)
+
+
+def _table(spec: tuple[str, list[Column]], rows: list[dict[str, Any]], paper: dict[str, dict]) -> list[str]:
+    """A markdown table: the intro text, a header, one line per aggregated row."""
+    intro, columns = spec
+    lines = [*intro.splitlines(), "", "| " + " | ".join(h for h, _ in columns) + " |",
+             "|" + "---|" * len(columns)]
     for row in rows:
         p = paper.get(row["key"], {})
-        lines.append(
-            f"| {row['system'] or '–'} | {row['label']} | {row['n_params'] or '–'} | {_num(p.get('params'))} | "
-            f"{_num(row['lr'])} | {_fmt(row['epochs'])} | {_fmt(row['train_loss'])} | {_num(p.get('loss'))} | {_fmt(row['val_rel_l2'])} | "
-            f"{_fmt(row['val_rollout_rel_l2'])} | {_fmt(row['fit_seconds'])} | {p.get('time', '–')} | "
-            f"{row['runs']} ({row['failed']}) |"
-        )
+        lines.append("| " + " | ".join(cell(row, p) for _, cell in columns) + " |")
     return lines
 
 

@@ -12,6 +12,7 @@ Besides Lightning's own behaviour, the CLI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -204,13 +205,15 @@ class StiffCLI(LightningCLI):
         """Run it; a run that fails before its first step leaves no run folder behind."""
         logger = self.trainer.logger
         log_dir = Path(logger.log_dir) if logger is not None and logger.log_dir else None
-        existed = log_dir is not None and log_dir.exists()
+        created = [p for p in (log_dir, log_dir.parent) if not p.exists()] if log_dir is not None else []
         try:
             super()._run_subcommand(subcommand)
         except BaseException:
-            if (log_dir is not None and not existed and log_dir.is_dir() and self.trainer.global_step == 0
-                    and not any(log_dir.rglob("*.ckpt"))):
+            if created and self.trainer.global_step == 0 and not any(log_dir.rglob("*.ckpt")):
                 shutil.rmtree(log_dir, ignore_errors=True)
+                if log_dir.parent in created:
+                    with contextlib.suppress(OSError):
+                        log_dir.parent.rmdir()  # only if empty
             raise
 
 

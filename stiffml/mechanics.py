@@ -122,3 +122,17 @@ def _check_hessian(hess: Tensor, u: Tensor, eps: float) -> None:
             f"q̇={[round(x, 6) for x in state[d:]]} ({int(bad.sum())} of {len(bad)} states); "
             "the learned L is degenerate there: lower lr, train in float64 or change the architecture"
         )
+
+
+def euler_lagrange_residual_loss(
+    lagrangian: Callable[[Tensor], Tensor], u: Tensor, du: Tensor, damping: Tensor | None = None
+) -> Tensor:
+    """The LNN residual objective: ``mean ‖H q̈_data − rhs‖² + (mean tr H / d − 1)²``.
+
+    ``H = ∂²L/∂q̇²``; the second term fixes L's scale (L and c·L give the same motion). Needs no
+    inverse of H, so it trains where H passes near singular. ``du`` holds ``(q̇, q̈)`` data.
+    """
+    d = u.shape[-1] // 2
+    rhs, hess, _ = euler_lagrange_terms(lagrangian, u, create_graph=True, damping=damping)
+    residual = (hess @ du[:, d:].unsqueeze(-1)).squeeze(-1) - rhs
+    return residual.pow(2).mean() + (torch.diagonal(hess, dim1=-2, dim2=-1).mean() - 1.0) ** 2

@@ -273,14 +273,12 @@ def report_kanlnn(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path |
 
     d = model.hparams.n_inputs // 2
     names = [f"q{i}" if d > 1 else "q" for i in range(d)] + [f"qdot{i}" if d > 1 else "qdot" for i in range(d)]
-    from stiffml.mechanics import euler_lagrange_terms
+    from stiffml.mechanics import euler_lagrange_residual_loss
 
     x, dx = (t.double() for t in dm.samples.batch(dm.train_idx))
 
     def residual(net: Any) -> torch.Tensor:  # the KANLNN training objective, on the formula
-        rhs, hess, _ = euler_lagrange_terms(lambda u: net(u).reshape(-1), x, create_graph=True)
-        res = (hess @ dx[:, d:].unsqueeze(-1)).squeeze(-1) - rhs
-        return res.pow(2).mean() + (torch.diagonal(hess, dim1=-2, dim2=-1).mean() - 1.0) ** 2
+        return euler_lagrange_residual_loss(lambda u: net(u).reshape(-1), x, dx)
 
     (formula,), final = kan_formulas(model.lagrangian, x, names, opts, out_dir, residual)
     syms = sympy.symbols(names)

@@ -192,3 +192,51 @@ def test_epochs_are_fractional_when_a_run_stops_part_way() -> None:
 
     assert _epochs(SimpleNamespace(num_training_batches=800, global_step=1000, current_epoch=1)) == 1.25
     assert _epochs(SimpleNamespace(num_training_batches=float("inf"), global_step=7, current_epoch=3)) == 3.0
+
+
+PLUGIN = '''
+import numpy as np
+from stiffml import StiffDataModule, StiffSystem
+
+
+class Decay(StiffSystem):
+    """Two species, one fast and one slow: a stiff linear chain a -> b -> (out)."""
+
+    name = "decaychain"
+    state_names = ("a", "b")
+    defaults = {"k1": 50.0, "k2": 0.5}
+    default_y0 = (1.0, 0.0)
+    t_span = (0.0, 4.0)
+    dt = 0.02
+
+    def rhs(self, t, y):
+        p = self.params
+        return np.stack([-p["k1"] * y[0], p["k1"] * y[0] - p["k2"] * y[1]])
+
+    def jac(self, t, y):
+        p = self.params
+        return np.array([[-p["k1"], 0.0], [p["k1"], -p["k2"]]])
+
+
+class DecayDataModule(StiffDataModule):
+    system_class = Decay
+'''
+
+
+def test_plugin_system_gets_a_full_benchmark_report(tmp_path, monkeypatch) -> None:
+    # a system the zoo does not know (no entry point even: a class path in the config)
+    (tmp_path / "decay_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "decay.yaml").write_text(
+        "model: {class_path: FCNN, init_args: {hidden: 8, depth: 1}}\n"
+        "data: {class_path: decay_plugin.DecayDataModule, init_args: {batch_size: 40}}\n"
+        "trainer: {max_epochs: 2, enable_progress_bar: false, enable_model_summary: false}\n"
+    )
+    from stiffml.main import main
+
+    out = tmp_path / "out"
+    assert main(["benchmark", "--configs", str(tmp_path / "decay.yaml"), "--repeats", "1", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "| decaychain | FCNN |" in report
+    for fig in ("loss_curves.png", "run_times.png", "predictions_decaychain.png", "stiffness_ratio.png"):
+        assert (out / fig).read_bytes()[:4] == b"\x89PNG" and f"]({fig})" in report

@@ -114,11 +114,36 @@ def test_resume_last_without_a_run_is_an_error(cli, capsys, tmp_path) -> None:
 
 
 def test_run_failing_before_training_leaves_no_run_folder(cli, capsys, tmp_path) -> None:
-    # log-zscore needs positive data; B-Z with y0 <= 0 fails in the datamodule's setup
+    # log-zscore needs positive data; this B-Z variant goes negative (fails in the datamodule's setup)
     code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--data.normalization", "log-zscore",
                "--data.params", "{h: -50.0}")
-    assert code != 0
-    assert not any((tmp_path / "lightning_logs").glob("version_*"))
+    errors = _errors(capsys)
+    assert code == 2 and len(errors) == 1 and "strictly positive" in errors[0], errors
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_state_dict_mismatch_is_one_line_and_leaves_no_run_folder(cli, capsys, tmp_path) -> None:
+    assert cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_steps", 2) == 0
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    code = cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", last,
+               "--model.hidden", 32)
+    errors = _errors(capsys)
+    assert code == 2 and len(errors) == 1 and "size mismatch" in errors[0], errors
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+
+
+def test_free_run_that_blows_up_is_scored_inf_not_a_crash() -> None:
+    from stiffml.evaluation import scored_free_run
+    from stiffml.systems import SolveError
+
+    class Exploding:
+        def free_run(self, dm, max_steps=None):
+            raise SolveError("learned field: solution blew up at t=0.3")
+
+    with pytest.warns(UserWarning, match="free run diverged"):
+        run, metrics = scored_free_run(Exploding(), dm=None)
+    assert run is None and metrics == {"val_rollout_rel_l2": float("inf")}
 
 
 @pytest.mark.parametrize(("lr", "what"), [(".inf", "nan"), ("1e6", "above max_loss")])

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stiffml.mechanics import check_even, euler_lagrange_terms, gradient, lagrangian_acceleration
+from stiffml.mechanics import check_even, euler_lagrange_residual_loss, lagrangian_acceleration
 from stiffml.models.physics.base import Activation, PhysicsModel, mlp
 
 
@@ -98,20 +98,10 @@ class LNN(PhysicsModel):
         if self.hparams.get("train_loss", "acceleration") == "acceleration":
             return super().training_step(batch, batch_idx)
         u, du = batch
-        d = u.shape[-1] // 2
-        rhs, hess, _ = euler_lagrange_terms(self.lagrangian_value, u, create_graph=True, damping=self.damping_matrix())
-        residual = (hess @ du[:, d:].unsqueeze(-1)).squeeze(-1) - rhs
-        scale = torch.diagonal(hess, dim1=-2, dim2=-1).mean()
-        loss = residual.pow(2).mean() + (scale - 1.0) ** 2
+        loss = euler_lagrange_residual_loss(self.lagrangian_value, u, du, damping=self.damping_matrix())
         self.record_train_loss(loss, u.shape[0])
         return loss
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         d = pred.shape[-1] // 2
         return F.mse_loss(pred[:, d:], target[:, d:])
-
-    def energy(self, u: Tensor) -> Tensor:
-        """The learned energy ``∂L/∂q̇ · q̇ − L`` (conserved without dissipation), shape ``(B,)``."""
-        d = u.shape[-1] // 2
-        value, grad = gradient(self.lagrangian_value, u, create_graph=False)
-        return (grad[:, d:] * u[:, d:]).sum(-1) - value
