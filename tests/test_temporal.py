@@ -133,3 +133,23 @@ def test_residual_model_starts_at_the_do_nothing_prediction() -> None:
     torch.nn.init.zeros_(model.head.bias)
     window = torch.randn(4, 5, 2, dtype=torch.float64)
     torch.testing.assert_close(model(window), window[:, -1])
+
+
+def test_window_model_that_ignores_residual_is_refused(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from stiffml import WindowModel
+
+    class Plain(WindowModel):
+        def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, residual: bool = False) -> None:
+            super().__init__(n_inputs, n_outputs, lr)
+            self.lin = nn.Linear(n_inputs, n_outputs)
+
+        def forward(self, window):
+            return self.lin(window[:, -1])  # never calls next_state
+
+    Plain(residual=False).setup("fit")
+    with pytest.raises(ValueError, match="was given residual=true but does not apply it"):
+        Plain(residual=True).setup("fit")

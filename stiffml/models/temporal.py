@@ -8,7 +8,7 @@ are Table 2's exactly: RNN 12,931 / 12,673, LSTM 51,139 / 50,497, AttenLSTM 22,0
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +40,15 @@ class WindowModel(StiffModel):
 
     family = "temporal"
     representation = "window"
+    supports_residual: ClassVar[bool] = False  # forward returns self.next_state(window, out)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.hparams.get("residual", False) and not type(self).supports_residual:
+            raise ValueError(
+                f"{type(self).__name__} was given residual=true but does not apply it: return "
+                "self.next_state(window, out) from forward and set supports_residual = True"
+            )
 
     def recurrent_layers(self) -> list[tuple[str, list[Tensor]]] | None:
         """Per-layer ``(cell kind, [w_ih, w_hh, b_ih, b_hh])`` for the fast rollout, or None.
@@ -111,6 +120,8 @@ class WindowModel(StiffModel):
 
 class LastStateReadout(WindowModel):
     """Window models that read the next state out of the top layer's last output with ``head``."""
+
+    supports_residual = True
 
     head: nn.Linear
 
@@ -212,6 +223,8 @@ class AttenLSTM(WindowModel):
         layers: LSTM layers.
         residual: Predict the increment over the window's last state (next = last + net).
     """
+
+    supports_residual = True
 
     def __init__(
         self,
