@@ -355,13 +355,14 @@ def _run_job(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[st
 
 
 def run_benchmark(
-    suite: Suite, out: Path, repeats: int | None, extra: list[str], jobs: int = 1
+    suite: Suite, out: Path, repeats: int | None, extra: list[str], jobs: int = 1, ray: Any = None
 ) -> list[dict[str, Any]]:
     """Run (or resume) every config × seed of a suite, then write results, report and figures.
 
     With ``jobs > 1`` the runs go to that many worker processes (spawned), each with
     ``cpu_count // jobs`` torch threads: the physics family's models are tiny and CPU-bound, so
-    several runs side by side use a many-core machine far better than one.
+    several runs side by side use a many-core machine far better than one. With ``ray`` (a
+    :class:`~stiffml.ray_executor.RayOptions`, Ray already connected) they go to Ray tasks.
     """
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
@@ -381,7 +382,16 @@ def run_benchmark(
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn()) as progress:
         task = progress.add_task(f"benchmark {suite.name}", total=len(todo), completed=len(records))
-        if jobs <= 1:
+
+        def done(key: tuple[str, int], record: dict[str, Any]) -> None:
+            records[key] = record
+            progress.advance(task)
+
+        if ray is not None and pending:
+            from stiffml.ray_executor import run_on_ray
+
+            run_on_ray(suite.name, pending, lambda run, seed: out / "runs" / run.folder / f"seed{seed}", extra, ray, done)
+        elif jobs <= 1:
             for run, seed in pending:
                 progress.update(task, description=f"{run.key} seed {seed}")
                 records[(run.key, seed)] = _run_job(suite.name, run, seed, out / "runs" / run.folder / f"seed{seed}", extra, None)
@@ -434,7 +444,14 @@ def main(argv: list[str]) -> int:
     group.add_argument("--configs", nargs="+", help="config files instead of a suite (paths, or shipped names such as bz_fcnn.yaml)")
     p.add_argument("--out", required=True, help="output folder (re-running resumes it)")
     p.add_argument("--repeats", type=int, default=None, help="seeds 0..N-1 (default: the suite's, else 5)")
-    p.add_argument("--jobs", type=int, default=1, help="runs side by side in worker processes (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="local executor: runs side by side in worker processes (default 1)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: this machine (--jobs); ray: one Ray task per run, on a running cluster or a local one")
+    p.add_argument("--ray.address", dest="ray_address", default=None,
+                   help="Ray cluster to use: 'auto' (the running one) or HOST:PORT; default: start a local one")
+    p.add_argument("--ray.cpus_per_run", dest="ray_cpus", type=float, default=1.0, help="CPUs per run (default 1)")
+    p.add_argument("--ray.gpus_per_run", dest="ray_gpus", type=float, default=0.0,
+                   help="GPUs per run, fractions allowed (0.25: four runs share a GPU); default 0")
     a = p.parse_args(argv)
     if a.jobs < 1:
         raise ValueError(f"--jobs must be a positive integer, got {a.jobs}")
@@ -444,7 +461,22 @@ def main(argv: list[str]) -> int:
         suite = load_suite(a.suite)
     else:
         suite = Suite("configs", [SuiteRun(c, path=resolve_config(c)) for c in a.configs])
-    out = Path(a.out)
+    ray_options = None
+    if a.executor == "ray":
+        from stiffml.ray_executor import RayOptions, connect
+
+        ray_options = RayOptions(a.ray_address, a.ray_cpus, a.ray_gpus)
+        ray = connect(ray_options)  # before anything is written: a bad address or request writes nothing
+    elif a.ray_address is not None:
+        raise ValueError("--ray.address needs --executor ray")
+    try:
+        return _run_and_report(suite, Path(a.out), a.repeats, extra, a.jobs, ray_options)
+    finally:
+        if ray_options is not None:
+            ray.shutdown()
+
+
+def _run_and_report(suite: Suite, out: Path, repeats: int | None, extra: list[str], jobs: int, ray: Any) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".stiffml-write-test"
@@ -452,7 +484,7 @@ def main(argv: list[str]) -> int:
         probe.unlink()
     except OSError as err:
         raise OSError(f"output folder {out} is not writable: {err.strerror or err}") from None
-    records = run_benchmark(suite, out, a.repeats, extra, jobs=a.jobs)
+    records = run_benchmark(suite, out, repeats, extra, jobs=jobs, ray=ray)
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records)} runs ({len(failed)} failed); report: {out / 'report.md'}")
     if failed:

@@ -13,11 +13,16 @@ class KillAtStep(pl.Callback):
 
     Args:
         step: The optimizer step after which the process dies.
+        log_file: A file that gets one line per kill (to count attempts), if set.
     """
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, log_file: str | None = None) -> None:
         self.step = step
+        self.log_file = log_file
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step >= self.step:
+            if self.log_file:
+                with open(self.log_file, "a") as f:
+                    f.write(f"killed pid {os.getpid()}\n")
             os.kill(os.getpid(), signal.SIGKILL)
