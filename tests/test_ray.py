@@ -107,3 +107,12 @@ def test_bad_ray_options_are_one_line(cli, capsys, tmp_path, args, message) -> N
     code = cli("benchmark", "--suite", "smoke", "--out", tmp_path / "o", *args)
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
     assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_without_ray_installed_the_extra_is_named(cli, capsys, tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
+    code = cli("benchmark", "--suite", "smoke", "--out", tmp_path / "o", "--executor", "ray")
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
+    assert code == 2 and len(err) == 1 and "pip install 'stiffml[ray]'" in err[0], err
