@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,16 +141,11 @@ def _versions() -> str:
     return f"stiffml {stiffml.__version__}, torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}"
 
 
-def _scalar(metrics: dict, key: str) -> float | None:
-    value = metrics.get(key)
-    return None if value is None else float(value)
-
-
 def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str]) -> dict[str, Any]:
     """Train one config with one seed through StiffCLI; return its record (never raises)."""
-    from stiffml.callbacks import DivergenceError, StopOnLossBelow
     from stiffml.cli import StiffCLI
     from stiffml.evaluation import PredictionWriter
+    from stiffml.experiment import run_experiment
 
     record: dict[str, Any] = {"suite": suite, "config": run.config, "label": run.label, "seed": seed,
                               "run_dir": str(run_dir), "versions": _versions(), "status": "failed"}
@@ -167,46 +161,23 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
                       system_params=json.dumps({k: float(v) for k, v in dm.system.params.items()}),
                       lr=float(model.hparams.lr), device=str(trainer.strategy.root_device),
                       precision=str(trainer.precision))
-        start = time.perf_counter()
-        trainer.fit(model, dm)
-        seconds = time.perf_counter() - start
-        metrics = dict(trainer.callback_metrics)
-        trainer.validate(model, dm, verbose=False)
-        metrics.update(trainer.callback_metrics)
-        stop = [cb.stopped_step for cb in trainer.callbacks if isinstance(cb, StopOnLossBelow) and cb.stopped_step]
+        writer = any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks)
+        exp = run_experiment(trainer, model, dm, validate=True, predict=writer)
+        metrics = exp.metrics
+        long_key = next((k for k in metrics if k.startswith("val_rollout_mse_")), None)  # physics: 10x horizon
         record.update(
-            train_loss=_scalar(metrics, "train_loss"), val_loss=_scalar(metrics, "val_loss"),
-            val_rel_l2=_scalar(metrics, "val_rel_l2"), val_rollout_rel_l2=_scalar(metrics, "val_rollout_rel_l2"),
-            fit_seconds=seconds, steps=trainer.global_step, steps_per_second=trainer.global_step / seconds,
-            stop_step=stop[0] if stop else None, epochs=_epochs(trainer), status="ok",
+            {k: metrics.get(k) for k in ("train_loss", "val_loss", "val_rel_l2", "val_rollout_rel_l2",
+                                         "val_rollout_mse", "val_energy_drift", "learned_damping")},
+            val_rollout_mse_long=metrics.get(long_key) if long_key else None,
+            fit_seconds=exp.fit_seconds, steps=exp.steps, steps_per_second=exp.steps / exp.fit_seconds,
+            stop_step=exp.stop_step, epochs=exp.epochs, status="ok",
         )
-        bad = {k: record[k] for k in ("train_loss", "val_loss") if record[k] is not None and not math.isfinite(record[k])}
-        if bad:  # a diverged run is a failure, whatever stopped it
-            raise DivergenceError("diverged: " + ", ".join(f"{k} {v}" for k, v in bad.items()))
-        # the physics family's scores (val_rollout_mse_<k>x is the long-horizon one)
-        long_key = next((k for k in metrics if k.startswith("val_rollout_mse_")), None)
-        record.update(
-            val_rollout_mse=_scalar(metrics, "val_rollout_mse"),
-            val_rollout_mse_long=_scalar(metrics, long_key) if long_key else None,
-            val_energy_drift=_scalar(metrics, "val_energy_drift"),
-            learned_damping=_scalar(metrics, "learned_damping"),
-        )
-        if any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks):
-            trainer.predict(model, dm, return_predictions=False)
         curve = _loss_curve(Path(trainer.log_dir or run_dir))
         atomic_write(run_dir / "curve.json", json.dumps(curve))
     except Exception as err:  # a failing config is recorded and the benchmark goes on
         record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         atomic_write(run_dir / "traceback.txt", traceback.format_exc())
     return record
-
-
-def _epochs(trainer: Any) -> float:
-    """Epochs trained, fractional when a stop rule or ``max_time`` ended one part-way."""
-    per_epoch = trainer.num_training_batches
-    if per_epoch and math.isfinite(per_epoch):
-        return trainer.global_step / per_epoch
-    return float(trainer.current_epoch)
 
 
 def _loss_curve(log_dir: Path) -> dict[str, list[float]]:

@@ -34,6 +34,7 @@ from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find
 from stiffml.data.base import StiffDataModule
 from stiffml.errors import condense
 from stiffml.evaluation import PredictionWriter, RolloutEvaluation
+from stiffml.experiment import run_experiment
 from stiffml.models.base import StiffModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -195,6 +196,11 @@ class StiffCLI(LightningCLI):
         if self._resume_version is not None and isinstance(logger, (TensorBoardLogger, CSVLogger)):
             # continue the resumed run's curves in its own version folder
             trainer.logger = type(logger)(save_dir=logger.save_dir, name=logger.name, version=self._resume_version)
+
+    def fit(self, model: StiffModel, datamodule: StiffDataModule | None = None, ckpt_path: str | None = None,
+            **kwargs: Any) -> None:
+        """``stiffml fit``: the experiment path the benchmark uses too (:func:`run_experiment`)."""
+        run_experiment(self.trainer, model, datamodule, ckpt_path=ckpt_path, **kwargs)
 
     def _progress_bar_configured(self) -> bool:
         """Whether the config names a progress bar callback itself."""

@@ -188,7 +188,7 @@ def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None
 def test_epochs_are_fractional_when_a_run_stops_part_way() -> None:
     from types import SimpleNamespace
 
-    from stiffml.benchmark import _epochs
+    from stiffml.experiment import epochs_trained as _epochs
 
     assert _epochs(SimpleNamespace(num_training_batches=800, global_step=1000, current_epoch=1)) == 1.25
     assert _epochs(SimpleNamespace(num_training_batches=float("inf"), global_step=7, current_epoch=3)) == 3.0
