@@ -139,3 +139,24 @@ def test_a_batch_larger_than_the_data_is_one_full_batch() -> None:
     loader = BatchLoader(dm.samples, dm.train_idx, 10 * n, shuffle=True, drop_last=True)
     batches = list(loader)
     assert len(loader) == len(batches) == 1 and len(batches[0][0]) == n
+
+
+def test_loader_resumes_part_way_only_for_training() -> None:
+    import torch
+
+    from stiffml.data.loader import BatchLoader
+    from stiffml.data.samples import PointwiseSamples
+
+    samples = PointwiseSamples(t_in=torch.arange(10.0), y=torch.arange(10.0).unsqueeze(-1))
+    done = {"n": 3}
+    train = BatchLoader(samples, torch.arange(10), batch_size=2, shuffle=True, epoch_fn=lambda: 4,
+                        progress_fn=lambda: done["n"])
+    full = [b[1].flatten().tolist() for b in train]
+    state = train.state_dict()
+    assert state == {"epoch": 4, "done": 3}
+    train.load_state_dict(state)
+    assert [b[1].flatten().tolist() for b in train] == full[3:]  # the rest of epoch 4, same order
+    assert [b[1].flatten().tolist() for b in train] == full  # then whole epochs again
+    evaluation = BatchLoader(samples, torch.arange(10), batch_size=2)
+    evaluation.load_state_dict({"epoch": 0, "done": 3})
+    assert len(list(evaluation)) == 5

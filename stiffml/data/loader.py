@@ -122,5 +122,9 @@ class BatchLoader:
         return {"epoch": self._epoch_of_order if self._epoch_of_order is not None else self._epoch(), "done": int(done)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Make the next iteration skip the batches of ``state['epoch']`` already trained on."""
-        self._resume = (int(state["epoch"]), int(state["done"]))
+        """Make the next iteration skip the batches of ``state['epoch']`` already trained on.
+
+        Only a training loader (one with ``progress_fn``) resumes part-way; an evaluation loader
+        always serves every batch."""
+        if self.progress_fn is not None:
+            self._resume = (int(state["epoch"]), int(state["done"]))
