@@ -124,7 +124,8 @@ class StiffCLI(LightningCLI):
             return
         cfg = self.config[sub]
         if cfg.ckpt_path == "last":
-            path, version = find_resumable(self._logs_base(cfg).parent, self._logs_base(cfg).name)
+            base = self._logs_base(cfg)
+            path, version = find_resumable(base.parent, base.name)
             cfg.ckpt_path = str(path)
             self._resume_version = version if sub == "fit" else None
         elif cfg.ckpt_path in ("best", "hpc", "registry"):
