@@ -381,9 +381,8 @@ def run_benchmark(
                         records[key] = future.result()
                     except Exception as err:  # the worker died (killed, out of memory)
                         run, seed = runs[key]
-                        records[key] = {"suite": suite.name, "config": run.config, "label": run.label, "seed": seed,
-                                        "status": "failed", "error": f"worker died: {type(err).__name__}: {err}",
-                                        "run_dir": str(out / "runs" / run.folder / f"seed{seed}")}
+                        records[key] = lost_run(suite.name, run, seed, out / "runs" / run.folder / f"seed{seed}",
+                                                f"worker died: {type(err).__name__}: {err}")
                     progress.advance(task)
     ordered = [records[(run.key, seed)] for run, seed in todo]
     # The records and report first, so that nothing a figure does can lose them.
@@ -391,6 +390,14 @@ def run_benchmark(
     if write_figures(out, ordered):
         write_report(out, suite, ordered)  # again, now listing the figures
     return ordered
+
+
+def lost_run(suite: str, run: SuiteRun, seed: int, run_dir: Path, error: str) -> dict[str, Any]:
+    """The failed record of a run whose worker died, written as its ``result.json`` too."""
+    record = {"suite": suite, "config": run.config, "label": run.label, "seed": seed, "status": "failed",
+              "error": " ".join(error.split())[:500], "run_dir": str(run_dir)}
+    atomic_write(run_dir / "result.json", json.dumps(record, default=str))
+    return record
 
 
 def _finished(path: Path) -> dict[str, Any] | None:

@@ -175,7 +175,7 @@ class StopOnDivergence(pl.Callback):
             self._stop(trainer, pl_module, f"{self.monitor} {float(value):.4g} at step {trainer.global_step}")
 
     def _stop(self, trainer: pl.Trainer, pl_module: pl.LightningModule, what: str) -> None:
-        limit = "non-finite" if not self.max_loss < float("inf") else f"non-finite or above max_loss {self.max_loss:.3g}"
+        limit = "non-finite" if math.isinf(self.max_loss) else f"non-finite or above max_loss {self.max_loss:.3g}"
         lr = getattr(getattr(pl_module, "hparams", None), "get", lambda *_: None)("lr")
         cause = (f"the learning rate (lr={lr:g}) is likely too high" if lr is not None and trainer.global_step > 1
                  else "check the learning rate and the data (normalization, non-finite values)")
@@ -187,8 +187,7 @@ class StopOnDivergence(pl.Callback):
 
 def last_good_checkpoint(trainer: pl.Trainer) -> str:
     """A phrase naming the newest checkpoint this run wrote, for error messages."""
-    paths = {cb.last_model_path for cb in trainer.checkpoint_callbacks} | {
-        cb.best_model_path for cb in trainer.checkpoint_callbacks}
+    paths = {p for cb in trainer.checkpoint_callbacks for p in (cb.last_model_path, cb.best_model_path)}
     found = [p for p in paths if p and os.path.isfile(p)]
     if not found:
         return "no checkpoint was written before it"

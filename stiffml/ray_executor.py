@@ -150,6 +150,8 @@ def run_on_ray(
     """
     import ray
 
+    from stiffml.benchmark import lost_run
+
     remote = ray.remote(_task).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
                                        max_retries=1, retry_exceptions=False)
     threads = max(1, int(options.cpus_per_run))
@@ -163,8 +165,5 @@ def run_on_ray(
         try:
             record = _store(ray.get(ready[0]), run_dir)
         except ray.exceptions.RayError as err:  # the worker died (twice), or the node went away
-            record = {"suite": suite, "config": run.config, "label": run.label, "seed": seed, "status": "failed",
-                      "error": f"Ray task lost: {type(err).__name__}: {' '.join(str(err).split())[:300]}",
-                      "run_dir": str(run_dir)}
-            atomic_write(run_dir / "result.json", json.dumps(record, default=str))
+            record = lost_run(suite, run, seed, run_dir, f"Ray task lost: {type(err).__name__}: {err}")
         done((run.key, seed), record)
