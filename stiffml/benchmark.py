@@ -158,7 +158,7 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
         model, dm, trainer = cli.model, cli.datamodule, cli.trainer
         record.update(model=type(model).__name__, system=dm.system.name, n_params=model.n_params,
                       system_class=f"{type(dm.system).__module__}.{type(dm.system).__qualname__}",
-                      system_params=json.dumps({k: float(v) for k, v in dm.system.params.items()}),
+                      system_params=json.dumps(dm.system.init_kwargs()),
                       lr=float(model.hparams.lr), device=str(trainer.strategy.root_device),
                       precision=str(trainer.precision))
         writer = any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks)

@@ -41,7 +41,7 @@ def build_rows() -> dict[str, Any]:
     for name, entry in datamodules.items():
         system = getattr(entry.cls, "system_class", None)
         if system is None:
-            rows["datamodules"].append([name, "-", "-", entry.dist])
+            rows["datamodules"].append([name, getattr(entry.cls, "system_label", "-"), "-", entry.dist])
         else:
             rows["datamodules"].append([name, system.name, ", ".join(system.state_names), entry.dist])
     return rows

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("stiffml.listing", "list registered models and datamodules ([PATTERN])"),
     "benchmark": ("stiffml.benchmark", "run suites of configs over seeds; CSV, report and figures"),
     "symbolic": ("stiffml.symbolic", "extract the formula a trained KAN/HNN has learned (--ckpt PATH)"),
+    "sbml-suite": ("stiffml.sbml.suite", "score SBML support on cases in the SBML Test Suite's format (FOLDER)"),
 }
 
 

@@ -74,6 +74,7 @@ class StiffDataModule(pl.LightningDataModule):
     """
 
     system_class: ClassVar[type[StiffSystem] | None] = None
+    ref_solvers: ClassVar[tuple[str, ...]] = STIFF_METHODS
     representations: ClassVar[tuple[str, ...]] = REPRESENTATIONS
     default_outputs: ClassVar[tuple[str, ...] | None] = None
 
@@ -121,8 +122,8 @@ class StiffDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown normalization {normalization!r}; valid: {list(NORMALIZATIONS)}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise ValueError(f"batch sizes must be positive, got {batch_size}, {eval_batch_size}")
-        if ref_solver not in STIFF_METHODS:
-            raise ValueError(f"unknown ref_solver {ref_solver!r}; valid: {list(STIFF_METHODS)}")
+        if ref_solver not in self.ref_solvers:
+            raise ValueError(f"unknown ref_solver {ref_solver!r}; valid: {list(self.ref_solvers)}")
         if not (ref_rtol > 0 and ref_atol > 0):
             raise ValueError(f"reference tolerances must be positive, got {ref_rtol}, {ref_atol}")
         if window < 1:
@@ -233,6 +234,10 @@ class StiffDataModule(pl.LightningDataModule):
         self.samples = self._build_samples(traj).to(device, dtype)
         self.train_idx = torch.as_tensor(train, device=device)
         self.val_idx = torch.as_tensor(val, device=device)
+        # free runs of a learned field (physics family): the one trajectory over the whole span
+        self.rollout_times = traj.t
+        self.rollout_reference = traj.y[None]
+        self.horizon_index = len(traj.t)
 
     def _build_samples(self, traj: Trajectory) -> SampleSet:
         z = torch.as_tensor(self.target_scaler.transform(self.reference))
@@ -249,6 +254,18 @@ class StiffDataModule(pl.LightningDataModule):
             return SegmentSamples(torch.as_tensor(t), z, self.hparams.window)
         dz = self.target_scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
         return DerivativeSamples(z, torch.as_tensor(dz))
+
+    rollout_factor: ClassVar[int] = 1  # free runs cover the one span (ensembles: several)
+
+    def energy(self, y: np.ndarray) -> np.ndarray | None:
+        """The system's energy of states ``(..., n)``, or None if it defines none."""
+        fn = getattr(self.system, "energy", None)
+        return fn(y) if fn is not None else None
+
+    @property
+    def conservative(self) -> bool:
+        """Whether the system conserves its energy (then free runs report energy drift)."""
+        return bool(getattr(self.system, "conservative", False))
 
     # ----------------------------------------------------------------------------- loaders
     def batch_size(self, train: bool) -> int:

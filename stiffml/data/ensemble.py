@@ -175,12 +175,3 @@ class EnsembleDataModule(StiffDataModule):
             return len(self.samples)
         return self.hparams.eval_batch_size
 
-    def energy(self, y: np.ndarray) -> np.ndarray | None:
-        """The system's energy of states ``(..., n)``, or None if it defines none."""
-        fn = getattr(self.system, "energy", None)
-        return fn(y) if fn is not None else None
-
-    @property
-    def conservative(self) -> bool:
-        """Whether the system conserves its energy (then free runs report energy drift)."""
-        return bool(getattr(self.system, "conservative", False))

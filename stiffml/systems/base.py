@@ -97,6 +97,11 @@ class StiffSystem(abc.ABC):
             )
         self.y0: np.ndarray = y0
 
+    def init_kwargs(self) -> dict[str, Any]:
+        """JSON-serialisable keyword arguments that rebuild this system with its class (the
+        benchmark records them so its figures work for plugin and SBML systems too)."""
+        return {k: float(v) for k, v in self.params.items()}
+
     @property
     def n(self) -> int:
         """Number of state components."""

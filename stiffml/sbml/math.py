@@ -1,0 +1,337 @@
+"""SBML math as one sympy ODE system, and the numpy/torch functions generated from it.
+
+The translation follows the SBML Level 3 Version 2 specification (section 4): a species symbol
+means its concentration unless ``hasOnlySubstanceUnits`` is set (or its compartment has no
+spatial dimensions); reactions change amounts, so a concentration's derivative is the reaction
+sum over the compartment size, with the product rule when the size itself follows a rate rule;
+assignment rules hold at every time and are substituted; initial assignments are evaluated once
+at t = 0. What the generated right-hand side cannot express (delays, algebraic rules, fast
+reactions, ``rateOf``, compartments resized by assignment rules) is recorded by name in
+:attr:`ModelMath.unsupported`; events are recorded in :attr:`ModelMath.events` (the generated
+field is the one that holds between them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import sympy as sp
+
+from stiffml.sbml.document import SBMLError
+
+T = sp.Symbol("_t")  # model time in generated code
+AVOGADRO = 6.02214076e23
+
+
+@dataclasses.dataclass(frozen=True)
+class Generated:
+    """The compiled functions of one model (independent of parameter values).
+
+    Attributes:
+        rhs: ``rhs(t, y, c)`` → list of ``n`` arrays (or scalars) broadcastable to ``y[0]``.
+        jac_entries: ``jac_entries(t, y, c)`` → the Jacobian's structurally non-zero entries.
+        jac_rows: Row index of each entry.
+        jac_cols: Column index of each entry.
+        rhs_torch: The same right-hand side on torch tensors.
+    """
+
+    rhs: Callable[..., list[Any]]
+    jac_entries: Callable[..., list[Any]]
+    jac_rows: np.ndarray
+    jac_cols: np.ndarray
+    rhs_torch: Callable[..., list[Any]] | None
+
+
+class ModelMath:
+    """The ODE system of an SBML document, in sympy.
+
+    Attributes:
+        model_id: The model's id (or ``None``).
+        state_ids: SBML ids of what the ODE integrates, in state order.
+        constant_ids: Ids of the symbols that stay constant during a solve.
+        parameter_ids: The overridable subset: global parameters without rules or initial
+            assignments.
+        rhs: One sympy expression per state, in states, constants and ``T`` only (``None`` when
+            :attr:`unsupported` is not empty).
+        unsupported: Why the generated right-hand side cannot express this model (empty if it can).
+        events: Ids (or positions) of the model's events.
+    """
+
+    def __init__(self, doc: Any, label: str) -> None:
+        from sbmlmath import CSymbol, TimeSymbol, sbml_math_to_sympy
+
+        self._csymbol, self._time_symbol, self._to_sympy = CSymbol, TimeSymbol, sbml_math_to_sympy
+        self.label = label
+        self._doc = doc  # the libsbml objects below live only as long as their document
+        m = doc.getModel()
+        self.model_id: str | None = m.getId() or None
+        self.unsupported: list[str] = []
+        self.events = [e.getId() or f"#{i}" for i, e in enumerate(m.getListOfEvents())]
+
+        self.species = {s.getId(): s for s in m.getListOfSpecies()}
+        self.compartments = {c.getId(): c for c in m.getListOfCompartments()}
+        self.parameters = {p.getId(): p for p in m.getListOfParameters()}
+        self.reactions = {r.getId(): r for r in m.getListOfReactions()}
+        self.model_conversion = m.getConversionFactor() or None
+
+        self.assigned: dict[str, sp.Expr] = {}
+        self.rate: dict[str, sp.Expr] = {}
+        for rule in m.getListOfRules():
+            if rule.isAlgebraic():
+                self.unsupported.append("an algebraic rule")
+                continue
+            expr = self._parse(rule, f"the rule for '{rule.getVariable()}'")
+            (self.assigned if rule.isAssignment() else self.rate)[rule.getVariable()] = expr
+        self.initial = {ia.getSymbol(): self._parse(ia, f"the initial assignment to '{ia.getSymbol()}'")
+                        for ia in m.getListOfInitialAssignments()}
+
+        # species references with ids are symbols of their own (their stoichiometry)
+        self.stoich_refs: dict[str, Any] = {}
+        self.kinetics: dict[str, sp.Expr] = {}
+        for rid, r in self.reactions.items():
+            if r.isSetFast() and r.getFast():
+                self.unsupported.append(f"fast reaction '{rid}'")
+            for ref in [*r.getListOfReactants(), *r.getListOfProducts()]:
+                if ref.isSetId() and ref.getId():
+                    self.stoich_refs[ref.getId()] = ref
+            law = r.getKineticLaw()
+            if law is None or not law.isSetMath():
+                self.unsupported.append(f"reaction '{rid}' without a kinetic law")
+                self.kinetics[rid] = sp.Integer(0)
+                continue
+            expr = self._parse(law, f"the kinetic law of reaction '{rid}'")
+            local = {sp.Symbol(p.getId()): sp.Float(p.getValue()) for p in law.getListOfLocalParameters()}
+            self.kinetics[rid] = expr.xreplace(local)
+        for ref_id in self.stoich_refs:
+            if ref_id in self.rate:
+                self.unsupported.append(f"a rate rule on the stoichiometry '{ref_id}'")
+
+        for cid in self.compartments:
+            if cid in self.assigned:
+                inside = [s for s, sp_ in self.species.items() if sp_.getCompartment() == cid and self._reacts(s)]
+                if inside:
+                    self.unsupported.append(f"compartment '{cid}' resized by an assignment rule")
+
+        self.state_ids = [s for s in self.species if self._is_state_species(s)]
+        self.state_ids += [c for c in self.compartments if c in self.rate]
+        self.state_ids += [p for p in self.parameters if p in self.rate]
+        busy = set(self.state_ids) | set(self.assigned)
+        self.constant_ids = [i for i in [*self.compartments, *self.species, *self.parameters, *self.stoich_refs]
+                             if i not in busy]
+        self.parameter_ids = [p for p in self.parameters if p not in busy and p not in self.initial]
+        self.rhs: list[sp.Expr] | None = None
+        if not self.unsupported:
+            self.rhs = [self.expand(self._raw_rhs(i), f"the derivative of '{i}'") for i in self.state_ids]
+            allowed = {sp.Symbol(i) for i in [*self.state_ids, *self.constant_ids]} | {T}
+            for sid, expr in zip(self.state_ids, self.rhs):
+                extra = expr.free_symbols - allowed
+                if extra:
+                    raise SBMLError(f"{label}: the derivative of '{sid}' uses undefined symbol(s) "
+                                    f"{sorted(map(str, extra))}")
+
+    # ------------------------------------------------------------------------------ parsing
+    def _parse(self, obj: Any, where: str) -> sp.Expr:
+        if not obj.isSetMath():
+            raise SBMLError(f"{self.label}: {where} has no math")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expr = self._to_sympy(obj, ignore_units=True, floats_as_rationals=False, evaluate=False)
+        except Exception as err:
+            raise SBMLError(f"{self.label}: cannot read the math of {where}: {err}") from None
+        return self._normalise(sp.sympify(expr), where)
+
+    def _normalise(self, expr: sp.Expr, where: str) -> sp.Expr:
+        """Replace sbmlmath's csymbols (time, avogadro) by ours; flag what we cannot generate."""
+        subs: dict[Any, Any] = {}
+        for atom in expr.atoms(sp.Symbol):
+            if isinstance(atom, self._time_symbol):
+                subs[atom] = T
+            elif isinstance(atom, self._csymbol):
+                if "avogadro" in str(atom):
+                    subs[atom] = sp.Float(AVOGADRO)
+                else:
+                    self.unsupported.append(f"csymbol '{atom}' in {where}")
+        for call in expr.atoms(sp.core.function.AppliedUndef):
+            name = type(call).__name__
+            self.unsupported.append(f"{'rateOf' if name.lower() == 'rate_of' else name}() in {where}")
+        expr = expr.xreplace(subs) if subs else expr
+        # SBML booleans used as numbers (true → 1) and vice versa are rare; relationals stay
+        return expr
+
+    # --------------------------------------------------------------------------- structure
+    def _reacts(self, sid: str) -> bool:
+        return any(ref.getSpecies() == sid
+                   for r in self.reactions.values()
+                   for ref in [*r.getListOfReactants(), *r.getListOfProducts()])
+
+    def _is_state_species(self, sid: str) -> bool:
+        s = self.species[sid]
+        if sid in self.rate:
+            return True
+        if s.getConstant() or s.getBoundaryCondition() or sid in self.assigned:
+            return False
+        return True
+
+    def concentration_valued(self, sid: str) -> bool:
+        """Whether the species symbol means a concentration (SBML L3V2 §4.6.5)."""
+        s = self.species[sid]
+        c = self.compartments.get(s.getCompartment())
+        return not s.getHasOnlySubstanceUnits() and (c is None or c.getSpatialDimensionsAsDouble() != 0)
+
+    def _stoichiometry(self, ref: Any) -> sp.Expr:
+        if ref.isSetId() and ref.getId():
+            return sp.Symbol(ref.getId())
+        return sp.Float(ref.getStoichiometry()) if ref.isSetStoichiometry() else sp.Integer(1)
+
+    def _raw_rhs(self, sid: str) -> sp.Expr:
+        if sid in self.rate:
+            return self.rate[sid]
+        s = self.species[sid]
+        flux = sp.Integer(0)
+        for rid, r in self.reactions.items():
+            for sign, refs in ((-1, r.getListOfReactants()), (1, r.getListOfProducts())):
+                for ref in refs:
+                    if ref.getSpecies() == sid:
+                        flux += sign * self._stoichiometry(ref) * sp.Symbol(rid)
+        factor = s.getConversionFactor() or self.model_conversion
+        if factor:
+            flux *= sp.Symbol(factor)
+        if not self.concentration_valued(sid):
+            return flux
+        cid = s.getCompartment()
+        size = sp.Symbol(cid)
+        if cid in self.rate:  # d[S]/dt = (dn/dt − [S]·dV/dt) / V
+            return (flux - sp.Symbol(sid) * self.rate[cid]) / size
+        return flux / size
+
+    def expand(self, expr: sp.Expr, where: str) -> sp.Expr:
+        """Substitute assignment rules and reaction rates until only states, constants and time
+        remain."""
+        table = {sp.Symbol(k): v for k, v in self.assigned.items()}
+        table.update({sp.Symbol(k): v for k, v in self.kinetics.items()})
+        for _ in range(len(table) + 2):
+            hit = {s: table[s] for s in expr.free_symbols if s in table}
+            if not hit:
+                return expr
+            expr = expr.xreplace(hit)
+        raise SBMLError(f"{self.label}: assignment rules form a cycle in {where}")
+
+    def observable(self, vid: str, amount: bool = False) -> sp.Expr:
+        """Expression of any SBML symbol in states, constants and time; a species in ``amounts``
+        is its amount, otherwise its concentration."""
+        known = {*self.species, *self.compartments, *self.parameters, *self.reactions, *self.stoich_refs}
+        if vid not in known:
+            raise SBMLError(f"{self.label}: unknown variable '{vid}'; the model has {sorted(known)}")
+        if vid in self.reactions:
+            return self.expand(sp.Symbol(vid), f"reaction '{vid}'")
+        expr = self.expand(sp.Symbol(vid), f"'{vid}'")
+        if vid in self.species:
+            size = self.expand(sp.Symbol(self.species[vid].getCompartment()), f"the compartment of '{vid}'")
+            if self.concentration_valued(vid) and amount:
+                expr = expr * size
+            elif not self.concentration_valued(vid) and not amount:
+                expr = expr / size
+        return expr
+
+    # ------------------------------------------------------------------------ initial values
+    def initial_values(self, overrides: dict[str, float]) -> dict[str, float]:
+        """Every symbol's value at t = 0: initial assignments first, then assignment rules, then
+        the values in the file (a species' amount converted to concentration or back), with
+        ``overrides`` replacing parameter values."""
+        exprs: dict[str, sp.Expr] = {}
+        for cid, c in self.compartments.items():
+            exprs[cid] = sp.Float(c.getSize()) if c.isSetSize() else sp.nan
+        for pid, p in self.parameters.items():
+            exprs[pid] = sp.Float(overrides.get(pid, p.getValue())) if (pid in overrides or p.isSetValue()) else sp.nan
+        for ref_id, ref in self.stoich_refs.items():
+            exprs[ref_id] = sp.Float(ref.getStoichiometry()) if ref.isSetStoichiometry() else sp.Integer(1)
+        for sid, s in self.species.items():
+            size = sp.Symbol(s.getCompartment())
+            conc = self.concentration_valued(sid)
+            if s.isSetInitialConcentration():
+                v = sp.Float(s.getInitialConcentration())
+                exprs[sid] = v if conc else v * size
+            elif s.isSetInitialAmount():
+                v = sp.Float(s.getInitialAmount())
+                exprs[sid] = v / size if conc else v
+            else:
+                exprs[sid] = sp.nan
+        exprs.update(self.kinetics)
+        exprs.update(self.assigned)
+        exprs.update({k: v for k, v in self.initial.items() if k not in overrides})
+        values: dict[str, float] = {}
+        visiting: set[str] = set()
+
+        def value(name: str) -> float:
+            if name in values:
+                return values[name]
+            if name in visiting:
+                raise SBMLError(f"{self.label}: initial values of {sorted(visiting)} depend on each other")
+            visiting.add(name)
+            expr = exprs[name]
+            deps = {s: value(s.name) for s in expr.free_symbols if s != T and s.name in exprs}
+            missing = {s.name for s in expr.free_symbols if s != T and s.name not in exprs}
+            if missing:
+                raise SBMLError(f"{self.label}: the initial value of '{name}' uses undefined {sorted(missing)}")
+            try:
+                out = float(sp.N(expr.xreplace({**deps, T: sp.Integer(0)}), 17))
+            except TypeError:
+                out = float("nan")
+            visiting.discard(name)
+            values[name] = out
+            return out
+
+        for name in exprs:
+            value(name)
+        return values
+
+    # ------------------------------------------------------------------------------ codegen
+    def generate(self) -> Generated:
+        """Lambdify the right-hand side and its symbolic Jacobian (numpy, and torch when
+        installed) with common subexpressions shared."""
+        if self.rhs is None:
+            raise SBMLError(f"{self.label}: the generated right-hand side cannot express "
+                            f"{'; '.join(self.unsupported)}")
+        ys, cs, rename = self._arguments()
+        exprs = [e.xreplace(rename) for e in self.rhs]
+        entries, rows, cols = [], [], []
+        for i, e in enumerate(exprs):
+            for j, y in enumerate(ys):
+                d = sp.diff(e, y)
+                if d != 0:
+                    entries.append(d)
+                    rows.append(i)
+                    cols.append(j)
+        args = [T, ys, cs]
+        rhs_torch = None
+        try:
+            import torch  # noqa: F401
+
+            rhs_torch = sp.lambdify(args, exprs, modules="torch", cse=True)
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+        return Generated(
+            rhs=sp.lambdify(args, exprs, modules="numpy", cse=True),
+            jac_entries=sp.lambdify(args, entries, modules="numpy", cse=True),
+            jac_rows=np.array(rows, dtype=np.intp),
+            jac_cols=np.array(cols, dtype=np.intp),
+            rhs_torch=rhs_torch,
+        )
+
+    def _arguments(self) -> tuple[list[sp.Symbol], list[sp.Symbol], dict[sp.Symbol, sp.Symbol]]:
+        """Argument symbols of generated code (SBML ids may be Python keywords, so never used)."""
+        ys = [sp.Symbol(f"_y{i}") for i in range(len(self.state_ids))]
+        cs = [sp.Symbol(f"_c{j}") for j in range(len(self.constant_ids))]
+        rename = {sp.Symbol(s): y for s, y in zip(self.state_ids, ys)}
+        rename.update({sp.Symbol(c): v for c, v in zip(self.constant_ids, cs)})
+        return ys, cs, rename
+
+    def generate_observables(self, variables: list[str], amounts: set[str]) -> Callable[..., list[Any]]:
+        """``f(t, y, c)`` → the values of ``variables`` (see :meth:`observable`)."""
+        ys, cs, rename = self._arguments()
+        exprs = [self.observable(v, v in amounts).xreplace(rename) for v in variables]
+        return sp.lambdify([T, ys, cs], exprs, modules="numpy", cse=True)

@@ -1,0 +1,2 @@
+(* An assignment rule on a parameter using a species and time *)
+testType: TimeCourse

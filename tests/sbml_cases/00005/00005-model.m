@@ -1,0 +1,2 @@
+(* Rate rules on a parameter and on a species *)
+testType: TimeCourse

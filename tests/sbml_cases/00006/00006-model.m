@@ -1,0 +1,2 @@
+(* Initial assignments to a parameter and to a species *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* A function definition in a kinetic law *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* A piecewise rate rule (continuous solution with a kink at t = 2) *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* An event resetting a species at t = 2.55 *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* A compartment growing by a rate rule; concentration follows the product rule *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* A boundary species feeding a product, and a constant species *)
+testType: TimeCourse

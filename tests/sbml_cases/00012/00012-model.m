@@ -1,0 +1,2 @@
+(* Stoichiometry 2 and a species conversion factor *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* A reaction's rate as an output variable *)
+testType: TimeCourse
