@@ -28,6 +28,10 @@ def _path(cls: type) -> str:
 
 def small_data_args(dm_cls: type[StiffDataModule], n_points: int = 200) -> list[str]:
     """CLI arguments that shrink a datamodule's grid to about ``n_points`` samples."""
+    if dm_cls.example_args:
+        import json
+
+        return [a for k, v in dm_cls.example_args.items() for a in (f"--data.{k}", json.dumps(v) if not isinstance(v, str) else v)]
     system = dm_cls.system_class
     if system is None:
         return []

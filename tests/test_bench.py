@@ -21,6 +21,7 @@ SCRIPTS = {
     "ensemble_solve.py": ["--separate", "1"],
     "robertson.py": ["--adam-epochs", "1", "--epochs", "2", "--max-steps", "500", "--root", "{tmp}"],
     "sync_probe.py": [TINY],
+    "sbml_examples.py": ["--every", "50"],
 }
 GPU_ONLY = {"sync_probe.py"}
 

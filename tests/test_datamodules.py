@@ -15,6 +15,7 @@ POINTWISE = [n for n in DATAMODULES if "pointwise" in registry.get_datamodule(n)
 
 def _small(cls, **kw):
     """A short grid of each system (about 400 samples)."""
+    kw = {**cls.example_args, **kw}
     system = cls.system_class
     if system is not None and system.spacing == "log":
         kw.setdefault("t_span", (0.0, 10.0))

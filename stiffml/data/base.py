@@ -75,6 +75,9 @@ class StiffDataModule(pl.LightningDataModule):
 
     system_class: ClassVar[type[StiffSystem] | None] = None
     ref_solvers: ClassVar[tuple[str, ...]] = STIFF_METHODS
+    # arguments that make a small instance for contract and smoke tests, for datamodules that have
+    # required arguments or no fixed system (e.g. SBML's model); empty: the defaults with a short grid
+    example_args: ClassVar[dict[str, Any]] = {}
     representations: ClassVar[tuple[str, ...]] = REPRESENTATIONS
     default_outputs: ClassVar[tuple[str, ...] | None] = None
 

@@ -14,7 +14,7 @@ class SBMLDataModule(StiffDataModule):
     The reference is solved by libroadrunner's CVODE by default (``ref_solver``; a scipy solver
     runs on the generated math instead) and cached under a key that includes the file's content
     hash, so an edited file is solved again. A model with events or constructs the generated
-    math cannot express (delays, algebraic rules) serves the trajectory representations and
+    math cannot express (algebraic rules) serves the trajectory representations and
     refuses ``derivative``.
 
     Args:
@@ -31,6 +31,7 @@ class SBMLDataModule(StiffDataModule):
 
     ref_solvers: ClassVar[tuple[str, ...]] = ("CVODE", *STIFF_METHODS)
     system_label: ClassVar[str] = "any SBML file (--data.model)"
+    example_args: ClassVar[dict[str, Any]] = {"model": "tyson1991", "dt": 0.25}
 
     def __init__(
         self,

@@ -95,7 +95,7 @@ class SBMLSystem(StiffSystem):
     SBML ids. :meth:`rhs` and :meth:`jac` are numpy functions generated from the SBML math (the
     Jacobian derived symbolically with sympy), :meth:`rhs_torch` the same field on tensors.
     :meth:`solve` integrates with libroadrunner's CVODE by default (the trusted engine; it also
-    covers events, delays and algebraic rules) or with a scipy stiff solver on the generated math.
+    covers events and algebraic rules; libroadrunner 2.10 has no delays) or with a scipy stiff solver on the generated math.
 
     Args:
         model: Path of an SBML file, or the name of a shipped example (``stiffml.sbml.EXAMPLES``).
@@ -147,6 +147,7 @@ class SBMLSystem(StiffSystem):
             self.y0 = model_y0
         self.default_y0 = tuple(model_y0)
         self._rr: Any = None
+        self._torch_constants: dict[Any, list[Any]] = {}
 
     # -------------------------------------------------------------------------- descriptions
     @property
@@ -203,7 +204,10 @@ class SBMLSystem(StiffSystem):
         import torch
 
         gen = self._generated()
-        values = gen.rhs_torch(t, list(y.unbind(-1)), self.constants)
+        key = (y.dtype, y.device)
+        if key not in self._torch_constants:  # torch.pow refuses two Python numbers: 0-d tensors
+            self._torch_constants[key] = list(torch.as_tensor(self.constants, dtype=y.dtype, device=y.device).unbind(0))
+        values = gen.rhs_torch(t, list(y.unbind(-1)), self._torch_constants[key])
         shape = y.shape[:-1]
         return torch.stack([torch.as_tensor(v, dtype=y.dtype, device=y.device).expand(shape) for v in values], dim=-1)
 
@@ -226,7 +230,7 @@ class SBMLSystem(StiffSystem):
             t_eval: Increasing sample times at or after ``t0``.
             rtol: Relative tolerance.
             atol: Absolute tolerance.
-            method: ``CVODE`` (libroadrunner, the default; events, delays and algebraic rules
+            method: ``CVODE`` (libroadrunner, the default; events and algebraic rules
                 included) or a scipy stiff solver on the generated math (``Radau``, ``BDF``,
                 ``LSODA``; models without events).
             y0: Initial state (default the system's).
@@ -239,6 +243,7 @@ class SBMLSystem(StiffSystem):
                 raise SBMLUnsupported(f"SBML model '{self.model}' has events {self.math.events}; "
                                       "only the CVODE (roadrunner) solver handles them")
             self._generated()
+            t0 = (self.t_span[0] if self.t_span else 0.0) if t0 is None else t0
             return super().solve(t_eval, rtol=rtol, atol=atol, method=method, y0=y0, t0=t0)
         if not rtol > 0 or not np.all(np.asarray(atol) > 0):
             raise ValueError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
