@@ -288,3 +288,47 @@ def test_shipped_examples_are_built_from_their_antimony_sources() -> None:
     from stiffml.sbml.examples.build import main
 
     assert main(["--check"]) == 0
+
+
+# ------------------------------------------------------------------------------- datamodule
+@pytest.mark.parametrize("rep", ["pointwise", "window", "pair", "segment", "derivative"])
+def test_datamodule_serves_every_representation(rep: str, tmp_path: Path) -> None:
+    from stiffml.data.sbml import SBMLDataModule
+
+    dm = SBMLDataModule(model="tyson1991", dt=0.25, representation=rep, window=4, cache_dir=str(tmp_path))
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert len(dm.samples) > 300 and y.shape[-1] == 6 and torch_finite(y) and y.dtype.is_floating_point
+
+
+def torch_finite(t) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all())
+
+
+def test_benchmark_figures_rebuild_the_sbml_system() -> None:
+    import json
+
+    from stiffml.plots import _system_of
+
+    s = SBMLSystem(DECAY, t_span=(0, 5), k1=0.5)
+    record = {"system": s.name, "system_class": "stiffml.sbml.system.SBMLSystem",
+              "system_params": json.dumps(s.init_kwargs())}
+    again = _system_of(record)
+    assert again.params == s.params and again.t_span == (0.0, 5.0)
+    np.testing.assert_array_equal(again.default_grid(), s.default_grid())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [
+    ("LSTM", ["--model.hidden=8", "--data.window=4"]),
+    ("ODENet", ["--model.hidden=8", "--model.rtol=1e-4", "--model.atol=1e-6"]),
+    ("NODE", ["--model.hidden=8"]),
+])
+def test_families_fit_on_an_sbml_example(model: str, extra: list[str], tmp_path: Path) -> None:
+    res = stiffml("fit", "--config", str(TINY), f"--model={model}", *extra, "--data.dt=0.5",
+                  "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+                  f"--trainer.default_root_dir={tmp_path}", env_cache=tmp_path / "cache")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert list(tmp_path.rglob("last.ckpt"))
