@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -36,6 +37,52 @@ def precision_dtype(precision: str | None) -> torch.dtype:
     if p == "16-true":
         return torch.float16
     return torch.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What a model needs from its data, handed over once (``StiffModel.setup``) so that no model
+    reaches into the datamodule for it again.
+
+    Attributes:
+        representation: The samples served (``pointwise``, ``window``, ``pair``, ``segment``,
+            ``derivative``).
+        n_inputs: Input width per time step.
+        n_outputs: Number of predicted states.
+        normalization: The normalisation's name (``none``, ``zscore``, ...).
+        scaler: The fitted normalisation of the states (physical ↔ model units).
+        times: Times of the reference series, shape ``(T,)`` (an ensemble: one trajectory's).
+        reference: The reference series of the outputs in physical units, ``(T, n_outputs)``
+            (an ensemble: every sample's state, ``(m·T, n)``).
+    """
+
+    representation: str
+    n_inputs: int
+    n_outputs: int
+    normalization: str
+    scaler: Scaler
+    times: np.ndarray
+    reference: np.ndarray
+
+    def to_physical(self, x: Any, out: Tensor) -> Tensor:
+        """Model outputs (or targets) in physical units: states, or for ``derivative`` samples the
+        derivatives at the batch's states ``x``. Computed in float64 (float32 on Apple's MPS)."""
+        dtype = torch.float32 if out.device.type == "mps" else torch.float64
+        out = out.to(dtype)
+        if self.representation == "derivative":
+            return self.scaler.inverse_derivative(x.to(dtype), out)
+        return self.scaler.inverse(out)
+
+    def states_to_physical(self, z: Any) -> np.ndarray:
+        """Normalised states (tensor or array, last axis the state) in physical units, as float64
+        numpy: what every family's free run returns."""
+        if isinstance(z, Tensor):
+            z = z.detach().to(torch.float64).cpu().numpy()
+        return self.scaler.inverse(np.asarray(z, dtype=np.float64))
+
+    def states_to_model(self, y: np.ndarray) -> np.ndarray:
+        """Physical states in the model's normalised units (float64 numpy)."""
+        return self.scaler.transform(np.asarray(y, dtype=np.float64))
 
 
 class StiffDataModule(pl.LightningDataModule):
@@ -75,6 +122,7 @@ class StiffDataModule(pl.LightningDataModule):
 
     system_class: ClassVar[type[StiffSystem] | None] = None
     ref_solvers: ClassVar[tuple[str, ...]] = STIFF_METHODS
+    normalizations: ClassVar[tuple[str, ...]] = NORMALIZATIONS
     # arguments that make a small instance for contract and smoke tests, for datamodules that have
     # required arguments or no fixed system (e.g. SBML's model); empty: the defaults with a short grid
     example_args: ClassVar[dict[str, Any]] = {}
@@ -121,8 +169,9 @@ class StiffDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown split {split!r}; valid: ['random', 'extrapolate']")
         if not 0 < train_fraction < 1:
             raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {normalization!r}; valid: {list(NORMALIZATIONS)}")
+        if normalization not in self.normalizations:
+            raise ValueError(f"normalization {normalization!r} is not available for {type(self).__name__}; "
+                             f"valid: {list(self.normalizations)}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise ValueError(f"batch sizes must be positive, got {batch_size}, {eval_batch_size}")
         if ref_solver not in self.ref_solvers:
@@ -257,6 +306,13 @@ class StiffDataModule(pl.LightningDataModule):
             return SegmentSamples(torch.as_tensor(t), z, self.hparams.window)
         dz = self.target_scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
         return DerivativeSamples(z, torch.as_tensor(dz))
+
+    def spec(self) -> DataSpec:
+        """What a model needs from the data, after :meth:`setup`."""
+        if self.samples is None or self.target_scaler is None:
+            raise RuntimeError(f"{type(self).__name__}.spec() needs setup() first")
+        return DataSpec(self.representation, self.n_inputs, self.n_outputs, self.hparams.normalization,
+                        self.target_scaler, self.times, self.reference)
 
     rollout_factor: ClassVar[int] = 1  # free runs cover the one span (ensembles: several)
 

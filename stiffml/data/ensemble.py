@@ -47,6 +47,7 @@ class EnsembleDataModule(StiffDataModule):
     """
 
     representations: ClassVar[tuple[str, ...]] = ("derivative",)
+    normalizations: ClassVar[tuple[str, ...]] = ("none", "zscore", "minmax")  # states may be negative
 
     def __init__(
         self,
@@ -80,8 +81,6 @@ class EnsembleDataModule(StiffDataModule):
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         if rollout_factor < 1:
             raise ValueError(f"rollout_factor must be a positive integer, got {rollout_factor}")
-        if normalization == "log-zscore":
-            raise ValueError("normalization 'log-zscore' is not available for ensembles; valid: none, zscore, minmax")
         system = self.system_class
         t0, t1 = (system.t_span if system is not None else (0.0, 1.0)) if t_span is None else t_span
         super().__init__(

@@ -11,6 +11,11 @@ Normalization = Literal["none", "zscore", "minmax", "log-zscore"]
 NORMALIZATIONS = ("none", "zscore", "minmax", "log-zscore")
 
 
+def _check(kind: str) -> None:
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {kind!r}; valid: {list(NORMALIZATIONS)}")
+
+
 class Scaler:
     """An invertible per-state map ``z = (g(y) − shift) / scale`` with ``g`` identity or log.
 
@@ -19,8 +24,7 @@ class Scaler:
     """
 
     def __init__(self, kind: str, shift: np.ndarray, scale: np.ndarray) -> None:
-        if kind not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {kind!r}; valid: {list(NORMALIZATIONS)}")
+        _check(kind)
         self.kind = kind
         self.shift = np.asarray(shift, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
@@ -29,8 +33,7 @@ class Scaler:
     @classmethod
     def fit(cls, kind: str, y: np.ndarray) -> Scaler:
         """Fit on samples ``y`` of shape ``(N, n)``."""
-        if kind not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {kind!r}; valid: {list(NORMALIZATIONS)}")
+        _check(kind)
         n = y.shape[-1]
         if kind == "none":
             return cls(kind, np.zeros(n), np.ones(n))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from stiffml.data.base import DataSpec
 from stiffml.metrics import RelativeL2Error
 
 
@@ -75,6 +76,8 @@ class StiffModel(pl.LightningModule):
 
     family: ClassVar[str] = ""
     representation: ClassVar[str] = "pointwise"
+    # what the model knows of its data (scaler, reference series, widths): set once in setup
+    data_spec: DataSpec | None = None
 
     def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3) -> None:
         super().__init__()
@@ -130,6 +133,8 @@ class StiffModel(pl.LightningModule):
                 f"{type(self).__name__} was built for n_inputs/n_outputs "
                 f"{(self.hparams.n_inputs, self.hparams.n_outputs)} but {type(dm).__name__} serves {dims}"
             )
+        if getattr(dm, "samples", None) is not None:
+            self.data_spec = dm.spec()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the classes, so tools such as `stiffml symbolic --ckpt` can rebuild model and data
@@ -184,11 +189,11 @@ class StiffModel(pl.LightningModule):
             self.log("train_loss", self._epoch.total / self._epoch.count, prog_bar=True, sync_dist=True)
 
     def to_physical(self, x: Any, out: Tensor) -> Tensor:
-        """Model outputs (or targets) in physical units, float64; ``x`` is the batch input."""
-        dtype = torch.float32 if out.device.type == "mps" else torch.float64
-        scaler = getattr(self._datamodule(), "target_scaler", None)
-        out = out.to(dtype)
-        return scaler.inverse(out) if scaler is not None else out
+        """Model outputs (or targets) in physical units, float64; ``x`` is the batch input (the
+        states at which ``derivative`` outputs are taken). Unscaled before the model has data."""
+        if self.data_spec is not None:
+            return self.data_spec.to_physical(x, out)
+        return out.to(torch.float32 if out.device.type == "mps" else torch.float64)
 
     def eval_forward(self, x: Any) -> Tensor:
         """The prediction used by validation, test and predict (a hook: the physics family

@@ -115,16 +115,16 @@ class ODENet(StiffModel):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        dm = self._datamodule()
-        if stage != "fit" or dm is None or getattr(dm, "samples", None) is None:
+        data = self.data_spec
+        if stage != "fit" or data is None:
             return
         if self.hparams.mode == "shooting":
-            dt = np.diff(dm.times)
+            dt = np.diff(data.times)
             if not np.allclose(dt, dt[0], rtol=1e-9):
                 raise ValueError("mode 'shooting' needs a uniform time grid (spacing: linear)")
         if self.hparams.scale_output and not bool(self.field_scale_set):
-            z = dm.target_scaler.transform(dm.reference)
-            rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(dm.times)[:, None]) ** 2, axis=0))
+            z = data.scaler.transform(data.reference)
+            rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(data.times)[:, None]) ** 2, axis=0))
             rate = np.where(np.isfinite(rate) & (rate > 0), rate, 1.0)
             self.field_scale.copy_(torch.as_tensor(rate, dtype=self.field_scale.dtype))
             self.field_scale_set.fill_(True)
@@ -176,12 +176,6 @@ class ODENet(StiffModel):
             return torch.mean(err**2)
         return torch.mean((pred - target) ** 2)
 
-    def to_physical(self, x: Any, out: Tensor) -> Tensor:
-        if self.hparams.mode != "derivative":
-            return super().to_physical(x, out)
-        scaler = self._datamodule().target_scaler
-        return scaler.inverse_derivative(x.to(torch.float64), out.to(torch.float64))
-
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         x, y = batch
         pred = self(x)
@@ -194,12 +188,13 @@ class ODENet(StiffModel):
         """Integrate the learned field from the first true state over the datamodule's grid with
         a scipy stiff solver (the learned field's Jacobian by autograd)."""
         times = dm.times if max_steps is None else dm.times[: max_steps + 1]
-        z0 = dm.target_scaler.transform(dm.reference[0])
+        data = dm.spec()
+        z0 = data.states_to_model(dm.reference[0])
         learned = LearnedField(self, z0)
         h = self.hparams
         try:
             z = learned.solve(times, rtol=h.rollout_rtol, atol=h.rollout_atol, method=h.rollout_solver, t0=times[0]).y
-            pred = dm.target_scaler.inverse(z)
+            pred = data.states_to_physical(z)
         except SolveError as err:
             rank_zero_warn(f"free run of the learned field failed: {err}")
             pred = np.full((len(times), len(z0)), np.nan)

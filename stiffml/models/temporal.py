@@ -113,8 +113,7 @@ class WindowModel(StiffModel):
         series = dm.samples.tensors["y"]
         k = dm.hparams.window
         steps = len(series) - k if max_steps is None else min(max_steps, len(series) - k)
-        pred = self.rollout(series[:k].unsqueeze(0).to(self.dtype), steps)[0]
-        pred = dm.target_scaler.inverse(pred.double().cpu().numpy())
+        pred = dm.spec().states_to_physical(self.rollout(series[:k].unsqueeze(0).to(self.dtype), steps)[0])
         return {"t": dm.times[k : k + steps], "pred": pred, "reference": dm.reference[k : k + steps]}
 
 

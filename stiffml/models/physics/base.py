@@ -107,8 +107,7 @@ class PhysicsModel(StiffModel, abc.ABC):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        dm = self._datamodule()
-        norm = getattr(getattr(dm, "hparams", None), "normalization", "none")
+        norm = self.data_spec.normalization if self.data_spec is not None else "none"
         if self.needs_physical_units and norm != "none":
             raise ValueError(
                 f"{type(self).__name__} needs data.normalization 'none' (a per-state scaling breaks the "
@@ -120,13 +119,6 @@ class PhysicsModel(StiffModel, abc.ABC):
         with autograd_enabled():
             return self(x.clone()).detach()  # a clone made here is a normal tensor, not an inference one
 
-    def to_physical(self, x: Any, out: Tensor) -> Tensor:
-        """Derivatives in physical units (float64)."""
-        dm = self._datamodule()
-        scaler = getattr(dm, "target_scaler", None)
-        out = out.to(torch.float64)
-        return scaler.inverse_derivative(x.to(torch.float64), out) if scaler is not None else out
-
     # --------------------------------------------------------------------------------- free runs
     def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:
         """Integrate the learned field from every held-out initial state over the long horizon.
@@ -134,7 +126,7 @@ class PhysicsModel(StiffModel, abc.ABC):
         Returns ``t`` (T,), ``pred`` and ``reference`` (m, T, n) in physical units; a run that
         fails (step budget, non-finite values) has ``pred`` filled with NaN from there on.
         """
-        ref = dm.rollout_reference
+        ref, data = dm.rollout_reference, dm.spec()
         t = dm.rollout_times - dm.rollout_times[0]
         if max_steps is not None:
             ref, t = ref[:, : max_steps + 1], t[: max_steps + 1]
@@ -148,7 +140,7 @@ class PhysicsModel(StiffModel, abc.ABC):
         self.eval()
         try:
             with autograd_enabled():
-                z0 = torch.as_tensor(dm.target_scaler.transform(ref[:, 0]), device=param.device, dtype=param.dtype)
+                z0 = torch.as_tensor(data.states_to_model(ref[:, 0]), device=param.device, dtype=param.dtype)
                 tt = torch.as_tensor(t, device=param.device, dtype=param.dtype)
                 try:
                     out = integrate(
@@ -156,7 +148,7 @@ class PhysicsModel(StiffModel, abc.ABC):
                         rtol=rtol, atol=atol, max_steps=h.rollout_max_steps,
                         step_size=float(t[1] - t[0]) if h.rollout_solver in FIXED_STEP else None,
                     )
-                    pred = dm.target_scaler.inverse(out.detach().to(torch.float64).cpu().numpy()).transpose(1, 0, 2)
+                    pred = data.states_to_physical(out).transpose(1, 0, 2)
                 except StepBudgetExceeded:
                     pred = np.full_like(ref, np.nan)
                 except SingularLagrangianError as err:
