@@ -14,7 +14,7 @@ class Probe(pl.Callback):
     def on_train_epoch_end(self, trainer, m):
         torch.cuda.set_sync_debug_mode(0)
 cfg = sys.argv[1]
-cli = StiffCLI(args=["--config", cfg, "--config", "configs/trainer/gpu32.yaml", "--trainer.max_epochs=2", "--trainer.limit_val_batches=0", "--checkpoint.every_n_epochs=0", "--last_checkpoint.every_n_epochs=0", "--trainer.default_root_dir=/tmp/sp", "--trainer.enable_progress_bar=false", "--rollout.max_steps=10"], run=False)
+cli = StiffCLI(args=["--config", cfg, "--config", "configs/trainer/gpu32.yaml", "--trainer.max_epochs=2", "--trainer.limit_val_batches=0", "--checkpoint.every_n_epochs=0", "--last_checkpoint.every_n_epochs=0", "--trainer.default_root_dir=/tmp/sp", "--trainer.enable_progress_bar=false", "--rollout.length=10"], run=False)
 cli.trainer.callbacks.append(Probe())
 with warnings.catch_warnings(record=True) as rec:
     warnings.simplefilter("always")

@@ -1,7 +1,8 @@
 """Free-running evaluation and prediction files, shared by every family with ``free_run``.
 
-A model family opts in by implementing ``free_run(datamodule, max_steps) -> {t, pred,
-reference}`` (physical units). The temporal family feeds its own predictions back; the neural-ODE
+A model family opts in by implementing ``free_run(datamodule, settings) -> {t, pred,
+reference}`` (physical units; ``settings`` a :class:`~stiffml.rollout.RolloutSettings`, the
+``--rollout.*`` group). The temporal family feeds its own predictions back; the neural-ODE
 family integrates its learned field.
 """
 
@@ -21,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from stiffml.io import atomic_write
 from stiffml.metrics import rel_l2
+from stiffml.rollout import RolloutSettings
 from stiffml.solvers.integrate import StepBudgetExceeded
 from stiffml.systems import SolveError
 
@@ -50,14 +52,14 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     return {"val_rollout_rel_l2": rel_l2(pred, ref)}
 
 
-def scored_free_run(pl_module: Any, dm: Any, max_steps: int | None = None) -> tuple[dict | None, dict[str, float]]:
+def scored_free_run(pl_module: Any, dm: Any, settings: RolloutSettings | None = None) -> tuple[dict | None, dict[str, float]]:
     """The model's free run and its scores; a run that blows up is scored as diverged (inf).
 
     Returns ``(run, metrics)``; ``run`` is None when the free run raised on its way to infinity.
     """
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            run = pl_module.free_run(dm, max_steps)
+            run = pl_module.free_run(dm, settings or RolloutSettings())
     except DIVERGED as err:
         rank_zero_warn(f"free run diverged: {type(err).__name__}: {err}; scored as inf")
         return None, {"val_rollout_rel_l2": float("inf")}
@@ -73,17 +75,37 @@ class RolloutEvaluation(pl.Callback):
     every ``every_n_epochs`` validation epochs if that is positive. Models without ``free_run``
     (the pointwise family, whose prediction is already free-running) are skipped.
 
+    The free-run settings (``--rollout.solver`` …) are the same names with one meaning for every
+    family: see :mod:`stiffml.rollout`.
+
     Args:
         every_n_epochs: Also evaluate at every n-th validation epoch (0: only at the end).
-        max_steps: Cap on the rollout length (None: the whole series).
+        length: Output intervals to run (None: the whole reference).
+        solver: ``auto`` (the family's: ODE-Net Radau, physics dopri5), ``Radau`` | ``BDF`` |
+            ``LSODA`` (scipy, implicit, the field's Jacobian by autograd), ``rosenbrock23`` or a
+            torchdiffeq solver (``dopri5``, ``rk4``, ...).
+        rtol: Relative tolerance of free runs.
+        atol: Absolute tolerance of free runs in normalised units (None: the family's, ODE-Net
+            1e-9, physics 1e-8).
+        steps_per_interval: Step budget of adaptive torch solvers per output interval; a free
+            run that needs more scores ``inf`` with a warning.
     """
 
-    def __init__(self, every_n_epochs: int = 0, max_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 0,
+        length: int | None = None,
+        solver: str = "auto",
+        rtol: float = 1e-6,
+        atol: float | None = None,
+        steps_per_interval: int = 200,
+    ) -> None:
         super().__init__()
-        if every_n_epochs < 0 or (max_steps is not None and max_steps < 1):
-            raise ValueError(f"every_n_epochs must be >= 0 and max_steps positive, got {every_n_epochs}, {max_steps}")
+        if every_n_epochs < 0:
+            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
-        self.max_steps = max_steps
+        self.settings = RolloutSettings(solver=solver, rtol=rtol, atol=atol,
+                                        steps_per_interval=steps_per_interval, length=length)
         self._done_at_step: int | None = None
 
     def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
@@ -91,7 +113,7 @@ class RolloutEvaluation(pl.Callback):
         if not hasattr(pl_module, "free_run") or dm is None or getattr(dm, "samples", None) is None:
             return None
         start = time.perf_counter()
-        _, metrics = scored_free_run(pl_module, dm, self.max_steps)
+        _, metrics = scored_free_run(pl_module, dm, self.settings)
         metrics["rollout_seconds"] = time.perf_counter() - start
         self._done_at_step = trainer.global_step
         return metrics
@@ -118,6 +140,12 @@ class RolloutEvaluation(pl.Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()
         rank_zero_info("final free run: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def rollout_settings(trainer: pl.Trainer) -> RolloutSettings:
+    """The ``--rollout.*`` settings of a trainer's run (defaults if it has no RolloutEvaluation)."""
+    found = [cb.settings for cb in trainer.callbacks if isinstance(cb, RolloutEvaluation)]
+    return found[0] if found else RolloutSettings()
 
 
 def run_folder(ckpt_path: str | os.PathLike) -> Path:
@@ -166,7 +194,7 @@ class PredictionWriter(pl.Callback):
             arrays["reference"] = torch.cat([b["target"] for b in self._batches]).double().numpy()
             arrays["prediction"] = pred  # one step ahead from true inputs for window/pair models
         if hasattr(pl_module, "free_run"):
-            run, metrics = scored_free_run(pl_module, dm)
+            run, metrics = scored_free_run(pl_module, dm, rollout_settings(trainer))
             if run is not None:
                 arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
             arrays.update(metrics)

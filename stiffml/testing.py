@@ -66,7 +66,7 @@ def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_
             "--model", _path(model_cls), "--data", _path(dm_cls), *small_data_args(dm_cls), *window, *extra,
             "--trainer.precision", precision, "--trainer.default_root_dir", root,
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            "--rollout.max_steps", "5",  # the free run is wired up; its length is not under test
+            "--rollout.length", "5",  # the free run is wired up; its length is not under test
         ]
         _run("fit", *common, "--trainer.max_steps", 3, "--trainer.limit_val_batches", 2)
         (ckpt,) = root.glob("lightning_logs/version_0/checkpoints/last.ckpt")

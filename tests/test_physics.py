@@ -275,3 +275,20 @@ def test_switch_to_lbfgs_takes_over_after_the_given_epoch(tmp_path) -> None:
     assert isinstance(run.trainer.optimizers[0], torch.optim.LBFGS)
     assert torch.isfinite(run.trainer.callback_metrics["train_loss"])
     assert run.trainer.global_step == 5
+
+
+@pytest.mark.parametrize("solver", ["Radau", "rosenbrock23", "rk4"])
+def test_free_run_settings_reach_the_physics_family(solver: str) -> None:
+    """One --rollout.* object for every family: scipy's implicit solvers (Jacobian by autograd
+    through the learned field), rosenbrock23 and fixed-step torchdiffeq solvers."""
+    from stiffml.data import DuffingDataModule
+    from stiffml.models.physics import NODE
+    from stiffml.rollout import RolloutSettings
+
+    dm = DuffingDataModule(n_trajectories=4, n_points=11, rollout_factor=2, representation="derivative")
+    dm.setup("fit")
+    model = NODE(2, 2, hidden=8).double()
+    run = model.free_run(dm, RolloutSettings(solver=solver, length=5))
+    assert run["pred"].shape == run["reference"].shape == (1, 6, 2)
+    assert np.all(np.isfinite(run["pred"]))
+    np.testing.assert_allclose(run["pred"][:, 0], run["reference"][:, 0], rtol=1e-12)

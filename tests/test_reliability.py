@@ -49,6 +49,8 @@ BAD_INPUTS = [
     (["--data.y0", "[1, .nan, 4]"], "y0 for system 'bz' must be finite"),
     (["--trainer.precision", "65"], "--trainer.precision: '65' is not one of 64, 32, 16, transformer-engine"),
     (["--model.lr", "0"], "lr must be positive"),
+    (["--rollout.solver", "rk45"], "unknown rollout solver 'rk45'; valid: ['auto', 'Radau'"),
+    (["--rollout.length", "0"], "rollout steps_per_interval and length must be positive"),
 ]
 
 
@@ -138,7 +140,7 @@ def test_free_run_that_blows_up_is_scored_inf_not_a_crash() -> None:
     from stiffml.systems import SolveError
 
     class Exploding:
-        def free_run(self, dm, max_steps=None):
+        def free_run(self, dm, settings=None):
             raise SolveError("learned field: solution blew up at t=0.3")
 
     with pytest.warns(UserWarning, match="free run diverged"):

@@ -1,7 +1,8 @@
 """ODE-Net (Chen et al. 2018): a learned vector field integrated by an ODE solver.
 
 Three training modes on one model: ``pair`` (the paper: (u_i, t_i) → u_{i+1}, a whole batch of
-pairs in one batched solve), ``shooting`` (segments of k steps from their true starting states)
+pairs in one batched solve), ``segment`` (multiple shooting: segments of k steps from their true
+starting states; ``shooting`` is its old name)
 and ``derivative`` (the physics seed: minimise ‖u̇ − f(u)‖², no solve).
 
 Stiff-aware scaling (Kim et al. 2021, "Stiff neural ordinary differential equations"): the net
@@ -20,10 +21,12 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel
-from stiffml.solvers import StepBudgetExceeded, batched_jacobian, check_solver, integrate
-from stiffml.systems import STIFF_METHODS, SolveError, StiffSystem
+from stiffml.rollout import RolloutSettings, integrate_field
+from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
+from stiffml.systems import SolveError
 
-MODES = {"pair": "pair", "shooting": "segment", "derivative": "derivative"}
+# mode -> the representation it consumes: one name each ("shooting": the old name of "segment")
+MODES = {"pair": "pair", "segment": "segment", "derivative": "derivative", "shooting": "segment"}
 
 
 class ODENet(StiffModel):
@@ -37,21 +40,19 @@ class ODENet(StiffModel):
         depth: Number of hidden layers (0: a linear field).
         activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu`` (smooth, as a vector field should be).
         time_dependent: Give the field t as an extra input.
-        mode: ``pair`` | ``shooting`` | ``derivative`` (see the module docstring).
+        mode: ``pair`` | ``segment`` | ``derivative``, the representation it trains on (see the
+            module docstring; ``shooting`` is accepted for ``segment``).
         solver: ``rosenbrock23`` (differentiable, stiff) or a torchdiffeq solver (``dopri5``, …).
         rtol: Relative tolerance of the training solves.
         atol: Absolute tolerance of the training solves (normalised units).
         step_size: Step of fixed-step torchdiffeq solvers.
         adjoint: Gradients by the adjoint method (torchdiffeq solvers only).
-        max_steps: Step budget of one training solve; exceeding it stops the run with a clear error.
+        step_budget: Step budget of one training solve; exceeding it stops the run with a clear error.
         scale_output: Stiff-aware per-state output scaling (Kim et al. 2021).
         derivative_loss: Derivative mode's loss: ``scaled`` (per-state squared error in units of
             the state's typical rate) or ``relative`` (each sample's error divided by the size of
             its true derivative, so that slow decades of a stiff system, e.g. ROBER's late times,
             weigh as much as the fast transient).
-        rollout_solver: scipy stiff solver for free runs of the learned field: Radau | BDF | LSODA.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs (normalised units).
     """
 
     family = "neural-ode"
@@ -66,18 +67,15 @@ class ODENet(StiffModel):
         depth: int = 2,
         activation: Activation = "tanh",
         time_dependent: bool = False,
-        mode: Literal["pair", "shooting", "derivative"] = "pair",
+        mode: Literal["pair", "segment", "derivative", "shooting"] = "pair",
         solver: str = "rosenbrock23",
         rtol: float = 1e-6,
         atol: float = 1e-8,
         step_size: float | None = None,
         adjoint: bool = False,
-        max_steps: int = 10_000,
+        step_budget: int = 10_000,
         scale_output: bool = True,
         derivative_loss: Literal["scaled", "relative"] = "scaled",
-        rollout_solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-9,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if n_inputs != n_outputs:
@@ -86,12 +84,10 @@ class ODENet(StiffModel):
             raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {list(ACTIVATIONS)}")
-        if hidden < 1 or depth < 0 or max_steps < 1:
-            raise ValueError(f"hidden and max_steps must be positive and depth >= 0, got {hidden}, {depth}, {max_steps}")
+        if hidden < 1 or depth < 0 or step_budget < 1:
+            raise ValueError(f"hidden and step_budget must be positive and depth >= 0, got {hidden}, {depth}, {step_budget}")
         if derivative_loss not in ("scaled", "relative"):
             raise ValueError(f"unknown derivative_loss {derivative_loss!r}; valid: ['scaled', 'relative']")
-        if rollout_solver not in STIFF_METHODS:
-            raise ValueError(f"unknown rollout_solver {rollout_solver!r}; valid: {list(STIFF_METHODS)}")
         check_solver(solver, rtol, atol, step_size, adjoint)
         layers: list[nn.Module] = []
         width = n_inputs + int(time_dependent)
@@ -118,10 +114,10 @@ class ODENet(StiffModel):
         data = self.data_spec
         if stage != "fit" or data is None:
             return
-        if self.hparams.mode == "shooting":
+        if self.consumes(dict(self.hparams)) == "segment":
             dt = np.diff(data.times)
             if not np.allclose(dt, dt[0], rtol=1e-9):
-                raise ValueError("mode 'shooting' needs a uniform time grid (spacing: linear)")
+                raise ValueError("mode 'segment' (multiple shooting) needs a uniform time grid (spacing: linear)")
         if self.hparams.scale_output and not bool(self.field_scale_set):
             z = data.scaler.transform(data.reference)
             rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(data.times)[:, None]) ** 2, axis=0))
@@ -134,7 +130,7 @@ class ODENet(StiffModel):
         try:
             return integrate(
                 func, z0, s, method=h.solver, rtol=h.rtol, atol=h.atol, step_size=h.step_size,
-                adjoint=h.adjoint, max_steps=h.max_steps, params=tuple(self.parameters()),
+                adjoint=h.adjoint, max_steps=h.step_budget, params=tuple(self.parameters()),
             )
         except StepBudgetExceeded as err:
             raise RuntimeError(f"{err} during training; {self._last_checkpoint_note()}") from None
@@ -179,52 +175,24 @@ class ODENet(StiffModel):
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         x, y = batch
         pred = self(x)
-        if self.hparams.mode == "shooting":  # the segment's last state, at the sample's target time
+        if self.consumes(dict(self.hparams)) == "segment":  # the segment's last state, at the sample's target time
             pred, y = pred[:, -1], y[:, -1]
         return {"pred": self.to_physical(x, pred), "target": self.to_physical(x, y)}
 
     # ----------------------------------------------------------------------------- free run
-    def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:
-        """Integrate the learned field from the first true state over the datamodule's grid with
-        a scipy stiff solver (the learned field's Jacobian by autograd)."""
-        times = dm.times if max_steps is None else dm.times[: max_steps + 1]
+    def free_run(self, dm: Any, settings: RolloutSettings | None = None) -> dict[str, np.ndarray]:
+        """Integrate the learned field from the first true state over the datamodule's grid
+        (default: scipy's Radau with the field's Jacobian by autograd; ``--rollout.*``)."""
+        settings = (settings or RolloutSettings()).resolved(solver="Radau", atol=1e-9)
+        times = dm.times[: settings.cut(len(dm.times))]
         data = dm.spec()
-        z0 = data.states_to_model(dm.reference[0])
-        learned = LearnedField(self, z0)
-        h = self.hparams
+        param = next(self.parameters())
+        z0 = torch.as_tensor(data.states_to_model(dm.reference[:1]), dtype=param.dtype, device=param.device)
         try:
-            z = learned.solve(times, rtol=h.rollout_rtol, atol=h.rollout_atol, method=h.rollout_solver, t0=times[0]).y
+            with torch.inference_mode(False), torch.enable_grad():
+                z = integrate_field(self.field, z0, times, settings)[:, 0]
             pred = data.states_to_physical(z)
-        except SolveError as err:
+        except (SolveError, StepBudgetExceeded) as err:
             rank_zero_warn(f"free run of the learned field failed: {err}")
-            pred = np.full((len(times), len(z0)), np.nan)
+            pred = np.full((len(times), z0.shape[1]), np.nan)
         return {"t": times[1:], "pred": pred[1:], "reference": dm.reference[1 : len(times)]}
-
-
-class LearnedField(StiffSystem):
-    """A trained ODENet's field as a :class:`StiffSystem`, so scipy's stiff solvers (and their
-    blow-up errors) integrate it."""
-
-    name = "learned-field"
-    blowup = 1e6  # normalised units: far outside any training data
-
-    def __init__(self, model: ODENet, z0: np.ndarray) -> None:  # noqa: D107 (no parameters to check)
-        self.model = model
-        self.params = {}
-        self.y0 = np.asarray(z0, dtype=np.float64)
-        self.state_names = tuple(f"z{i}" for i in range(len(self.y0)))
-        first = next(model.parameters())
-        self._dtype, self._device = first.dtype, first.device  # the model may live on a GPU
-
-    def _t(self, t: float) -> Tensor:
-        return torch.tensor(t, dtype=self._dtype, device=self._device)
-
-    @torch.no_grad()
-    def rhs(self, t, y):
-        z = torch.as_tensor(np.atleast_2d(y.T), dtype=self._dtype, device=self._device)
-        out = self.model.field(self._t(t), z).double().cpu().numpy().T
-        return out if y.ndim == 2 else out[:, 0]
-
-    def jac(self, t, y):
-        z = torch.as_tensor(y[None, :], dtype=self._dtype, device=self._device)
-        return batched_jacobian(self.model.field, self._t(t), z)[0].detach().double().cpu().numpy()

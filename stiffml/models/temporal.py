@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stiffml.rollout import RolloutSettings
 from stiffml.models.base import StiffModel, check_positive
 from stiffml.models.chains import CELL_KINDS, READOUTS, chain_rollout
 
@@ -104,15 +105,17 @@ class WindowModel(StiffModel):
             buf[:, k + i] = self(buf[:, i : i + k])
         return buf[:, k:]
 
-    def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:
-        """Roll out over the datamodule's whole series from its first true window.
+    def free_run(self, dm: Any, settings: RolloutSettings | None = None) -> dict[str, np.ndarray]:
+        """Roll out over the datamodule's whole series (``settings.length`` steps if set) from its
+        first true window.
 
         Returns:
             ``t`` (times of the predicted states), ``pred`` and ``reference`` in physical units.
         """
         series = dm.samples.tensors["y"]
         k = dm.hparams.window
-        steps = len(series) - k if max_steps is None else min(max_steps, len(series) - k)
+        length = settings.length if settings is not None else None
+        steps = len(series) - k if length is None else min(length, len(series) - k)
         pred = dm.spec().states_to_physical(self.rollout(series[:k].unsqueeze(0).to(self.dtype), steps)[0])
         return {"t": dm.times[k : k + steps], "pred": pred, "reference": dm.reference[k : k + steps]}
 

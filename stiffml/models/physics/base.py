@@ -9,6 +9,7 @@ evaluation path here re-enables autograd locally (:func:`autograd_enabled`): use
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +23,9 @@ from torch import Tensor, nn
 
 from stiffml.mechanics import SingularLagrangianError
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel, check_positive
-from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
-from stiffml.solvers.integrate import FIXED_STEP
+from stiffml.rollout import RolloutSettings, integrate_field
+from stiffml.solvers import StepBudgetExceeded
+from stiffml.systems import SolveError
 
 
 
@@ -61,13 +63,6 @@ class PhysicsModel(StiffModel, abc.ABC):
         n_inputs: Linked from the datamodule (state width).
         n_outputs: Linked from the datamodule (state width).
         lr: Adam learning rate.
-        rollout_solver: torchdiffeq solver of the free runs (``dopri5``, ``dopri8``, ``rk4`` …).
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run (a trained Duffing
-            field needs under 10 per interval); a run that exceeds it (a learned field gone
-            stiff or unbounded), or that reaches a state where a learned
-            Lagrangian is singular, scores ``inf`` with a warning that says why.
     """
 
     family = "physics"
@@ -80,17 +75,10 @@ class PhysicsModel(StiffModel, abc.ABC):
         n_inputs: int = 2,
         n_outputs: int = 2,
         lr: float = 1e-3,
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if n_inputs != n_outputs:
             raise ValueError(f"{type(self).__name__} maps a state to its derivative: n_inputs == n_outputs, got {n_inputs}, {n_outputs}")
-        # fixed-step solvers step once per sample interval of the data
-        check_solver(rollout_solver, rollout_rtol, rollout_atol, 1.0 if rollout_solver in FIXED_STEP else None)
-        check_positive(rollout_max_steps=rollout_max_steps)
 
     # ------------------------------------------------------------------------------ the field
     @abc.abstractmethod
@@ -120,36 +108,31 @@ class PhysicsModel(StiffModel, abc.ABC):
             return self(x.clone()).detach()  # a clone made here is a normal tensor, not an inference one
 
     # --------------------------------------------------------------------------------- free runs
-    def free_run(self, dm: Any, max_steps: int | None = None) -> dict[str, np.ndarray]:
-        """Integrate the learned field from every held-out initial state over the long horizon.
+    def free_run(self, dm: Any, settings: RolloutSettings | None = None) -> dict[str, np.ndarray]:
+        """Integrate the learned field from every held-out initial state over the long horizon
+        (default: torchdiffeq's dopri5; ``--rollout.*``).
 
         Returns ``t`` (T,), ``pred`` and ``reference`` (m, T, n) in physical units; a run that
         fails (step budget, non-finite values) has ``pred`` filled with NaN from there on.
         """
+        settings = (settings or RolloutSettings()).resolved(solver="dopri5", atol=1e-8)
         ref, data = dm.rollout_reference, dm.spec()
-        t = dm.rollout_times - dm.rollout_times[0]
-        if max_steps is not None:
-            ref, t = ref[:, : max_steps + 1], t[: max_steps + 1]
+        keep = settings.cut(len(dm.rollout_times))
+        ref, times = ref[:, :keep], dm.rollout_times[:keep]
         param = next(self.parameters())
-        h = self.hparams
         # tolerances below the dtype's resolution (e.g. atol 1e-8 in float32) would make the
         # adaptive solver shrink its steps without end
         floor = 100 * torch.finfo(param.dtype).eps
-        rtol, atol = max(h.rollout_rtol, floor), max(h.rollout_atol, floor)
+        settings = dataclasses.replace(settings, rtol=max(settings.rtol, floor), atol=max(settings.atol, floor))
         was_training = self.training
         self.eval()
         try:
             with autograd_enabled():
                 z0 = torch.as_tensor(data.states_to_model(ref[:, 0]), device=param.device, dtype=param.dtype)
-                tt = torch.as_tensor(t, device=param.device, dtype=param.dtype)
                 try:
-                    out = integrate(
-                        lambda _t, z: self.field(z).detach(), z0, tt, method=h.rollout_solver,
-                        rtol=rtol, atol=atol, max_steps=h.rollout_max_steps,
-                        step_size=float(t[1] - t[0]) if h.rollout_solver in FIXED_STEP else None,
-                    )
+                    out = integrate_field(lambda _t, z: self.field(z), z0, times, settings)
                     pred = data.states_to_physical(out).transpose(1, 0, 2)
-                except StepBudgetExceeded:
+                except (StepBudgetExceeded, SolveError):
                     pred = np.full_like(ref, np.nan)
                 except SingularLagrangianError as err:
                     # a free run at the end of a long training run scores inf and says why;
@@ -158,7 +141,7 @@ class PhysicsModel(StiffModel, abc.ABC):
                     pred = np.full_like(ref, np.nan)
         finally:
             self.train(was_training)
-        return {"t": dm.rollout_times[: len(t)], "pred": pred, "reference": ref}
+        return {"t": times, "pred": pred, "reference": ref}
 
     def rollout_metrics(self, dm: Any, run: dict[str, np.ndarray] | None = None) -> dict[str, float]:
         """``val_rollout_mse`` (1× horizon), ``val_rollout_mse_<k>x`` and ``val_energy_drift``."""
@@ -188,10 +171,6 @@ class NODE(PhysicsModel):
         hidden: Hidden width (32: the same network as the HNN's).
         layers: Linear layers (3: two hidden layers).
         activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu``.
-        rollout_solver: torchdiffeq solver of the free runs.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run.
     """
 
     def __init__(
@@ -202,12 +181,8 @@ class NODE(PhysicsModel):
         hidden: int = 32,
         layers: int = 3,
         activation: Activation = "tanh",
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
-        super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
+        super().__init__(n_inputs, n_outputs, lr)
         self.net = mlp(n_inputs, n_outputs, hidden, layers, activation)
 
     def field(self, u: Tensor) -> Tensor:

@@ -23,10 +23,6 @@ class HNN(PhysicsModel):
         hidden: Hidden width of H's MLP (the seed: 32).
         layers: Linear layers of H's MLP (the seed: 3).
         activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu`` (smooth: the field is ∇H).
-        rollout_solver: torchdiffeq solver of the free runs.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run.
     """
 
     needs_physical_units = True
@@ -39,12 +35,8 @@ class HNN(PhysicsModel):
         hidden: int = 32,
         layers: int = 3,
         activation: Activation = "tanh",
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
-        super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
+        super().__init__(n_inputs, n_outputs, lr)
         check_even(n_inputs, type(self).__name__)
         self.hamiltonian = mlp(n_inputs, 1, hidden, layers, activation)
 
@@ -79,10 +71,6 @@ class DissipativeHNN(HNN):
             ``constant`` (a full constant PSD matrix) or ``state`` (``R(u) = A(u)ᵀA(u)`` with A
             an MLP, eq. 10 with the skew part kept so the system can still oscillate).
         damping_init: Initial diagonal of R.
-        rollout_solver: torchdiffeq solver of the free runs.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run.
     """
 
     def __init__(
@@ -95,13 +83,9 @@ class DissipativeHNN(HNN):
         activation: Activation = "tanh",
         dissipation: Dissipation = "block",
         damping_init: float = 0.01,
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
         super().__init__(
-            n_inputs, n_outputs, lr, hidden, layers, activation, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps
+            n_inputs, n_outputs, lr, hidden, layers, activation
         )
         if dissipation not in ("constant", "block", "state"):
             raise ValueError(f"unknown dissipation {dissipation!r}; valid: ['constant', 'block', 'state']")

@@ -84,10 +84,6 @@ class KAN(_KANMixin, PhysicsModel):
         grid_update_every: Re-fit the grids to the training inputs every this many epochs (0: never).
         grid_update_until: Stop grid updates from this epoch on.
         seed: pykan's initialisation seed.
-        rollout_solver: torchdiffeq solver of the free runs.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run.
     """
 
     def __init__(
@@ -102,12 +98,8 @@ class KAN(_KANMixin, PhysicsModel):
         grid_update_every: int = 5,
         grid_update_until: int = 50,
         seed: int = 0,
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
-        super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
+        super().__init__(n_inputs, n_outputs, lr)
         hidden = [5] if hidden is None else list(hidden)
         self.net = make_kan([n_inputs, *hidden, n_outputs], grid, k, seed, grid_range)
 
@@ -139,10 +131,6 @@ class KANLNN(_KANMixin, LNN):
         dissipation: Add a learned Rayleigh dissipation term.
         train_loss: ``residual`` (default: a randomly initialised KAN's ∂²L/∂q̇² crosses zero, which
             makes the q̈ loss explode) or ``acceleration`` (see :class:`LNN`).
-        rollout_solver: torchdiffeq solver of the free runs.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run.
     """
 
     def __init__(
@@ -160,16 +148,10 @@ class KANLNN(_KANMixin, LNN):
         hessian_eps: float = 1e-8,
         dissipation: bool = False,
         train_loss: Literal["acceleration", "residual"] = "residual",
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
         self._kan_spec = (hidden, grid, k, seed, grid_range)
         super().__init__(
             n_inputs, n_outputs, lr, hessian_eps=hessian_eps, dissipation=dissipation, train_loss=train_loss,
-            rollout_solver=rollout_solver, rollout_rtol=rollout_rtol, rollout_atol=rollout_atol,
-            rollout_max_steps=rollout_max_steps,
         )
 
     def build_lagrangian(self) -> nn.Module:

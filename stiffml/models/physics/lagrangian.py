@@ -33,10 +33,6 @@ class LNN(PhysicsModel):
             Euler–Lagrange residual ``‖H q̈_data − rhs‖²`` plus ``(mean tr H / d − 1)²`` to fix L's
             scale. The residual needs no inverse, so a Lagrangian whose ∂²L/∂q̇² passes near zero
             early in training cannot blow the loss up; validation always reports the q̈ MSE.
-        rollout_solver: torchdiffeq solver of the free runs.
-        rollout_rtol: Relative tolerance of free runs.
-        rollout_atol: Absolute tolerance of free runs.
-        rollout_max_steps: Step budget per output interval of a free run.
     """
 
     needs_physical_units = True
@@ -52,12 +48,8 @@ class LNN(PhysicsModel):
         hessian_eps: float = 1e-8,
         dissipation: bool = False,
         train_loss: Literal["acceleration", "residual"] = "acceleration",
-        rollout_solver: str = "dopri5",
-        rollout_rtol: float = 1e-6,
-        rollout_atol: float = 1e-8,
-        rollout_max_steps: int = 200,
     ) -> None:
-        super().__init__(n_inputs, n_outputs, lr, rollout_solver, rollout_rtol, rollout_atol, rollout_max_steps)
+        super().__init__(n_inputs, n_outputs, lr)
         check_even(n_inputs, type(self).__name__)
         if train_loss not in ("acceleration", "residual"):
             raise ValueError(f"unknown train_loss {train_loss!r}; valid: ['acceleration', 'residual']")

@@ -1,0 +1,146 @@
+"""Free runs of learned vector fields: one settings object and one integrator for every family.
+
+A free run integrates a trained field from a true initial state over the reference's times.
+The settings are the ``--rollout.*`` group of the command line (the ``RolloutEvaluation``
+callback holds them), so every family reads the same names with one meaning each:
+
+* ``solver``: ``auto`` (the family's default), one of scipy's stiff solvers (``Radau``, ``BDF``,
+  ``LSODA``: implicit, with the learned field's Jacobian by autograd), ``rosenbrock23`` (stiffml's
+  differentiable stiff solver) or a torchdiffeq solver (``dopri5``, ``rk4``, ...);
+* ``rtol`` / ``atol``: tolerances, in the model's normalised units (``atol`` unset: the family's
+  default, 1e-9 for ODE-Net, 1e-8 for the physics family);
+* ``steps_per_interval``: the step budget of adaptive torch solvers per output interval (a field
+  that needs more scores ``inf`` with a warning; scipy's solvers stop on blow-up instead);
+* ``length``: how many output intervals to run (``None``: the whole reference).
+
+Lightning-free, so it can be used and tested alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stiffml.solvers import batched_jacobian, check_solver, integrate
+from stiffml.solvers.integrate import FIXED_STEP, SOLVERS as TORCH_SOLVERS
+from stiffml.systems import STIFF_METHODS, StiffSystem
+
+ROLLOUT_SOLVERS = ("auto", *STIFF_METHODS, *TORCH_SOLVERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutSettings:
+    """How free runs integrate a learned field (see the module docstring).
+
+    Attributes:
+        solver: ``auto`` (the family's default) | ``Radau`` | ``BDF`` | ``LSODA`` | ``rosenbrock23`` |
+            a torchdiffeq solver.
+        rtol: Relative tolerance.
+        atol: Absolute tolerance (normalised units); ``None``: the family's default.
+        steps_per_interval: Step budget of adaptive torch solvers per output interval.
+        length: Output intervals to run; ``None``: the whole reference.
+    """
+
+    solver: str = "auto"
+    rtol: float = 1e-6
+    atol: float | None = None
+    steps_per_interval: int = 200
+    length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.solver not in ROLLOUT_SOLVERS:
+            raise ValueError(f"unknown rollout solver {self.solver!r}; valid: {list(ROLLOUT_SOLVERS)}")
+        if not (self.rtol > 0 and (self.atol is None or self.atol > 0)):
+            raise ValueError(f"rollout tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
+        if self.steps_per_interval < 1 or (self.length is not None and self.length < 1):
+            raise ValueError(f"rollout steps_per_interval and length must be positive, got "
+                             f"{self.steps_per_interval}, {self.length}")
+
+    def resolved(self, solver: str, atol: float) -> RolloutSettings:
+        """These settings with a family's defaults in place of ``auto`` and an unset ``atol``."""
+        return dataclasses.replace(self, solver=solver if self.solver == "auto" else self.solver,
+                                   atol=atol if self.atol is None else self.atol)
+
+    def cut(self, n_times: int) -> int:
+        """How many output times (the initial one included) a run over ``n_times`` keeps."""
+        return n_times if self.length is None else min(n_times, self.length + 1)
+
+
+def integrate_field(
+    field: Callable[[Tensor, Tensor], Tensor],
+    z0: Tensor,
+    times: np.ndarray,
+    settings: RolloutSettings,
+) -> np.ndarray:
+    """Integrate a learned field ``dz/dt = field(t, z)`` from a batch of states.
+
+    Call it with autograd enabled when the field needs it (Hamiltonian fields, implicit solvers'
+    Jacobians); explicit solvers cut the graph after every evaluation.
+
+    Args:
+        field: Batched field, ``(t, z (B, n)) → (B, n)``.
+        z0: Initial states ``(B, n)`` (their dtype and device are the model's).
+        times: Output times, increasing, the first being the initial time.
+        settings: The free-run settings, resolved for the family (:meth:`RolloutSettings.resolved`).
+
+    Returns:
+        States ``(T, B, n)`` in float64, the initial states first.
+
+    Raises:
+        SolveError: A scipy solver failed or the states blew up.
+        StepBudgetExceeded: A torch solver exceeded ``steps_per_interval``.
+    """
+    solver = settings.solver
+    if solver == "auto" or settings.atol is None:
+        raise ValueError("integrate_field needs resolved settings (RolloutSettings.resolved)")
+    if solver in STIFF_METHODS:
+        out = [LearnedField(field, z, z0.dtype, z0.device).solve(
+            times, rtol=settings.rtol, atol=settings.atol, method=solver, t0=times[0]).y for z in z0]
+        return np.stack(out, axis=1)
+    step = float(times[1] - times[0]) if solver in FIXED_STEP and len(times) > 1 else None
+    check_solver(solver, settings.rtol, settings.atol, step if solver in FIXED_STEP else None)
+    t = torch.as_tensor(times - times[0], dtype=z0.dtype, device=z0.device)
+    # rosenbrock23 counts its budget over the whole solve, torchdiffeq per output interval
+    budget = settings.steps_per_interval * (max(len(times) - 1, 1) if solver == "rosenbrock23" else 1)
+    start = float(times[0])
+    if solver == "rosenbrock23":  # its Jacobian comes from autograd through the field
+        func = lambda s, z: field(s + start, z)  # noqa: E731
+    else:  # explicit torchdiffeq steps: cut the graph per evaluation so memory stays flat
+        func = lambda s, z: field(s + start, z).detach()  # noqa: E731
+    out = integrate(func, z0, t, method=solver, rtol=settings.rtol, atol=settings.atol, step_size=step,
+                    max_steps=budget)
+    return out.detach().to(torch.float64).cpu().numpy()
+
+
+class LearnedField(StiffSystem):
+    """A learned field as a :class:`StiffSystem` for one initial state, so scipy's stiff solvers
+    (and their blow-up errors) integrate it, with the field's Jacobian by autograd."""
+
+    name = "learned-field"
+    blowup = 1e6  # normalised units: far outside any training data
+
+    def __init__(self, field: Callable[[Tensor, Tensor], Tensor], z0: Tensor, dtype: torch.dtype,
+                 device: torch.device) -> None:  # noqa: D107 (no parameters to check)
+        self.field = field
+        self.params: dict[str, float] = {}
+        self.y0 = z0.detach().to(torch.float64).cpu().numpy()
+        self.state_names = tuple(f"z{i}" for i in range(len(self.y0)))
+        self._dtype, self._device = dtype, device  # the model may live on a GPU
+
+    def _t(self, t: float) -> Tensor:
+        return torch.tensor(t, dtype=self._dtype, device=self._device)
+
+    def rhs(self, t: Any, y: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            z = torch.as_tensor(np.atleast_2d(y.T), dtype=self._dtype, device=self._device)
+            out = self.field(self._t(t), z).double().cpu().numpy().T
+        return out if y.ndim == 2 else out[:, 0]
+
+    def jac(self, t: Any, y: np.ndarray) -> np.ndarray:
+        z = torch.as_tensor(y[None, :], dtype=self._dtype, device=self._device)
+        return batched_jacobian(self.field, self._t(t), z)[0].detach().double().cpu().numpy()
