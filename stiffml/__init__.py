@@ -10,7 +10,10 @@ Public API for users and plugin authors (imported on first use, so ``import stif
   field ``du/dt = f(u)`` on derivative samples).
 - :func:`check_model`, :func:`check_datamodule`: the contract every registered class passes.
 - :class:`StiffDataModule`: subclass it for a new system (set ``system_class`` or override
-  ``make_system``).
+  ``make_system``); :class:`EnsembleDataModule` for many trajectories from random initial
+  states; both are siblings under :class:`SystemDataModule` (implement its ``build_samples``
+  for a new kind of data). :class:`DataSpec`: what a model gets from its data.
+- :class:`RolloutSettings`: the free-run settings (the ``--rollout.*`` group).
 - :func:`get_system`, :class:`StiffSystem`: the numerical core, free of Lightning.
 - :class:`StopOnLossBelow`: the paper's stop-at-loss-threshold rule as a callback.
 - :class:`StopOnDivergence`: stop a run whose loss turns non-finite or explodes (on by default).
@@ -31,6 +34,11 @@ _LAZY = {
     "DivergenceError": "stiffml.callbacks",
     "REPRESENTATIONS": "stiffml.data",
     "StiffDataModule": "stiffml.data",
+    "SystemDataModule": "stiffml.data",
+    "EnsembleDataModule": "stiffml.data",
+    "DataSpec": "stiffml.data",
+    "Built": "stiffml.data",
+    "RolloutSettings": "stiffml.rollout",
     "StiffModel": "stiffml.models",
     "WindowModel": "stiffml.models",
     "LastStateReadout": "stiffml.models",

@@ -31,7 +31,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from stiffml import registry
 from stiffml.callbacks import StepCheckpoint, StopOnDivergence
 from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
-from stiffml.data.base import StiffDataModule
+from stiffml.data.base import SystemDataModule
 from stiffml.errors import condense
 from stiffml.evaluation import PredictionWriter, RolloutEvaluation
 from stiffml.experiment import run_experiment
@@ -64,7 +64,7 @@ class StiffCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", StiffArgumentParser)
-        super().__init__(StiffModel, StiffDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs)
+        super().__init__(StiffModel, SystemDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Two checkpoint callbacks: ModelCheckpoint's own save_last only refreshes last.ckpt in
@@ -171,7 +171,7 @@ class StiffCLI(LightningCLI):
         data_cls = registry.import_class(cfg.data.class_path)
         if not (isinstance(model_cls, type) and issubclass(model_cls, StiffModel)):
             raise ValueError(f"model {cfg.model.class_path} is not a stiffml model")
-        if not (isinstance(data_cls, type) and issubclass(data_cls, StiffDataModule)):
+        if not (isinstance(data_cls, type) and issubclass(data_cls, SystemDataModule)):
             raise ValueError(f"data {cfg.data.class_path} is not a stiffml datamodule")
         # The model declares the representation it consumes; link it into the datamodule.
         want = model_cls.consumes(dict(cfg.model.get("init_args") or {}))
@@ -198,7 +198,7 @@ class StiffCLI(LightningCLI):
             # continue the resumed run's curves in its own version folder
             trainer.logger = type(logger)(save_dir=logger.save_dir, name=logger.name, version=self._resume_version)
 
-    def fit(self, model: StiffModel, datamodule: StiffDataModule | None = None, ckpt_path: str | None = None,
+    def fit(self, model: StiffModel, datamodule: SystemDataModule | None = None, ckpt_path: str | None = None,
             **kwargs: Any) -> None:
         """``stiffml fit``: the experiment path the benchmark uses too (:func:`run_experiment`)."""
         run_experiment(self.trainer, model, datamodule, ckpt_path=ckpt_path, **kwargs)

@@ -49,9 +49,9 @@ def _base_for(kind: str) -> type:
         from stiffml.models.base import StiffModel
 
         return StiffModel
-    from stiffml.data.base import StiffDataModule
+    from stiffml.data.base import SystemDataModule
 
-    return StiffDataModule
+    return SystemDataModule
 
 
 def load(kind: str, eps: list[EntryPoint] | None = None, refresh: bool = False) -> dict[str, Entry]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from stiffml.data.base import StiffDataModule
+from stiffml.data.base import SystemDataModule
 from stiffml.models.base import StiffModel
 
 
@@ -26,7 +26,7 @@ def _path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__name__}"
 
 
-def small_data_args(dm_cls: type[StiffDataModule], n_points: int = 200) -> list[str]:
+def small_data_args(dm_cls: type[SystemDataModule], n_points: int = 200) -> list[str]:
     """CLI arguments that shrink a datamodule's grid to about ``n_points`` samples."""
     if dm_cls.example_args:
         import json
@@ -56,7 +56,7 @@ PRECISIONS = ("64-true", "32-true")
 _DTYPES = {"64-true": torch.float64, "32-true": torch.float32}
 
 
-def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_path: Path, extra: list[str],
+def _fit_reload(model_cls: type[StiffModel], dm_cls: type[SystemDataModule], tmp_path: Path, extra: list[str],
                 precisions: tuple[str, ...] = PRECISIONS) -> None:
     window = ["--data.window", "4"] if model_cls.consumes({}) == "window" else []
     for precision in precisions:
@@ -86,7 +86,7 @@ def _fit_reload(model_cls: type[StiffModel], dm_cls: type[StiffDataModule], tmp_
         _run("validate", *common, "--ckpt_path", ckpt, "--trainer.limit_val_batches", 2)
 
 
-def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[StiffDataModule] | None = None,
+def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[SystemDataModule] | None = None,
                 precisions: tuple[str, ...] = PRECISIONS) -> None:
     """Check a model class against the contract.
 
@@ -112,12 +112,13 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[St
     _fit_reload(model_cls, dm_cls, tmp_path, [], precisions)
 
 
-def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[StiffModel] | None = None,
+def check_datamodule(dm_cls: type[SystemDataModule], tmp_path: Path, model: type[StiffModel] | None = None,
                      precisions: tuple[str, ...] = PRECISIONS) -> None:
     """Check a datamodule class against the contract.
 
     Args:
-        dm_cls: The datamodule class (a :class:`StiffDataModule` subclass).
+        dm_cls: The datamodule class (a :class:`SystemDataModule` subclass, usually through
+            :class:`StiffDataModule`).
         tmp_path: An empty folder for the runs.
         model: The model to train (default: a small FCNN, or a small NODE for datamodules that
             serve only derivative samples).
@@ -126,7 +127,7 @@ def check_datamodule(dm_cls: type[StiffDataModule], tmp_path: Path, model: type[
     from stiffml.models.physics import NODE
     from stiffml.models.pointwise import FCNN
 
-    assert issubclass(dm_cls, StiffDataModule), f"{dm_cls} does not subclass stiffml.StiffDataModule"
+    assert issubclass(dm_cls, SystemDataModule), f"{dm_cls} does not subclass stiffml.SystemDataModule"
     rep = "pointwise" if "pointwise" in dm_cls.representations else dm_cls.representations[0]
     dm = dm_cls(representation=rep, **_kwargs(small_data_args(dm_cls)))
     dm.setup("fit")

@@ -161,3 +161,37 @@ def test_loader_resumes_part_way_only_for_training() -> None:
     evaluation = BatchLoader(samples, torch.arange(10), batch_size=2)
     evaluation.load_state_dict({"epoch": 0, "done": 3})
     assert len(list(evaluation)) == 5
+
+
+def test_single_trajectory_and_ensemble_datamodules_are_siblings(tmp_path) -> None:
+    """One small abstract base with one hook (build_samples); the two kinds of data beside it."""
+    from stiffml.data import Built, DuffingDataModule, EnsembleDataModule, StiffDataModule, SystemDataModule
+    from stiffml.data.samples import DerivativeSamples
+    from stiffml.systems import Duffing
+
+    assert issubclass(StiffDataModule, SystemDataModule) and issubclass(EnsembleDataModule, SystemDataModule)
+    assert not issubclass(EnsembleDataModule, StiffDataModule)
+    with pytest.raises(TypeError, match="abstract"):
+        SystemDataModule()
+
+    class Corners(SystemDataModule):
+        """A third kind of data in a few lines: the derivative at four fixed states."""
+
+        system_class = Duffing
+        representations = ("derivative",)
+
+        def build_samples(self) -> Built:
+            y = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+            dy = self.system.rhs(0.0, y.T).T
+            scaler = Scaler.fit(self.hparams.normalization, y)
+            samples = DerivativeSamples(torch.as_tensor(scaler.transform(y)), torch.as_tensor(scaler.derivative(y, dy)))
+            return Built(samples, np.arange(3), np.arange(3, 4), scaler, np.zeros(4), y,
+                         np.zeros(1), y[None, :1], 1)
+
+    dm = Corners(representation="derivative", normalization="none", batch_size=2)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == y.shape == (2, 2) and dm.spec().reference.shape == (4, 2)
+    ens = DuffingDataModule(n_trajectories=4, n_points=5, rollout_factor=2, representation="derivative")
+    ens.setup("fit")
+    assert ens.spec().reference.shape == (20, 2) and ens.rollout_reference.shape[1] == 9

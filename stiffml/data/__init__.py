@@ -1,6 +1,6 @@
 """Data pipeline: cached reference trajectories, sample representations, fast batching."""
 
-from stiffml.data.base import StiffDataModule, precision_dtype
+from stiffml.data.base import Built, DataSpec, StiffDataModule, SystemDataModule, precision_dtype
 from stiffml.data.cache import cached_ensemble, cached_solve, default_cache_dir
 from stiffml.data.ensemble import EnsembleDataModule
 from stiffml.data.loader import BatchLoader
@@ -16,7 +16,7 @@ from stiffml.data.samples import REPRESENTATIONS, SampleSet
 from stiffml.data.scaling import NORMALIZATIONS, Scaler
 
 __all__ = [
-    "BZDataModule", "BatchLoader", "DuffingDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
+    "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
     "OregoDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
     "StiffDataModule", "VdPDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
 ]

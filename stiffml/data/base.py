@@ -1,7 +1,16 @@
-"""The datamodule base class shared by every stiff system (built-in or plugin)."""
+"""The datamodule classes: a small abstract base and the single-trajectory datamodule.
+
+:class:`SystemDataModule` holds what every stiffml datamodule shares (the system, the
+representation linked from the model, validation of common settings, whole-batch loaders, the
+:class:`DataSpec` handed to the model) and calls one hook, :meth:`SystemDataModule.build_samples`.
+Its two siblings implement it: :class:`StiffDataModule` (one reference trajectory on a grid,
+the paper's setting; subclass it for a new system) and
+:class:`~stiffml.data.ensemble.EnsembleDataModule` (many trajectories from random initial states).
+"""
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, ClassVar, Literal
 
@@ -85,36 +94,54 @@ class DataSpec:
         return self.scaler.transform(np.asarray(y, dtype=np.float64))
 
 
-class StiffDataModule(pl.LightningDataModule):
-    """Reference trajectories of one stiff system, served as whole in-memory batches.
+@dataclasses.dataclass
+class Built:
+    """What :meth:`SystemDataModule.build_samples` returns (numpy or CPU tensors; the base moves
+    the samples to the training device and dtype).
 
-    Subclasses set ``system_class`` (a :class:`~stiffml.systems.StiffSystem` subclass, from the zoo
-    or their own) and may override :meth:`make_system` or :meth:`make_trajectory`. The representation is normally filled in by the CLI from the
-    model's declaration; set it yourself only when using the Python API.
+    Attributes:
+        samples: Every sample of the chosen representation.
+        train: Indices of the training samples.
+        val: Indices of the validation samples.
+        scaler: The normalisation, fitted on the training split.
+        times: Times of the reference series.
+        reference: The reference series in physical units (see :class:`DataSpec`).
+        rollout_times: Output times of free runs of a learned field.
+        rollout_reference: States free runs are scored against, ``(m, T, n)``.
+        horizon_index: ``rollout_times[:horizon_index]`` is the training horizon.
+    """
+
+    samples: SampleSet
+    train: np.ndarray
+    val: np.ndarray
+    scaler: Scaler
+    times: np.ndarray
+    reference: np.ndarray
+    rollout_times: np.ndarray
+    rollout_reference: np.ndarray
+    horizon_index: int
+
+
+class SystemDataModule(pl.LightningDataModule, abc.ABC):
+    """The base of every stiffml datamodule (the registry and the CLI accept its subclasses).
+
+    Subclasses set ``system_class`` (or override :meth:`make_system`) and implement
+    :meth:`build_samples`; :meth:`setup` calls it once per device and moves what it returns
+    there. Most plugins subclass :class:`StiffDataModule` instead, which implements it for one
+    reference trajectory.
 
     Args:
-        params: System parameter overrides (e.g. ``{c: -8.375e-6}`` for B-Z); defaults are the
-            papers'.
+        params: System parameter overrides.
         y0: Initial state; default the system's.
-        t_span: Time span ``[t0, t1]``; default the system's (the paper's).
-        dt: Sampling step; default the system's (the paper's).
-        spacing: ``linear`` (the paper's grid) or ``log`` (log-spaced times, e.g. ROBER).
-        outputs: State names the model predicts; default the system's (VdP: ``[x]``).
-        representation: ``pointwise`` | ``window`` | ``pair`` | ``segment`` | ``derivative``; set
-            by the CLI from the model.
-        window: Past states per sample (``window``), or steps per segment (``segment``).
-        split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
-            ``train_fraction`` of the time span, validate on the rest).
-        train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
-        normalization: ``none`` | ``zscore`` | ``minmax`` | ``log-zscore`` (log, then z-score:
-            for positive concentrations). Fitted on the training split; time inputs are mapped to
-            [0, 1] unless ``none``.
+        representation: The samples served; set by the CLI from the model.
+        train_fraction: Fraction of the data used for training, in (0, 1).
+        normalization: One of the class's ``normalizations``.
         batch_size: Training batch size.
-        eval_batch_size: Validation/test/predict batch size; default 10 × ``batch_size``.
+        eval_batch_size: Validation/test/predict batch size.
         shuffle: Reshuffle training batches every epoch.
-        drop_last: Drop a final short training batch (BatchNorm cannot train on one sample).
-        seed: Seed of the random split and the shuffling.
-        ref_solver: scipy stiff solver for the reference data: ``Radau`` | ``BDF`` | ``LSODA``.
+        drop_last: Drop a final short training batch.
+        seed: Seed of the split, the shuffling and any random data.
+        ref_solver: Solver of the reference data (one of the class's ``ref_solvers``).
         ref_rtol: Relative tolerance of the reference solve.
         ref_atol: Absolute tolerance of the reference solve.
         cache_dir: Trajectory cache folder; default ``$STIFFML_CACHE_DIR`` or ``~/.cache/stiffml``.
@@ -123,31 +150,25 @@ class StiffDataModule(pl.LightningDataModule):
     system_class: ClassVar[type[StiffSystem] | None] = None
     ref_solvers: ClassVar[tuple[str, ...]] = STIFF_METHODS
     normalizations: ClassVar[tuple[str, ...]] = NORMALIZATIONS
+    representations: ClassVar[tuple[str, ...]] = REPRESENTATIONS
     # arguments that make a small instance for contract and smoke tests, for datamodules that have
     # required arguments or no fixed system (e.g. SBML's model); empty: the defaults with a short grid
     example_args: ClassVar[dict[str, Any]] = {}
-    representations: ClassVar[tuple[str, ...]] = REPRESENTATIONS
-    default_outputs: ClassVar[tuple[str, ...] | None] = None
+    rollout_factor: ClassVar[int] = 1  # free runs cover the one span (ensembles: several)
 
     def __init__(
         self,
         params: dict[str, float] | None = None,
         y0: list[float] | None = None,
-        t_span: tuple[float, float] | None = None,
-        dt: float | None = None,
-        spacing: Literal["linear", "log"] | None = None,
-        outputs: list[str] | None = None,
-        representation: Representation | None = None,
-        window: int = 20,
-        split: Literal["random", "extrapolate"] = "random",
+        representation: str | None = None,
         train_fraction: float = 0.8,
-        normalization: Normalization = "zscore",
+        normalization: str = "zscore",
         batch_size: int = 100,
         eval_batch_size: int | None = None,
         shuffle: bool = True,
         drop_last: bool = True,
         seed: int = 0,
-        ref_solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
+        ref_solver: str = "Radau",
         ref_rtol: float = 1e-10,
         ref_atol: float = 1e-12,
         cache_dir: str | None = None,
@@ -155,18 +176,8 @@ class StiffDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.system: StiffSystem = self.make_system(params or {}, y0)
-        self.grid = self.system.default_grid(t_span, dt, spacing)
-        names = list(self.system.state_names)
-        outputs = list(outputs or self.default_outputs or names)
-        bad = [o for o in outputs if o not in names]
-        if bad or len(set(outputs)) != len(outputs):
-            raise ValueError(f"outputs {outputs} must be distinct states of '{self.system.name}': {names}")
-        self.outputs = outputs
-        self.output_index = [names.index(o) for o in outputs]
         if representation is not None and representation not in REPRESENTATIONS:
             raise ValueError(f"unknown representation {representation!r}; valid: {list(REPRESENTATIONS)}")
-        if split not in ("random", "extrapolate"):
-            raise ValueError(f"unknown split {split!r}; valid: ['random', 'extrapolate']")
         if not 0 < train_fraction < 1:
             raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
         if normalization not in self.normalizations:
@@ -178,15 +189,13 @@ class StiffDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown ref_solver {ref_solver!r}; valid: {list(self.ref_solvers)}")
         if not (ref_rtol > 0 and ref_atol > 0):
             raise ValueError(f"reference tolerances must be positive, got {ref_rtol}, {ref_atol}")
-        if window < 1:
-            raise ValueError(f"window must be a positive integer, got {window}")
         self.representation = representation
+        self.outputs: list[str] = list(self.system.state_names)
         self.drop_last = drop_last  # attribute, not hparams: subclasses may not expose it
         self.samples: SampleSet | None = None
         self.target_scaler: Scaler | None = None
         self.train_idx: Tensor | None = None
         self.val_idx: Tensor | None = None
-        self._check_representation()
 
     # ----------------------------------------------------------------------- hooks for subclasses
     def make_system(self, params: dict[str, float], y0: list[float] | None) -> StiffSystem:
@@ -195,12 +204,9 @@ class StiffDataModule(pl.LightningDataModule):
             raise TypeError(f"{type(self).__name__} must set system_class or override make_system")
         return self.system_class(y0=y0, **params)
 
-    def make_trajectory(self) -> Trajectory:
-        """The reference trajectory on ``self.grid`` (cached)."""
-        h = self.hparams
-        return cached_solve(
-            self.system, self.grid, h.cache_dir, method=h.ref_solver, rtol=h.ref_rtol, atol=h.ref_atol
-        )
+    @abc.abstractmethod
+    def build_samples(self) -> Built:
+        """Solve (or load) the reference data and build the samples of ``self.representation``."""
 
     # ----------------------------------------------------------------------------- dimensions
     def set_representation(self, representation: str) -> None:
@@ -217,16 +223,6 @@ class StiffDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"{type(self).__name__} serves {list(self.representations)} samples, not '{rep}'"
             )
-        if rep in ("window", "segment") and self.hparams.window >= len(self.grid):
-            raise ValueError(
-                f"window={self.hparams.window} is not shorter than the series "
-                f"({len(self.grid)} samples)"
-            )
-        if rep in ("pair", "segment", "derivative") and len(self.outputs) != self.system.n:
-            raise ValueError(
-                f"representation '{rep}' needs every state as output "
-                f"({list(self.system.state_names)}), got outputs={self.outputs}"
-            )
 
     @property
     def n_inputs(self) -> int:
@@ -239,73 +235,31 @@ class StiffDataModule(pl.LightningDataModule):
         return len(self.outputs)
 
     # --------------------------------------------------------------------------------- setup
-    def prepare_data(self) -> None:
-        self.make_trajectory()
-
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return torch.device("cpu"), torch.float64
         return trainer.strategy.root_device, precision_dtype(trainer.precision)
 
-    @property
-    def target_times(self) -> np.ndarray:
-        """Time of each sample's target, in sample order (after ``setup``)."""
-        return self._target_times(self.times)
-
-    def _target_times(self, t: np.ndarray) -> np.ndarray:
-        rep, k = self.representation, self.hparams.window
-        return {"window": t[k:], "segment": t[k:], "pair": t[1:]}.get(rep, t)
-
     def setup(self, stage: str | None = None) -> None:
         if self.representation is None:
             raise ValueError(
                 f"{type(self).__name__}: no representation set; pass representation= "
-                f"(one of {list(REPRESENTATIONS)}) or let the CLI link it from the model"
+                f"(one of {list(self.representations)}) or let the CLI link it from the model"
             )
         device, dtype = self._device_dtype()
         if self.samples is not None and self.samples.device == device:
             return
-        traj = self.make_trajectory()
-        self.times = traj.t
-        self.reference = traj.y[:, self.output_index]
-        target_t = self._target_times(traj.t)
-        n = len(target_t)
-        h = self.hparams
-        if h.split == "random":
-            perm = np.random.default_rng(h.seed).permutation(n)
-            n_train = int(round(h.train_fraction * n))
-            train, val = np.sort(perm[:n_train]), np.sort(perm[n_train:])
-        else:
-            cut = traj.t[0] + h.train_fraction * (traj.t[-1] - traj.t[0])
-            train, val = np.flatnonzero(target_t <= cut), np.flatnonzero(target_t > cut)
-        if len(train) == 0 or len(val) == 0:
-            raise ValueError(f"split leaves {len(train)} training and {len(val)} validation samples")
-        lead = len(traj.t) - n  # sample i's target is row i + lead of the series
-        self.target_scaler = Scaler.fit(h.normalization, self.reference[train + lead])
-        self.samples = self._build_samples(traj).to(device, dtype)
-        self.train_idx = torch.as_tensor(train, device=device)
-        self.val_idx = torch.as_tensor(val, device=device)
-        # free runs of a learned field (physics family): the one trajectory over the whole span
-        self.rollout_times = traj.t
-        self.rollout_reference = traj.y[None]
-        self.horizon_index = len(traj.t)
-
-    def _build_samples(self, traj: Trajectory) -> SampleSet:
-        z = torch.as_tensor(self.target_scaler.transform(self.reference))
-        rep = self.representation
-        t = traj.t
-        if rep == "pointwise":
-            t_in = t if self.hparams.normalization == "none" else (t - t[0]) / (t[-1] - t[0])
-            return PointwiseSamples(torch.as_tensor(t_in), z)
-        if rep == "window":
-            return WindowSamples(z, self.hparams.window)
-        if rep == "pair":
-            return PairSamples(torch.as_tensor(t), z)
-        if rep == "segment":
-            return SegmentSamples(torch.as_tensor(t), z, self.hparams.window)
-        dz = self.target_scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
-        return DerivativeSamples(z, torch.as_tensor(dz))
+        built = self.build_samples()
+        if len(built.train) == 0 or len(built.val) == 0:
+            raise ValueError(f"split leaves {len(built.train)} training and {len(built.val)} validation samples")
+        self.target_scaler = built.scaler
+        self.times, self.reference = built.times, built.reference
+        self.rollout_times, self.rollout_reference = built.rollout_times, built.rollout_reference
+        self.horizon_index = built.horizon_index
+        self.samples = built.samples.to(device, dtype)
+        self.train_idx = torch.as_tensor(built.train, device=device)
+        self.val_idx = torch.as_tensor(built.val, device=device)
 
     def spec(self) -> DataSpec:
         """What a model needs from the data, after :meth:`setup`."""
@@ -313,8 +267,6 @@ class StiffDataModule(pl.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}.spec() needs setup() first")
         return DataSpec(self.representation, self.n_inputs, self.n_outputs, self.hparams.normalization,
                         self.target_scaler, self.times, self.reference)
-
-    rollout_factor: ClassVar[int] = 1  # free runs cover the one span (ensembles: several)
 
     def energy(self, y: np.ndarray) -> np.ndarray | None:
         """The system's energy of states ``(..., n)``, or None if it defines none."""
@@ -363,3 +315,157 @@ class StiffDataModule(pl.LightningDataModule):
         all_idx = torch.arange(len(self.samples), device=self.samples.device)
         return self._loader(all_idx, train=False)
 
+
+
+class StiffDataModule(SystemDataModule):
+    """Reference trajectories of one stiff system, served as whole in-memory batches.
+
+    Subclasses set ``system_class`` (a :class:`~stiffml.systems.StiffSystem` subclass, from the zoo
+    or their own) and may override :meth:`make_system` or :meth:`make_trajectory`. The representation is normally filled in by the CLI from the
+    model's declaration; set it yourself only when using the Python API.
+
+    Args:
+        params: System parameter overrides (e.g. ``{c: -8.375e-6}`` for B-Z); defaults are the
+            papers'.
+        y0: Initial state; default the system's.
+        t_span: Time span ``[t0, t1]``; default the system's (the paper's).
+        dt: Sampling step; default the system's (the paper's).
+        spacing: ``linear`` (the paper's grid) or ``log`` (log-spaced times, e.g. ROBER).
+        outputs: State names the model predicts; default the system's (VdP: ``[x]``).
+        representation: ``pointwise`` | ``window`` | ``pair`` | ``segment`` | ``derivative``; set
+            by the CLI from the model.
+        window: Past states per sample (``window``), or steps per segment (``segment``).
+        split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
+            ``train_fraction`` of the time span, validate on the rest).
+        train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
+        normalization: ``none`` | ``zscore`` | ``minmax`` | ``log-zscore`` (log, then z-score:
+            for positive concentrations). Fitted on the training split; time inputs are mapped to
+            [0, 1] unless ``none``.
+        batch_size: Training batch size.
+        eval_batch_size: Validation/test/predict batch size; default 10 × ``batch_size``.
+        shuffle: Reshuffle training batches every epoch.
+        drop_last: Drop a final short training batch (BatchNorm cannot train on one sample).
+        seed: Seed of the random split and the shuffling.
+        ref_solver: scipy stiff solver for the reference data: ``Radau`` | ``BDF`` | ``LSODA``.
+        ref_rtol: Relative tolerance of the reference solve.
+        ref_atol: Absolute tolerance of the reference solve.
+        cache_dir: Trajectory cache folder; default ``$STIFFML_CACHE_DIR`` or ``~/.cache/stiffml``.
+    """
+
+    default_outputs: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(
+        self,
+        params: dict[str, float] | None = None,
+        y0: list[float] | None = None,
+        t_span: tuple[float, float] | None = None,
+        dt: float | None = None,
+        spacing: Literal["linear", "log"] | None = None,
+        outputs: list[str] | None = None,
+        representation: Representation | None = None,
+        window: int = 20,
+        split: Literal["random", "extrapolate"] = "random",
+        train_fraction: float = 0.8,
+        normalization: Normalization = "zscore",
+        batch_size: int = 100,
+        eval_batch_size: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        ref_solver: Literal["Radau", "BDF", "LSODA"] = "Radau",
+        ref_rtol: float = 1e-10,
+        ref_atol: float = 1e-12,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__(
+            params=params, y0=y0, representation=representation, train_fraction=train_fraction,
+            normalization=normalization, batch_size=batch_size, eval_batch_size=eval_batch_size,
+            shuffle=shuffle, drop_last=drop_last, seed=seed, ref_solver=ref_solver, ref_rtol=ref_rtol,
+            ref_atol=ref_atol, cache_dir=cache_dir,
+        )
+        self.grid = self.system.default_grid(t_span, dt, spacing)
+        names = list(self.system.state_names)
+        outputs = list(outputs or self.default_outputs or names)
+        bad = [o for o in outputs if o not in names]
+        if bad or len(set(outputs)) != len(outputs):
+            raise ValueError(f"outputs {outputs} must be distinct states of '{self.system.name}': {names}")
+        self.outputs = outputs
+        self.output_index = [names.index(o) for o in outputs]
+        if split not in ("random", "extrapolate"):
+            raise ValueError(f"unknown split {split!r}; valid: ['random', 'extrapolate']")
+        if window < 1:
+            raise ValueError(f"window must be a positive integer, got {window}")
+        self._check_representation()
+
+    # ----------------------------------------------------------------------- hooks for subclasses
+    def make_trajectory(self) -> Trajectory:
+        """The reference trajectory on ``self.grid`` (cached)."""
+        h = self.hparams
+        return cached_solve(
+            self.system, self.grid, h.cache_dir, method=h.ref_solver, rtol=h.ref_rtol, atol=h.ref_atol
+        )
+
+    def _check_representation(self) -> None:
+        super()._check_representation()
+        rep = self.representation
+        if rep in ("window", "segment") and self.hparams.window >= len(self.grid):
+            raise ValueError(
+                f"window={self.hparams.window} is not shorter than the series "
+                f"({len(self.grid)} samples)"
+            )
+        if rep in ("pair", "segment", "derivative") and len(self.outputs) != self.system.n:
+            raise ValueError(
+                f"representation '{rep}' needs every state as output "
+                f"({list(self.system.state_names)}), got outputs={self.outputs}"
+            )
+
+    # --------------------------------------------------------------------------------- setup
+    def prepare_data(self) -> None:
+        self.make_trajectory()
+
+    @property
+    def target_times(self) -> np.ndarray:
+        """Time of each sample's target, in sample order (after ``setup``)."""
+        return self._target_times(self.times)
+
+    def _target_times(self, t: np.ndarray) -> np.ndarray:
+        rep, k = self.representation, self.hparams.window
+        return {"window": t[k:], "segment": t[k:], "pair": t[1:]}.get(rep, t)
+
+    def build_samples(self) -> Built:
+        traj = self.make_trajectory()
+        reference = traj.y[:, self.output_index]
+        target_t = self._target_times(traj.t)
+        n = len(target_t)
+        h = self.hparams
+        if h.split == "random":
+            perm = np.random.default_rng(h.seed).permutation(n)
+            n_train = int(round(h.train_fraction * n))
+            train, val = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+        else:
+            cut = traj.t[0] + h.train_fraction * (traj.t[-1] - traj.t[0])
+            train, val = np.flatnonzero(target_t <= cut), np.flatnonzero(target_t > cut)
+        lead = len(traj.t) - n  # sample i's target is row i + lead of the series
+        scaler = Scaler.fit(h.normalization, reference[train + lead] if len(train) else reference)
+        return Built(
+            samples=self._samples(traj, reference, scaler), train=train, val=val, scaler=scaler,
+            times=traj.t, reference=reference,
+            # free runs of a learned field (physics family): the one trajectory over the whole span
+            rollout_times=traj.t, rollout_reference=traj.y[None], horizon_index=len(traj.t),
+        )
+
+    def _samples(self, traj: Trajectory, reference: np.ndarray, scaler: Scaler) -> SampleSet:
+        z = torch.as_tensor(scaler.transform(reference))
+        rep = self.representation
+        t = traj.t
+        if rep == "pointwise":
+            t_in = t if self.hparams.normalization == "none" else (t - t[0]) / (t[-1] - t[0])
+            return PointwiseSamples(torch.as_tensor(t_in), z)
+        if rep == "window":
+            return WindowSamples(z, self.hparams.window)
+        if rep == "pair":
+            return PairSamples(torch.as_tensor(t), z)
+        if rep == "segment":
+            return SegmentSamples(torch.as_tensor(t), z, self.hparams.window)
+        dz = scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
+        return DerivativeSamples(z, torch.as_tensor(dz))

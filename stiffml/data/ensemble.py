@@ -13,13 +13,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from stiffml.data.base import StiffDataModule
+from stiffml.data.base import Built, SystemDataModule
 from stiffml.data.cache import cached_ensemble
 from stiffml.data.samples import DerivativeSamples
 from stiffml.data.scaling import Normalization, Scaler
 
 
-class EnsembleDataModule(StiffDataModule):
+class EnsembleDataModule(SystemDataModule):
     """Derivative samples from an ensemble of trajectories with Gaussian initial states.
 
     Args:
@@ -81,14 +81,15 @@ class EnsembleDataModule(StiffDataModule):
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         if rollout_factor < 1:
             raise ValueError(f"rollout_factor must be a positive integer, got {rollout_factor}")
-        system = self.system_class
-        t0, t1 = (system.t_span if system is not None else (0.0, 1.0)) if t_span is None else t_span
         super().__init__(
-            params=params, t_span=(float(t0), float(t1)), dt=(float(t1) - float(t0)) / (n_points - 1),
-            representation=representation, train_fraction=train_fraction, normalization=normalization,
-            batch_size=batch_size or 1, eval_batch_size=eval_batch_size, shuffle=shuffle, drop_last=False,
-            seed=seed, ref_solver=ref_solver, ref_rtol=ref_rtol, ref_atol=ref_atol, cache_dir=cache_dir,
+            params=params, representation=representation, train_fraction=train_fraction,
+            normalization=normalization, batch_size=batch_size or 1, eval_batch_size=eval_batch_size,
+            shuffle=shuffle, drop_last=False, seed=seed, ref_solver=ref_solver, ref_rtol=ref_rtol,
+            ref_atol=ref_atol, cache_dir=cache_dir,
         )
+        t0, t1 = self.system.t_span if t_span is None else (float(t_span[0]), float(t_span[1]))
+        if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
+            raise ValueError(f"t_span must be two finite times with t1 > t0, got ({t0}, {t1})")
         self.n_trajectories = n_trajectories
         self.n_points = n_points
         self.noise_std = noise_std
@@ -103,6 +104,7 @@ class EnsembleDataModule(StiffDataModule):
         self.y0_mean, self.y0_std = mean, float(y0_std)
         # grid of the long (rollout) solve; the training grid is its first n_points
         self.grid = np.linspace(t0, t0 + rollout_factor * (t1 - t0), rollout_factor * (n_points - 1) + 1)
+        self._check_representation()
 
     # ------------------------------------------------------------------------------ data
     def initial_states(self) -> np.ndarray:
@@ -118,9 +120,6 @@ class EnsembleDataModule(StiffDataModule):
             method=h.ref_solver, rtol=h.ref_rtol, atol=h.ref_atol,
         )
 
-    def make_trajectory(self) -> Any:
-        raise TypeError(f"{type(self).__name__} serves an ensemble; use make_ensemble()")
-
     def prepare_data(self) -> None:
         self.make_ensemble()
 
@@ -129,21 +128,13 @@ class EnsembleDataModule(StiffDataModule):
         """Time of each sample, in sample order (trajectory-major)."""
         return np.tile(self.times, self.n_trajectories)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.representation is None:
-            raise ValueError(
-                f"{type(self).__name__}: no representation set; pass representation='derivative' "
-                "or let the CLI link it from the model"
-            )
-        device, dtype = self._device_dtype()
-        if self.samples is not None and self.samples.device == device:
-            return
+    def build_samples(self) -> Built:
         h = self.hparams
         full = self.make_ensemble()
         m, T, n = self.n_trajectories, self.n_points, self.system.n
         clean = full[:, :T]
-        self.times = self.grid[:T]
-        dclean = np.stack([self.system.rhs(t, clean[:, k].T).T for k, t in enumerate(self.times)], axis=1)
+        times = self.grid[:T]
+        dclean = np.stack([self.system.rhs(t, clean[:, k].T).T for k, t in enumerate(times)], axis=1)
         noise = np.random.default_rng([h.seed, 1])
         observed = clean + self.noise_std * noise.standard_normal(clean.shape)
         dobserved = dclean + self.noise_std * noise.standard_normal(clean.shape)
@@ -155,17 +146,15 @@ class EnsembleDataModule(StiffDataModule):
         train, val = rows(self.train_trajectories), rows(self.val_trajectories)
 
         flat, dflat = observed.reshape(-1, n), dobserved.reshape(-1, n)
-        self.reference = flat
-        self.target_scaler = Scaler.fit(h.normalization, flat[train])
-        z = self.target_scaler.transform(flat)
-        dz = self.target_scaler.derivative(flat, dflat)
-        self.samples = DerivativeSamples(torch.as_tensor(z), torch.as_tensor(dz)).to(device, dtype)
-        self.train_idx = torch.as_tensor(train, device=device)
-        self.val_idx = torch.as_tensor(val, device=device)
-        # free-run scoring: clean held-out trajectories over the long horizon
-        self.rollout_times = self.grid
-        self.rollout_reference = full[self.val_trajectories]
-        self.horizon_index = T  # rollout_times[:horizon_index] is the training horizon
+        scaler = Scaler.fit(h.normalization, flat[train])
+        z = scaler.transform(flat)
+        dz = scaler.derivative(flat, dflat)
+        return Built(
+            samples=DerivativeSamples(torch.as_tensor(z), torch.as_tensor(dz)), train=train, val=val,
+            scaler=scaler, times=times, reference=flat,
+            # free-run scoring: clean held-out trajectories over the long horizon
+            rollout_times=self.grid, rollout_reference=full[self.val_trajectories], horizon_index=T,
+        )
 
     def batch_size(self, train: bool) -> int:
         if train:
