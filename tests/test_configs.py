@@ -11,7 +11,9 @@ from stiffml.cli import StiffCLI
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+# configs of pykan models import pykan (seconds): with the other pykan tests in the slow set
+@pytest.mark.parametrize("config", [pytest.param(c, marks=pytest.mark.slow) if "kan" in c.stem else c for c in CONFIGS],
+                         ids=lambda p: p.stem)
 def test_config_instantiates(config: Path, tmp_path) -> None:
     cli = StiffCLI(args=["--config", str(config), f"--trainer.default_root_dir={tmp_path}"], run=False)
     assert cli.model.consumes(dict(cli.model.hparams)) == cli.datamodule.representation

@@ -245,8 +245,8 @@ COMP = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.mark.parametrize("name, setup, args, message", [
-    ("missing", None, ["--data.model=/no/such.xml"], "'/no/such.xml' is neither a file nor a shipped example"),
     *[pytest.param(*p, marks=pytest.mark.slow) for p in [
+    ("missing", None, ["--data.model=/no/such.xml"], "'/no/such.xml' is neither a file nor a shipped example"),
     ("not_xml", "hello, not xml\n", [], "line 2: XML content is not well-formed"),
     ("not_sbml", '<?xml version="1.0"?>\n<html>\n<body/></html>\n', [], "An SBML XML document must conform"),
     ("sbml_error", "UNDECLARED", [], "line 20: All species referenced in the <kineticLaw>"),
