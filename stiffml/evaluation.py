@@ -21,10 +21,13 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from stiffml.io import atomic_write
-from stiffml.metrics import rel_l2
+from stiffml.metrics import nmae, rel_l2
 from stiffml.rollout import RolloutSettings
 from stiffml.solvers.integrate import StepBudgetExceeded
 from stiffml.systems import SolveError
+
+# The scores of a free run that diverged (it never ends up between 0 and 1, so no table mixes it up)
+DIVERGED_SCORES = {"val_rollout_nmae": float("inf"), "val_rollout_rel_l2": float("inf")}
 
 # What a free run of a diverging model raises (a solver giving up, overflow, a singular matrix).
 DIVERGED = (SolveError, StepBudgetExceeded, FloatingPointError, OverflowError, ZeroDivisionError,
@@ -32,24 +35,31 @@ DIVERGED = (SolveError, StepBudgetExceeded, FloatingPointError, OverflowError, Z
 
 
 def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
-    """Relative L2 errors of a free run: over the held-out span for a time split, else the whole run.
+    """Errors of a free run: over the held-out span for a time split, else the whole run.
 
-    Returns ``val_rollout_rel_l2`` and, for a time split, ``train_rollout_rel_l2`` (the span
-    trained on). A run that diverged to non-finite values scores ``inf``.
+    Returns ``val_rollout_nmae`` (the headline: each state's mean absolute error over its own
+    range, averaged over states, see :func:`stiffml.metrics.nmae`) and ``val_rollout_rel_l2``,
+    and for a time split the same over the span trained on (``train_rollout_*``). A run that
+    diverged to non-finite values scores ``inf``.
     """
     t, pred, ref = run["t"], run["pred"], run["reference"]
     if not np.all(np.isfinite(pred)):
-        return {"val_rollout_rel_l2": float("inf")}
+        return dict(DIVERGED_SCORES)
+
+    def scores(prefix: str, mask: Any) -> dict[str, float]:
+        return {f"{prefix}_rollout_nmae": nmae(pred[mask], ref[mask]),
+                f"{prefix}_rollout_rel_l2": rel_l2(pred[mask], ref[mask])}
+
     if getattr(dm.hparams, "split", "random") == "extrapolate":
         cut = dm.times[0] + dm.hparams.train_fraction * (dm.times[-1] - dm.times[0])
         held = t > cut
         out = {}
         if held.any():
-            out["val_rollout_rel_l2"] = rel_l2(pred[held], ref[held])
+            out.update(scores("val", held))
         if (~held).any():
-            out["train_rollout_rel_l2"] = rel_l2(pred[~held], ref[~held])
+            out.update(scores("train", ~held))
         return out
-    return {"val_rollout_rel_l2": rel_l2(pred, ref)}
+    return scores("val", slice(None))
 
 
 def scored_free_run(pl_module: Any, dm: Any, settings: RolloutSettings | None = None) -> tuple[dict | None, dict[str, float]]:
@@ -62,14 +72,15 @@ def scored_free_run(pl_module: Any, dm: Any, settings: RolloutSettings | None = 
             run = pl_module.free_run(dm, settings or RolloutSettings())
     except DIVERGED as err:
         rank_zero_warn(f"free run diverged: {type(err).__name__}: {err}; scored as inf")
-        return None, {"val_rollout_rel_l2": float("inf")}
+        return None, dict(DIVERGED_SCORES)
     if hasattr(pl_module, "rollout_metrics"):  # e.g. the physics family's ensemble scores
         return run, pl_module.rollout_metrics(dm, run)
     return run, rollout_errors(dm, run)
 
 
 class RolloutEvaluation(pl.Callback):
-    """Log ``val_rollout_rel_l2``: the model's free run from the first true state(s).
+    """Log ``val_rollout_nmae`` and ``val_rollout_rel_l2``: the model's free run from the first
+    true state(s).
 
     Runs at the end of training (also when a stop rule ends it mid-epoch), in ``validate``, and
     every ``every_n_epochs`` validation epochs if that is positive. Models without ``free_run``
@@ -126,7 +137,7 @@ class RolloutEvaluation(pl.Callback):
             return
         metrics = self._evaluate(trainer, pl_module)
         for key, value in (metrics or {}).items():
-            pl_module.log(key, value, prog_bar=key == "val_rollout_rel_l2")
+            pl_module.log(key, value, prog_bar=key == "val_rollout_nmae")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._done_at_step == trainer.global_step:

@@ -13,6 +13,62 @@ def rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
 
 
+def nmae(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Range-normalised mean absolute error: the mean over states of ``MAE_s / range_s``.
+
+    ``range_s`` is ``max − min`` of the reference state over the evaluated span (Kim et al. 2021's
+    scaling), so every state counts alike however small it is: a flat line scores about the mean
+    distance of each state from its start, in units of its own range, where the relative L2 over
+    all states is dominated by the largest ones. The last axis is the state; any leading axes
+    (time, trajectories) are averaged. States whose reference is constant are left out (their
+    range is zero); if all are, the plain mean absolute error is returned.
+    """
+    pred, ref = np.asarray(pred, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    n = ref.shape[-1]
+    err = np.abs(pred - ref).reshape(-1, n).mean(axis=0)
+    flat = ref.reshape(-1, n)
+    span = flat.max(axis=0) - flat.min(axis=0)
+    moving = span > 0
+    if not moving.any():
+        return float(err.mean())
+    return float(np.mean(err[moving] / span[moving]))
+
+
+class NormalizedMAE(Metric):
+    """Epoch-level :func:`nmae` of one-step predictions: per-state absolute-error sums and the
+    reference's running minimum and maximum (reduced exactly under DDP)."""
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("abs_err", default=torch.zeros(0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("lo", default=torch.zeros(0, dtype=torch.float64), dist_reduce_fx="min")
+        self.add_state("hi", default=torch.zeros(0, dtype=torch.float64), dist_reduce_fx="max")
+
+    def update(self, pred: torch.Tensor, ref: torch.Tensor) -> None:
+        n = ref.shape[-1]
+        pred, ref = pred.to(torch.float64).reshape(-1, n), ref.to(torch.float64).reshape(-1, n)
+        if self.abs_err.numel() == 0:  # the state width is known at the first batch
+            self.abs_err = torch.zeros(n, dtype=torch.float64, device=ref.device)
+            self.lo = torch.full((n,), torch.inf, dtype=torch.float64, device=ref.device)
+            self.hi = torch.full((n,), -torch.inf, dtype=torch.float64, device=ref.device)
+        self.abs_err += (pred - ref).abs().sum(0)
+        self.count += ref.shape[0]
+        self.lo = torch.minimum(self.lo, ref.min(0).values)
+        self.hi = torch.maximum(self.hi, ref.max(0).values)
+
+    def compute(self) -> torch.Tensor:
+        mae = self.abs_err / self.count
+        span = self.hi - self.lo
+        moving = span > 0
+        if not bool(moving.any()):
+            return mae.mean()
+        return (mae[moving] / span[moving]).mean()
+
+
 class RelativeL2Error(Metric):
     """Epoch-level relative L2 error, accumulated as float64 sums (exact under DDP)."""
 

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from stiffml.data.base import DataSpec
-from stiffml.metrics import RelativeL2Error
+from stiffml.metrics import NormalizedMAE, RelativeL2Error
 
 
 # Smooth activations for learned vector fields and energies (ODE-Net, the physics family).
@@ -88,6 +88,8 @@ class StiffModel(pl.LightningModule):
         self.save_hyperparameters()
         self.val_rel_l2 = RelativeL2Error()
         self.test_rel_l2 = RelativeL2Error()
+        self.val_nmae = NormalizedMAE()
+        self.test_nmae = NormalizedMAE()
         self._epoch = EpochMean()
 
     @classmethod
@@ -205,9 +207,11 @@ class StiffModel(pl.LightningModule):
         pred = self.eval_forward(x)
         n = y.shape[0]
         self.log(f"{prefix}_loss", self.loss(pred, y), prog_bar=prefix == "val", batch_size=n, sync_dist=True)
-        metric = getattr(self, f"{prefix}_rel_l2")
-        metric.update(self.to_physical(x, pred), self.to_physical(x, y))
-        self.log(f"{prefix}_rel_l2", metric, prog_bar=prefix == "val")
+        pred, y = self.to_physical(x, pred), self.to_physical(x, y)
+        for name in ("rel_l2", "nmae"):
+            metric = getattr(self, f"{prefix}_{name}")
+            metric.update(pred, y)
+            self.log(f"{prefix}_{name}", metric, prog_bar=prefix == "val" and name == "nmae")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, "val")

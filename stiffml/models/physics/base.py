@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 
 from stiffml.mechanics import SingularLagrangianError
+from stiffml.metrics import nmae
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel, check_positive
 from stiffml.rollout import RolloutSettings, integrate_field
 from stiffml.solvers import StepBudgetExceeded
@@ -144,13 +145,16 @@ class PhysicsModel(StiffModel, abc.ABC):
         return {"t": times, "pred": pred, "reference": ref}
 
     def rollout_metrics(self, dm: Any, run: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-        """``val_rollout_mse`` (1× horizon), ``val_rollout_mse_<k>x`` and ``val_energy_drift``."""
+        """``val_rollout_nmae`` and ``val_rollout_mse`` (1× horizon), ``val_rollout_mse_<k>x`` and
+        ``val_energy_drift``."""
         run = run if run is not None else self.free_run(dm)
         pred, ref = run["pred"], run["reference"]
         k = min(dm.horizon_index, pred.shape[1])
         long_key = f"val_rollout_mse_{dm.rollout_factor}x"
         finite = np.all(np.isfinite(pred))
         out = {
+            # per held-out trajectory, over the training horizon, then averaged
+            "val_rollout_nmae": float(np.mean([nmae(p[:k], r[:k]) for p, r in zip(pred, ref)])) if finite else float("inf"),
             "val_rollout_mse": float(np.mean((pred[:, :k] - ref[:, :k]) ** 2)) if finite else float("inf"),
             long_key: float(np.mean((pred - ref) ** 2)) if finite else float("inf"),
         }

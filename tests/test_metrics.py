@@ -1,0 +1,74 @@
+"""The range-normalised MAE: what a flat line scores, and its one-step and free-run forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stiffml.metrics import NormalizedMAE, nmae, rel_l2
+from stiffml.systems import get_system
+
+
+def _reference(name: str) -> np.ndarray:
+    if name == "tyson1991":
+        pytest.importorskip("roadrunner")
+        from stiffml.sbml import SBMLSystem
+
+        s = SBMLSystem(name)
+    else:
+        s = get_system(name)
+    grid = s.default_grid()
+    return s.solve(grid[:: max(1, len(grid) // 5000)], rtol=1e-8, atol=1e-12).y
+
+
+@pytest.mark.parametrize("name", ["robertson", "bz", "hires", "tyson1991"])
+def test_exact_scores_zero_and_a_flat_line_at_least_0_3(name: str) -> None:
+    ref = _reference(name)
+    assert nmae(ref, ref) == 0.0
+    flat = np.repeat(ref[:1], len(ref), axis=0)
+    assert nmae(flat, ref) >= 0.3, name
+    if name == "tyson1991":  # six species: the relative L2 lets the flat line look good
+        assert rel_l2(flat, ref) < 0.25
+
+
+def test_every_state_counts_alike() -> None:
+    t = np.linspace(0, 1, 101)
+    ref = np.stack([1e3 * np.sin(6 * t), 1e-6 * np.cos(6 * t)], axis=1)
+    off_small = ref + np.array([0.0, 1e-7])  # 10 % of the tiny state's half-range
+    assert rel_l2(off_small, ref) < 1e-9 and nmae(off_small, ref) == pytest.approx(0.5 * 1e-7 / np.ptp(ref[:, 1]))
+    assert nmae(ref + 1.0, ref.copy()) == pytest.approx(0.5 * (1 / np.ptp(ref[:, 0]) + 1 / np.ptp(ref[:, 1])))
+
+
+def test_constant_states_are_left_out_and_trajectories_averaged() -> None:
+    ref = np.zeros((3, 10, 2))
+    ref[..., 0] = np.linspace(0, 1, 10)
+    pred = ref.copy()
+    pred[..., 1] += 5.0  # the constant state: no range, not scored
+    pred[..., 0] += 0.1
+    assert nmae(pred, ref) == pytest.approx(0.1)
+
+
+def test_epoch_metric_equals_the_whole_series_score() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((57, 4)) * [1, 10, 1e-3, 5]
+    pred = ref + rng.standard_normal(ref.shape) * 1e-2
+    metric = NormalizedMAE()
+    for chunk in np.array_split(np.arange(57), 5):
+        metric.update(torch.as_tensor(pred[chunk]), torch.as_tensor(ref[chunk]))
+    assert float(metric.compute()) == pytest.approx(nmae(pred, ref), rel=1e-12)
+
+
+def test_fit_logs_one_step_and_free_run_nmae(cli, tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from .conftest import CONF
+
+    assert cli("fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path) == 0
+    (version,) = (tmp_path / "lightning_logs").glob("version_*")
+    acc = EventAccumulator(str(version))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"val_nmae", "val_rollout_nmae", "val_rollout_rel_l2"} <= tags
+    value = acc.Scalars("val_rollout_nmae")[-1].value
+    assert 0 < value < float("inf")
