@@ -9,6 +9,7 @@ from stiffml.data.modules import (
     DuffingDataModule,
     HIRESDataModule,
     OregoDataModule,
+    PolluDataModule,
     RobertsonDataModule,
     VdPDataModule,
 )
@@ -17,6 +18,6 @@ from stiffml.data.scaling import NORMALIZATIONS, Scaler
 
 __all__ = [
     "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
-    "OregoDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
+    "OregoDataModule", "PolluDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
     "StiffDataModule", "VdPDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
 ]

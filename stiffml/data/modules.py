@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stiffml.data.base import StiffDataModule
 from stiffml.data.ensemble import EnsembleDataModule
-from stiffml.systems import BZ, HIRES, Duffing, Orego, Robertson, VanDerPol
+from stiffml.systems import BZ, HIRES, Duffing, Orego, Pollu, Robertson, VanDerPol
 
 
 class BZDataModule(StiffDataModule):
@@ -36,6 +36,12 @@ class OregoDataModule(StiffDataModule):
     """OREGO (Test Set Oregonator), t in [0, 360]."""
 
     system_class = Orego
+
+
+class PolluDataModule(StiffDataModule):
+    """POLLU air-pollution chemistry, 20 species, t in [0, 60] min, step 0.06 (1001 points)."""
+
+    system_class = Pollu
 
 
 class DuffingDataModule(EnsembleDataModule):

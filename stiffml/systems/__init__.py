@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from stiffml.systems.base import STIFF_METHODS, SolveError, StiffSystem, Trajectory
-from stiffml.systems.chemistry import BZ, HIRES, Orego, Robertson
+from stiffml.systems.chemistry import BZ, HIRES, Orego, Pollu, Robertson
 from stiffml.systems.mechanics import Duffing, VanDerPol
 
 SYSTEMS: dict[str, type[StiffSystem]] = {
-    cls.name: cls for cls in (BZ, VanDerPol, Robertson, HIRES, Orego, Duffing)
+    cls.name: cls for cls in (BZ, VanDerPol, Robertson, HIRES, Orego, Pollu, Duffing)
 }
 
 
@@ -23,7 +23,8 @@ def get_system(name: str, y0: Any = None, **params: float) -> StiffSystem:
     """Build a system by name.
 
     Args:
-        name: One of ``SYSTEMS`` (``bz``, ``vdp``, ``robertson``, ``hires``, ``orego``, ``duffing``).
+        name: One of ``SYSTEMS`` (``bz``, ``vdp``, ``robertson``, ``hires``, ``orego``, ``pollu``,
+            ``duffing``).
         y0: Initial state (default: the system's).
         **params: Parameter overrides; unknown names are an error listing the valid ones.
     """
@@ -35,6 +36,6 @@ def get_system(name: str, y0: Any = None, **params: float) -> StiffSystem:
 
 
 __all__ = [
-    "BZ", "HIRES", "STIFF_METHODS", "SYSTEMS", "Duffing", "Orego", "Robertson", "SolveError",
+    "BZ", "HIRES", "STIFF_METHODS", "SYSTEMS", "Duffing", "Orego", "Pollu", "Robertson", "SolveError",
     "StiffSystem", "Trajectory", "VanDerPol", "get_system",
 ]

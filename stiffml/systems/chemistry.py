@@ -148,3 +148,76 @@ class HIRES(StiffSystem):
         j[6, 5:8] = (k * y8, -1.81, k * y6)
         j[7] = -j[6]
         return j
+
+
+# POLLU's 25 reactions: (rate constant name, reactant indices (0-based), {species index: net change})
+_POLLU_REACTIONS: tuple[tuple[str, tuple[int, ...], dict[int, int]], ...] = (
+    ("k1", (0,), {0: -1, 1: 1, 2: 1}),
+    ("k2", (1, 3), {1: -1, 3: -1, 0: 1}),
+    ("k3", (4, 1), {4: -1, 1: -1, 0: 1, 5: 1}),
+    ("k4", (6,), {6: -1, 4: 2, 7: 1}),
+    ("k5", (6,), {6: -1, 7: 1}),
+    ("k6", (6, 5), {6: -1, 5: -1, 4: 1, 7: 1}),
+    ("k7", (8,), {8: -1, 4: 1, 7: 1, 9: 1}),
+    ("k8", (8, 5), {8: -1, 5: -1, 10: 1}),
+    ("k9", (10, 1), {10: -1, 1: -1, 0: 1, 9: 1, 11: 1}),
+    ("k10", (10, 0), {10: -1, 0: -1, 12: 1}),
+    ("k11", (12,), {12: -1, 0: 1, 10: 1}),
+    ("k12", (9, 1), {9: -1, 1: -1, 0: 1, 13: 1}),
+    ("k13", (13,), {13: -1, 4: 1, 6: 1}),
+    ("k14", (0, 5), {0: -1, 5: -1, 14: 1}),
+    ("k15", (2,), {2: -1, 3: 1}),
+    ("k16", (3,), {3: -1, 15: 1}),
+    ("k17", (3,), {3: -1, 2: 1}),
+    ("k18", (15,), {15: -1, 5: 2}),
+    ("k19", (15,), {15: -1, 2: 1}),
+    ("k20", (16, 5), {16: -1, 5: -1, 4: 1, 17: 1}),
+    ("k21", (18,), {18: -1, 1: 1}),
+    ("k22", (18,), {18: -1, 0: 1, 2: 1}),
+    ("k23", (0, 3), {0: -1, 3: -1, 18: 1}),
+    ("k24", (18, 0), {18: -1, 0: -1, 19: 1}),
+    ("k25", (19,), {19: -1, 0: 1, 18: 1}),
+)
+
+
+class Pollu(StiffSystem):
+    """POLLU: the chemical part of the RIVM air-pollution model, 20 species, 25 reactions
+    (Verwer 1994, SIAM J. Sci. Comput. 15:1243; Test Set for IVP Solvers, problem POLLU).
+
+    Concentrations in ppm, time in minutes over [0, 60]; rate constants from 8.2e-4 to 4.44e11.
+    Written as mass-action reactions (``_POLLU_REACTIONS``), from which both the right-hand side
+    and the exact Jacobian follow.
+    """
+
+    name = "pollu"
+    description = "Air-pollution chemistry, 20 species (POLLU)"
+    state_names = ("NO2", "NO", "O3P", "O3", "HO2", "OH", "HCHO", "CO", "ALD", "MEO2", "C2O3", "CO2",
+                   "PAN", "CH3O", "HNO3", "O1D", "SO2", "SO4", "NO3", "N2O5")
+    defaults = {
+        "k1": 0.35, "k2": 26.6, "k3": 1.23e4, "k4": 8.6e-4, "k5": 8.2e-4, "k6": 1.5e4, "k7": 1.3e-4,
+        "k8": 2.4e4, "k9": 1.65e4, "k10": 9.0e3, "k11": 0.022, "k12": 1.2e4, "k13": 1.88, "k14": 1.63e4,
+        "k15": 4.8e6, "k16": 3.5e-4, "k17": 0.0175, "k18": 1.0e8, "k19": 4.44e11, "k20": 1240.0,
+        "k21": 2.1, "k22": 5.78, "k23": 0.0474, "k24": 1780.0, "k25": 3.12,
+    }
+    default_y0 = (0.0, 0.2, 0.0, 0.04, 0.0, 0.0, 0.1, 0.3, 0.01, 0.0,
+                  0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.007, 0.0, 0.0, 0.0)
+    t_span = (0.0, 60.0)
+    dt = 0.06
+
+    def rhs(self, t, y):
+        out = np.zeros_like(np.asarray(y, dtype=np.float64))
+        for k, reactants, change in _POLLU_REACTIONS:
+            rate = self.params[k] * np.prod([y[i] for i in reactants], axis=0)
+            for i, c in change.items():
+                out[i] += c * rate
+        return out
+
+    def jac(self, t, y):
+        j = np.zeros((20, 20))
+        for k, reactants, change in _POLLU_REACTIONS:
+            for pos, r in enumerate(reactants):
+                others = [y[i] for q, i in enumerate(reactants) if q != pos]
+                d_rate = self.params[k] * (np.prod(others) if others else 1.0)
+                for i, c in change.items():
+                    j[i, r] += c * d_rate
+        return j
