@@ -216,3 +216,55 @@ def test_relative_derivative_loss_weighs_slow_and_fast_samples_alike() -> None:
     assert scaled.loss(pred, target).item() == pytest.approx((100.0**2) / 4)  # the fast sample dominates
     with pytest.raises(ValueError, match="unknown derivative_loss 'log'"):
         ODENet(2, 2, mode="derivative", derivative_loss="log")
+
+
+@pytest.mark.slow  # about 10 s: forty accurate solves with backpropagation
+def test_trajectory_mode_learns_a_linear_field_to_1e8() -> None:
+    """Kim et al.'s trajectory training: from a field 0.1 off, fitting whole-trajectory solves
+    recovers the true linear field to 1e-8 (dopri5 here: to reach 1e-8 the solve must be far
+    more accurate than second-order Rosenbrock23 is in seconds)."""
+    dm = _linear_dm(representation="trajectory", dt=0.25, t_span=(0.0, 2.5))
+    dm.setup("fit")
+    model = ODENet(2, 2, depth=0, mode="trajectory", scale_output=False, solver="dopri5", rtol=1e-11,
+                   atol=1e-13).double()
+    with torch.no_grad():
+        noise = torch.randn(2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        model.net[0].weight.copy_(torch.as_tensor(Linear2.A) + 0.1 * noise)
+    x, y = dm.samples.batch(dm.train_idx)
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=25, tolerance_grad=1e-30, tolerance_change=1e-30,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = model.loss(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    learned = torch.cat([model.net[0].weight, model.net[0].bias[:, None]], 1).detach().numpy()
+    np.testing.assert_allclose(learned, np.c_[Linear2.A, np.zeros(2)], atol=1e-8)
+
+
+def test_trajectory_batch_of_initial_states_equals_separate_solves() -> None:
+    from stiffml.data.samples import TrajectorySamples
+
+    torch.manual_seed(0)
+    model = ODENet(2, 2, hidden=8, depth=1, mode="trajectory", scale_output=False, rtol=1e-9, atol=1e-11).double()
+    t = torch.as_tensor(np.concatenate([[0.0], np.logspace(-3, 1, 30)]))
+    y = torch.randn(3, 31, 2, dtype=torch.float64)  # three trajectories; only their starts matter here
+    samples = TrajectorySamples(t, y)
+    every = torch.arange(len(samples))
+    together = model(samples.batch(every)[0])
+    for j in range(3):
+        alone = TrajectorySamples(t, y[j : j + 1])
+        np.testing.assert_allclose(together[j * 31 : (j + 1) * 31].detach().numpy(),
+                                   model(alone.batch(torch.arange(31))[0]).detach().numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_grad_norm_rescales_every_step() -> None:
+    model = ODENet(2, 2, hidden=4, depth=1, mode="derivative", grad_norm=100.0).double()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.01)
+    model.on_before_optimizer_step(None)
+    total = torch.linalg.vector_norm(torch.cat([p.grad.ravel() for p in model.parameters()]))
+    assert float(total) == pytest.approx(100.0, rel=1e-12)

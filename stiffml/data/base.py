@@ -28,12 +28,13 @@ from stiffml.data.samples import (
     SegmentSamples,
     PointwiseSamples,
     SampleSet,
+    TrajectorySamples,
     WindowSamples,
 )
 from stiffml.data.scaling import NORMALIZATIONS, Normalization, Scaler
 from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory
 
-Representation = Literal["pointwise", "window", "pair", "segment", "derivative"]
+Representation = Literal["pointwise", "window", "pair", "segment", "derivative", "trajectory"]
 
 
 def precision_dtype(precision: str | None) -> torch.dtype:
@@ -331,15 +332,16 @@ class StiffDataModule(SystemDataModule):
         t_span: Time span ``[t0, t1]``; default the system's (the paper's).
         dt: Sampling step; default the system's (the paper's).
         spacing: ``linear`` (the paper's grid) or ``log`` (log-spaced times, e.g. ROBER).
+        points_per_decade: Density of a log grid (Kim et al. 2021 use 5: 50 points over ten decades).
         outputs: State names the model predicts; default the system's (VdP: ``[x]``).
-        representation: ``pointwise`` | ``window`` | ``pair`` | ``segment`` | ``derivative``; set
-            by the CLI from the model.
+        representation: ``pointwise`` | ``window`` | ``pair`` | ``segment`` | ``derivative`` |
+            ``trajectory``; set by the CLI from the model.
         window: Past states per sample (``window``), or steps per segment (``segment``).
         split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
             ``train_fraction`` of the time span, validate on the rest).
         train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
-        normalization: ``none`` | ``zscore`` | ``minmax`` | ``log-zscore`` (log, then z-score:
-            for positive concentrations). Fitted on the training split; time inputs are mapped to
+        normalization: ``none`` | ``zscore`` | ``minmax`` | ``maxabs`` (y / max|y|, Kim et al.'s
+            species scaling) | ``log-zscore`` (log, then z-score: for positive concentrations). Fitted on the training split; time inputs are mapped to
             [0, 1] unless ``none``.
         batch_size: Training batch size.
         eval_batch_size: Validation/test/predict batch size; default 10 × ``batch_size``.
@@ -361,6 +363,7 @@ class StiffDataModule(SystemDataModule):
         t_span: tuple[float, float] | None = None,
         dt: float | None = None,
         spacing: Literal["linear", "log"] | None = None,
+        points_per_decade: int = 100,
         outputs: list[str] | None = None,
         representation: Representation | None = None,
         window: int = 20,
@@ -383,7 +386,13 @@ class StiffDataModule(SystemDataModule):
             shuffle=shuffle, drop_last=drop_last, seed=seed, ref_solver=ref_solver, ref_rtol=ref_rtol,
             ref_atol=ref_atol, cache_dir=cache_dir,
         )
-        self.grid = self.system.default_grid(t_span, dt, spacing)
+        if points_per_decade < 1:
+            raise ValueError(f"points_per_decade must be a positive integer, got {points_per_decade}")
+        self.grid = self.system.default_grid(t_span, dt, spacing, points_per_decade)
+        repeated = np.flatnonzero(np.diff(self.grid) <= 0)
+        if repeated.size:
+            raise ValueError(f"the time grid repeats or reverses at t={self.grid[repeated[0]]:.6g}; "
+                             "choose a larger dt or fewer points_per_decade")
         names = list(self.system.state_names)
         outputs = list(outputs or self.default_outputs or names)
         bad = [o for o in outputs if o not in names]
@@ -413,7 +422,7 @@ class StiffDataModule(SystemDataModule):
                 f"window={self.hparams.window} is not shorter than the series "
                 f"({len(self.grid)} samples)"
             )
-        if rep in ("pair", "segment", "derivative") and len(self.outputs) != self.system.n:
+        if rep in ("pair", "segment", "derivative", "trajectory") and len(self.outputs) != self.system.n:
             raise ValueError(
                 f"representation '{rep}' needs every state as output "
                 f"({list(self.system.state_names)}), got outputs={self.outputs}"
@@ -467,5 +476,7 @@ class StiffDataModule(SystemDataModule):
             return PairSamples(torch.as_tensor(t), z)
         if rep == "segment":
             return SegmentSamples(torch.as_tensor(t), z, self.hparams.window)
+        if rep == "trajectory":
+            return TrajectorySamples(torch.as_tensor(t), z[None])
         dz = scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
         return DerivativeSamples(z, torch.as_tensor(dz))

@@ -11,6 +11,8 @@ window     k past states, (B, k, n)                       next state, (B, n)
 pair       (state_i (B, n), t_i (B,), t_{i+1} (B,))       state_{i+1}, (B, n)
 segment    (state_i (B, n), t_i … t_{i+k} (B, k+1))       states i+1 … i+k, (B, k, n)
 derivative state, (B, n)                                  d state/dt, (B, n)
+trajectory (t (T,), initial states (m, n), traj (B,),     state at those points, (B, n)
+           time index (B,)): a whole solve per batch
 ========== ============================================== ====================
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-REPRESENTATIONS = ("pointwise", "window", "pair", "segment", "derivative")
+REPRESENTATIONS = ("pointwise", "window", "pair", "segment", "derivative", "trajectory")
 
 
 class SampleSet(abc.ABC):
@@ -123,3 +125,28 @@ class DerivativeSamples(SampleSet):
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         return self.tensors["y"][idx], self.tensors["dy"][idx]
+
+
+class TrajectorySamples(SampleSet):
+    """Whole trajectories: every (trajectory, time) point is a sample, and a batch hands the model
+    the full time grid and every initial state, so one solve from the initial states serves all of
+    the batch's points (Kim et al. 2021's trajectory training).
+
+    ``t`` (T,) is shared by the ``m`` trajectories ``y`` (m, T, n); sample ``i`` is trajectory
+    ``i // T`` at time index ``i % T``.
+    """
+
+    def __init__(self, t: Tensor, y: Tensor) -> None:
+        if y.ndim != 3 or y.shape[1] != t.shape[0]:
+            raise ValueError(f"trajectories must have shape (m, {t.shape[0]}, n), got {tuple(y.shape)}")
+        super().__init__(t=t, y=y)
+
+    def __len__(self) -> int:
+        m, T, _ = self.tensors["y"].shape
+        return m * T
+
+    def batch(self, idx: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
+        t, y = self.tensors["t"], self.tensors["y"]
+        T = t.shape[0]
+        rows, cols = idx // T, idx % T
+        return (t, y[:, 0], rows, cols), y[rows, cols]

@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-Normalization = Literal["none", "zscore", "minmax", "log-zscore"]
-NORMALIZATIONS = ("none", "zscore", "minmax", "log-zscore")
+Normalization = Literal["none", "zscore", "minmax", "maxabs", "log-zscore"]
+NORMALIZATIONS = ("none", "zscore", "minmax", "maxabs", "log-zscore")
 
 
 def _check(kind: str) -> None:
@@ -41,6 +41,9 @@ class Scaler:
             if np.any(y <= 0):
                 raise ValueError("normalization 'log-zscore' needs strictly positive states")
             y = np.log(y)
+        if kind == "maxabs":  # Kim et al. 2021: y / max|y|; zero stays zero, signs stay
+            top = np.abs(y).max(axis=0)
+            return cls(kind, np.zeros(n), np.where(top > 0, top, 1.0))
         if kind == "minmax":
             lo, hi = y.min(axis=0), y.max(axis=0)
             return cls(kind, lo, np.where(hi > lo, hi - lo, 1.0))

@@ -26,7 +26,8 @@ from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
 from stiffml.systems import SolveError
 
 # mode -> the representation it consumes: one name each ("shooting": the old name of "segment")
-MODES = {"pair": "pair", "segment": "segment", "derivative": "derivative", "shooting": "segment"}
+MODES = {"pair": "pair", "segment": "segment", "derivative": "derivative", "trajectory": "trajectory",
+         "shooting": "segment"}
 
 
 class ODENet(StiffModel):
@@ -40,15 +41,28 @@ class ODENet(StiffModel):
         depth: Number of hidden layers (0: a linear field).
         activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu`` (smooth, as a vector field should be).
         time_dependent: Give the field t as an extra input.
-        mode: ``pair`` | ``segment`` | ``derivative``, the representation it trains on (see the
-            module docstring; ``shooting`` is accepted for ``segment``).
+        mode: ``pair`` | ``segment`` | ``derivative`` | ``trajectory``, the representation it trains
+            on (see the module docstring; ``shooting`` is accepted for ``segment``). ``trajectory``
+            (Kim et al. 2021): the field integrated from the initial state(s) over the whole grid
+            (log grids too; several initial states in one batched solve), the loss taken at the
+            batch's points.
         solver: ``rosenbrock23`` (differentiable, stiff) or a torchdiffeq solver (``dopri5``, …).
         rtol: Relative tolerance of the training solves.
         atol: Absolute tolerance of the training solves (normalised units).
         step_size: Step of fixed-step torchdiffeq solvers.
         adjoint: Gradients by the adjoint method (torchdiffeq solvers only).
         step_budget: Step budget of one training solve; exceeding it stops the run with a clear error.
-        scale_output: Stiff-aware per-state output scaling (Kim et al. 2021).
+        scale_output: Stiff-aware per-state output scaling (Kim et al. 2021), see ``field_scale``.
+        field_scale: ``rate``: multiply the field per state by the data's typical rate |dz/dt|;
+            ``span``: divide it by the time span (``time_scale``), Kim et al.'s
+            ``NN(u)·yscale/t_end`` once the states are scaled (``normalization: maxabs``).
+        time_scale: The ``t_end`` of ``field_scale: span`` (> 0); default the data's time span.
+        objective: Loss of the solve modes (pair, segment, trajectory): ``mse``, or ``mae`` (Kim
+            et al.'s mean absolute error of the scaled states).
+        optimizer: ``adam`` or ``adamw`` (decoupled weight decay, Kim et al.'s choice).
+        weight_decay: Weight decay of the optimizer (Kim et al.: 1e-6 with AdamW).
+        grad_norm: Rescale the gradient to this norm before every step (Kim et al.'s POLLU: 100);
+            ``None``: leave it.
         derivative_loss: Derivative mode's loss: ``scaled`` (per-state squared error in units of
             the state's typical rate) or ``relative`` (each sample's error divided by the size of
             its true derivative, so that slow decades of a stiff system, e.g. ROBER's late times,
@@ -67,7 +81,7 @@ class ODENet(StiffModel):
         depth: int = 2,
         activation: Activation = "tanh",
         time_dependent: bool = False,
-        mode: Literal["pair", "segment", "derivative", "shooting"] = "pair",
+        mode: Literal["pair", "segment", "derivative", "trajectory", "shooting"] = "pair",
         solver: str = "rosenbrock23",
         rtol: float = 1e-6,
         atol: float = 1e-8,
@@ -76,6 +90,12 @@ class ODENet(StiffModel):
         step_budget: int = 10_000,
         scale_output: bool = True,
         derivative_loss: Literal["scaled", "relative"] = "scaled",
+        field_scale: Literal["rate", "span"] = "rate",
+        time_scale: float | None = None,
+        objective: Literal["mse", "mae"] = "mse",
+        optimizer: Literal["adam", "adamw"] = "adam",
+        weight_decay: float = 0.0,
+        grad_norm: float | None = None,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if n_inputs != n_outputs:
@@ -89,6 +109,15 @@ class ODENet(StiffModel):
         if derivative_loss not in ("scaled", "relative"):
             raise ValueError(f"unknown derivative_loss {derivative_loss!r}; valid: ['scaled', 'relative']")
         check_solver(solver, rtol, atol, step_size, adjoint)
+        choices = {"field_scale": (field_scale, ("rate", "span")), "objective": (objective, ("mse", "mae")),
+                   "optimizer": (optimizer, ("adam", "adamw"))}
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; valid: {list(allowed)}")
+        if time_scale is not None and not (time_scale > 0 and np.isfinite(time_scale)):
+            raise ValueError(f"time_scale (the t_end of field_scale: span) must be positive, got {time_scale}")
+        if weight_decay < 0 or (grad_norm is not None and not grad_norm > 0):
+            raise ValueError(f"weight_decay must be >= 0 and grad_norm positive, got {weight_decay}, {grad_norm}")
         layers: list[nn.Module] = []
         width = n_inputs + int(time_dependent)
         for _ in range(depth):
@@ -119,9 +148,13 @@ class ODENet(StiffModel):
             if not np.allclose(dt, dt[0], rtol=1e-9):
                 raise ValueError("mode 'segment' (multiple shooting) needs a uniform time grid (spacing: linear)")
         if self.hparams.scale_output and not bool(self.field_scale_set):
-            z = data.scaler.transform(data.reference)
-            rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(data.times)[:, None]) ** 2, axis=0))
-            rate = np.where(np.isfinite(rate) & (rate > 0), rate, 1.0)
+            if self.hparams.field_scale == "span":
+                t_end = self.hparams.time_scale or float(data.times[-1] - data.times[0])
+                rate = np.full(self.hparams.n_outputs, 1.0 / t_end)
+            else:
+                z = data.scaler.transform(data.reference)
+                rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(data.times)[:, None]) ** 2, axis=0))
+                rate = np.where(np.isfinite(rate) & (rate > 0), rate, 1.0)
             self.field_scale.copy_(torch.as_tensor(rate, dtype=self.field_scale.dtype))
             self.field_scale_set.fill_(True)
 
@@ -145,6 +178,10 @@ class ODENet(StiffModel):
         mode = self.hparams.mode
         if mode == "derivative":
             return self.field(torch.zeros((), dtype=x.dtype, device=x.device), x)
+        if mode == "trajectory":  # one solve from every initial state over the whole grid
+            t, z0, rows, cols = x
+            out = self._solve(self.field, z0, t)  # (T, m, n)
+            return out[cols, rows]
         if mode == "pair":
             z0, t0, t1 = x
             times = torch.stack([t0, t1], -1)
@@ -170,7 +207,25 @@ class ODENet(StiffModel):
                 # the floor only guards exact equilibria; it is far below any rate in the data
                 return torch.mean(err.pow(2) / size.clamp_min(torch.finfo(size.dtype).tiny ** 0.5))
             return torch.mean(err**2)
-        return torch.mean((pred - target) ** 2)
+        err = pred - target
+        return err.abs().mean() if self.hparams.objective == "mae" else torch.mean(err**2)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        h = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if h.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay)
+        return torch.optim.Adam(params, lr=h.lr, weight_decay=h.weight_decay)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        target = self.hparams.grad_norm
+        if target is None:
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:  # rescaled on the device: no host sync
+            total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            factor = target / total.clamp_min(torch.finfo(total.dtype).tiny)
+            torch._foreach_mul_(grads, factor)
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         x, y = batch
