@@ -14,7 +14,7 @@ from stiffml.solvers import SOLVERS, integrate, rosenbrock23
 from stiffml.solvers.integrate import FIXED_STEP
 from stiffml.systems import get_system
 
-from .conftest import CONF, assert_one_line_error
+from .conftest import CONF, REPO as ROOT, assert_one_line_error
 
 
 def rober(t, y):
@@ -268,3 +268,66 @@ def test_grad_norm_rescales_every_step() -> None:
     model.on_before_optimizer_step(None)
     total = torch.linalg.vector_norm(torch.cat([p.grad.ravel() for p in model.parameters()]))
     assert float(total) == pytest.approx(100.0, rel=1e-12)
+
+
+TRAJECTORY_BAD = [
+    (["--model.time_scale", "0"], "time_scale (the t_end of field_scale: span) must be positive, got 0"),
+    (["--model.time_scale=-5"], "must be positive, got -5"),
+    (["--data.t_span", "[1.0e10, 1.00001e10]", "--data.dt", "1e-9", "--data.spacing", "log"],
+     "the time grid repeats or reverses at t=1e+10"),
+    (["--data.points_per_decade", "100000000"], "points per decade over 10 decades would make"),
+]
+
+
+@pytest.mark.parametrize("args, message", TRAJECTORY_BAD, ids=[a[0] for a, _ in TRAJECTORY_BAD])
+def test_trajectory_bad_input_is_one_line(args, message, cli, tmp_path, capsys) -> None:
+    code = cli("fit", "--config", ROOT / "configs" / "robertson_kim.yaml", "--trainer.max_epochs", "1",
+               "--trainer.default_root_dir", tmp_path, *args)
+    assert_one_line_error(code, capsys, message)
+
+
+def test_trajectory_needs_a_datamodule_with_trajectories() -> None:
+    from stiffml.data import Built, SystemDataModule
+    from stiffml.systems import get_system
+
+    class PointsOnly(SystemDataModule):  # a plugin that serves pointwise samples only
+        system_class = type(get_system("bz"))
+        representations = ("pointwise",)
+
+        def build_samples(self) -> Built:
+            raise NotImplementedError
+
+    with pytest.raises(ValueError, match=r"PointsOnly serves \['pointwise'\] samples, not 'trajectory'"):
+        PointsOnly(representation="trajectory")
+
+
+def test_trajectory_mode_on_an_ensemble_scores_held_out_initial_states(cli, tmp_path) -> None:
+    """A Duffing ensemble serves whole trajectories: split by trajectory, the free run starts from
+    every held-out initial state in one batched solve."""
+    from stiffml.data import DuffingDataModule
+
+    dm = DuffingDataModule(n_trajectories=6, n_points=11, rollout_factor=2, representation="trajectory",
+                           normalization="maxabs")
+    dm.setup("fit")
+    model = ODENet(2, 2, hidden=8, depth=1, mode="trajectory", field_scale="span", objective="mae").double()
+    model.data_spec = dm.spec()
+    run = model.free_run(dm)
+    held = len(dm.val_trajectories)
+    assert run["pred"].shape == run["reference"].shape == (held, 20, 2)
+    from stiffml.evaluation import rollout_errors
+
+    errs = rollout_errors(dm, run)
+    assert 0 < errs["val_rollout_nmae"] < float("inf")
+
+
+@pytest.mark.slow
+def test_robertson_kim_config_cut_to_a_few_epochs(cli, tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert cli("fit", "--config", ROOT / "configs" / "robertson_kim.yaml", "--trainer.max_epochs", "3",
+               "--trainer.check_val_every_n_epoch", "1", "--trainer.default_root_dir", tmp_path) == 0
+    (version,) = (tmp_path / "lightning_logs").glob("version_*")
+    acc = EventAccumulator(str(version))
+    acc.Reload()
+    nmae = acc.Scalars("val_rollout_nmae")[-1].value
+    assert 0 < nmae < 1  # a three-epoch field is poor, but the whole pipeline ran over ten decades

@@ -197,6 +197,7 @@ class SystemDataModule(pl.LightningDataModule, abc.ABC):
         self.target_scaler: Scaler | None = None
         self.train_idx: Tensor | None = None
         self.val_idx: Tensor | None = None
+        SystemDataModule._check_representation(self)  # subclasses check their own after their setup
 
     # ----------------------------------------------------------------------- hooks for subclasses
     def make_system(self, params: dict[str, float], y0: list[float] | None) -> StiffSystem:

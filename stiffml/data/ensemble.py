@@ -15,7 +15,7 @@ import torch
 
 from stiffml.data.base import Built, SystemDataModule
 from stiffml.data.cache import cached_ensemble
-from stiffml.data.samples import DerivativeSamples
+from stiffml.data.samples import DerivativeSamples, TrajectorySamples
 from stiffml.data.scaling import Normalization, Scaler
 
 
@@ -32,10 +32,11 @@ class EnsembleDataModule(SystemDataModule):
         noise_std: Standard deviation of Gaussian noise added to the observed states and
             derivatives (train and held-out samples alike, as in the seed); 0 for exact data.
         rollout_factor: Free runs are scored over this many training horizons (and over one).
-        representation: ``derivative`` (the only one served; set by the CLI from the model).
+        representation: ``derivative`` or ``trajectory`` (whole trajectories from their initial
+            states, split by trajectory); set by the CLI from the model.
         train_fraction: Fraction of trajectories used for training, in (0, 1).
         normalization: ``none`` (default: structure-preserving models need physical units) |
-            ``zscore`` | ``minmax``.
+            ``zscore`` | ``minmax`` | ``maxabs``.
         batch_size: Training batch size; default the whole training set (full batch).
         eval_batch_size: Validation/test/predict batch size; default all samples at once.
         shuffle: Reshuffle training batches every epoch (mini-batch training only).
@@ -46,8 +47,8 @@ class EnsembleDataModule(SystemDataModule):
         cache_dir: Trajectory cache folder; default ``$STIFFML_CACHE_DIR`` or ``~/.cache/stiffml``.
     """
 
-    representations: ClassVar[tuple[str, ...]] = ("derivative",)
-    normalizations: ClassVar[tuple[str, ...]] = ("none", "zscore", "minmax")  # states may be negative
+    representations: ClassVar[tuple[str, ...]] = ("derivative", "trajectory")
+    normalizations: ClassVar[tuple[str, ...]] = ("none", "zscore", "minmax", "maxabs")  # states may be negative
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class EnsembleDataModule(SystemDataModule):
         n_points: int = 50,
         noise_std: float = 0.0,
         rollout_factor: int = 10,
-        representation: Literal["derivative"] | None = None,
+        representation: Literal["derivative", "trajectory"] | None = None,
         train_fraction: float = 0.8,
         normalization: Normalization = "none",
         batch_size: int | None = None,
@@ -148,9 +149,12 @@ class EnsembleDataModule(SystemDataModule):
         flat, dflat = observed.reshape(-1, n), dobserved.reshape(-1, n)
         scaler = Scaler.fit(h.normalization, flat[train])
         z = scaler.transform(flat)
-        dz = scaler.derivative(flat, dflat)
+        if self.representation == "trajectory":  # whole trajectories; held-out ones validate
+            samples: Any = TrajectorySamples(torch.as_tensor(times), torch.as_tensor(z.reshape(m, T, n)))
+        else:
+            samples = DerivativeSamples(torch.as_tensor(z), torch.as_tensor(scaler.derivative(flat, dflat)))
         return Built(
-            samples=DerivativeSamples(torch.as_tensor(z), torch.as_tensor(dz)), train=train, val=val,
+            samples=samples, train=train, val=val,
             scaler=scaler, times=times, reference=flat,
             # free-run scoring: clean held-out trajectories over the long horizon
             rollout_times=self.grid, rollout_reference=full[self.val_trajectories], horizon_index=T,

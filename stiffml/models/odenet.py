@@ -236,18 +236,25 @@ class ODENet(StiffModel):
 
     # ----------------------------------------------------------------------------- free run
     def free_run(self, dm: Any, settings: RolloutSettings | None = None) -> dict[str, np.ndarray]:
-        """Integrate the learned field from the first true state over the datamodule's grid
-        (default: scipy's Radau with the field's Jacobian by autograd; ``--rollout.*``)."""
+        """Integrate the learned field from the true initial state(s) over the datamodule's free-run
+        grid (default: scipy's Radau with the field's Jacobian by autograd; ``--rollout.*``).
+
+        One trajectory: ``pred`` and ``reference`` are ``(T, n)``; an ensemble: every held-out
+        initial state in one batched solve, ``(m, T, n)``.
+        """
         settings = (settings or RolloutSettings()).resolved(solver="Radau", atol=1e-9)
-        times = dm.times[: settings.cut(len(dm.times))]
+        keep = settings.cut(len(dm.rollout_times))
+        times, ref = dm.rollout_times[:keep], dm.rollout_reference[:, :keep]
         data = dm.spec()
         param = next(self.parameters())
-        z0 = torch.as_tensor(data.states_to_model(dm.reference[:1]), dtype=param.dtype, device=param.device)
+        z0 = torch.as_tensor(data.states_to_model(ref[:, 0]), dtype=param.dtype, device=param.device)
         try:
             with torch.inference_mode(False), torch.enable_grad():
-                z = integrate_field(self.field, z0, times, settings)[:, 0]
-            pred = data.states_to_physical(z)
+                z = integrate_field(self.field, z0, times, settings)
+            pred = data.states_to_physical(z).transpose(1, 0, 2)
         except (SolveError, StepBudgetExceeded) as err:
             rank_zero_warn(f"free run of the learned field failed: {err}")
-            pred = np.full((len(times), z0.shape[1]), np.nan)
-        return {"t": times[1:], "pred": pred[1:], "reference": dm.reference[1 : len(times)]}
+            pred = np.full(ref.shape, np.nan)
+        if getattr(dm, "val_trajectories", None) is None:  # one trajectory, not an ensemble
+            return {"t": times[1:], "pred": pred[0, 1:], "reference": ref[0, 1:]}
+        return {"t": times[1:], "pred": pred[:, 1:], "reference": ref[:, 1:]}

@@ -279,6 +279,9 @@ class StiffSystem(abc.ABC):
         if spacing == "log":
             decades = np.log10((t1 - t0) / dt)
             n = max(2, int(round(decades * points_per_decade)) + 1)
+            if n > MAX_GRID_POINTS:
+                raise ValueError(f"{points_per_decade} points per decade over {decades:.3g} decades would make "
+                                 f"{n:.3g} points; at most {MAX_GRID_POINTS:,} are allowed")
             return np.concatenate([[t0], t0 + np.logspace(np.log10(dt), np.log10(t1 - t0), n)])
         raise ValueError(f"unknown spacing {spacing!r}; valid: ['linear', 'log']")
 
