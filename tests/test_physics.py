@@ -154,7 +154,7 @@ def test_ensemble_rejects_bad_settings() -> None:
         DuffingDataModule(n_trajectories=1)
     with pytest.raises(ValueError, match="noise_std must be >= 0"):
         DuffingDataModule(noise_std=-0.1)
-    with pytest.raises(ValueError, match=r"DuffingDataModule serves \['derivative'\] samples, not 'window'"):
+    with pytest.raises(ValueError, match=r"DuffingDataModule serves \['derivative', 'trajectory'\] samples, not 'window'"):
         DuffingDataModule(representation="window")
 
 
@@ -277,7 +277,7 @@ def test_switch_to_lbfgs_takes_over_after_the_given_epoch(tmp_path) -> None:
     assert run.trainer.global_step == 5
 
 
-@pytest.mark.parametrize("solver", ["Radau", "rosenbrock23", "rk4"])
+@pytest.mark.parametrize("solver", ["Radau", *[pytest.param(s, marks=pytest.mark.slow) for s in ("rosenbrock23", "rk4")]])
 def test_free_run_settings_reach_the_physics_family(solver: str) -> None:
     """One --rollout.* object for every family: scipy's implicit solvers (Jacobian by autograd
     through the learned field), rosenbrock23 and fixed-step torchdiffeq solvers."""

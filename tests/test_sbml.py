@@ -291,7 +291,8 @@ def test_shipped_examples_are_built_from_their_antimony_sources() -> None:
 
 
 # ------------------------------------------------------------------------------- datamodule
-@pytest.mark.parametrize("rep", ["pointwise", "window", "pair", "segment", "derivative"])
+@pytest.mark.parametrize("rep", ["derivative", "trajectory",
+                                 *[pytest.param(r, marks=pytest.mark.slow) for r in ("pointwise", "window", "pair", "segment")]])
 def test_datamodule_serves_every_representation(rep: str, tmp_path: Path) -> None:
     from stiffml.data.sbml import SBMLDataModule
 

@@ -102,7 +102,8 @@ def test_fit_logs_rollout_and_predict_writes_files(cli, tmp_path) -> None:
     (version,) = (tmp_path / "lightning_logs").glob("version_*")
     acc = EventAccumulator(str(version))
     acc.Reload()
-    assert {"val_rel_l2", "val_rollout_rel_l2"} <= set(acc.Tags()["scalars"])
+    assert {"val_rel_l2", "val_nmae", "val_rollout_rel_l2", "val_rollout_nmae"} <= set(acc.Tags()["scalars"])
+    assert 0 < acc.Scalars("val_rollout_nmae")[-1].value < float("inf")
     assert cli("predict", "--config", cfg, "--trainer.default_root_dir", tmp_path,
                "--ckpt_path", version / "checkpoints" / "last.ckpt") == 0
     out = version / "predictions"
