@@ -120,13 +120,10 @@ def _linear_dm(**kw):
     return LinearDataModule(normalization="none", **kw)
 
 
-def test_linear_field_is_learned_to_machine_precision() -> None:
-    dm = _linear_dm(representation="derivative")
-    dm.setup("fit")
-    model = ODENet(2, 2, depth=0, mode="derivative", scale_output=False).double()
-    x, y = dm.samples.batch(dm.train_idx)
-    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=200, tolerance_grad=1e-30, tolerance_change=1e-30,
-                            line_search_fn="strong_wolfe")
+def _fit_lbfgs(model: ODENet, x, y, max_iter: int, tolerance_grad: float = 1e-30) -> None:
+    """One full-batch L-BFGS step (strong Wolfe) of at most ``max_iter`` evaluations."""
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=max_iter, tolerance_grad=tolerance_grad,
+                            tolerance_change=1e-30, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -135,6 +132,14 @@ def test_linear_field_is_learned_to_machine_precision() -> None:
         return loss
 
     opt.step(closure)
+
+
+def test_linear_field_is_learned_to_machine_precision() -> None:
+    dm = _linear_dm(representation="derivative")
+    dm.setup("fit")
+    model = ODENet(2, 2, depth=0, mode="derivative", scale_output=False).double()
+    x, y = dm.samples.batch(dm.train_idx)
+    _fit_lbfgs(model, x, y, max_iter=200)
     learned = model.net[0].weight.detach().numpy()
     np.testing.assert_allclose(learned, Linear2.A, atol=1e-12)
     assert float(model.loss(model(x), y)) < 1e-24
@@ -231,17 +236,7 @@ def test_trajectory_mode_learns_a_linear_field_to_1e8() -> None:
     with torch.no_grad():
         noise = torch.randn(2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         model.net[0].weight.copy_(torch.as_tensor(Linear2.A) + 0.1 * noise)
-    x, y = dm.samples.batch(dm.train_idx)
-    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=25, tolerance_grad=1e-30, tolerance_change=1e-30,
-                            line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = model.loss(model(x), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    _fit_lbfgs(model, *dm.samples.batch(dm.train_idx), max_iter=60, tolerance_grad=1e-15)
     learned = torch.cat([model.net[0].weight, model.net[0].bias[:, None]], 1).detach().numpy()
     np.testing.assert_allclose(learned, np.c_[Linear2.A, np.zeros(2)], atol=1e-8)
 

@@ -30,6 +30,7 @@ def test_the_paper_names_are_registered() -> None:
     assert {"RNN", "GRU", "LSTM", "StackedLSTM", "AttenLSTM"} <= set(TEMPORAL)
 
 
+@pytest.mark.slow  # the paper's 300,001-point VdP series
 def test_vdp_windows_are_views_within_twice_the_series_memory() -> None:
     dm = VdPDataModule(window=20, representation="window", batch_size=300)
     dm.setup("fit")
