@@ -16,9 +16,8 @@ import argparse
 import contextlib
 import copy
 import io
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import torch

@@ -42,7 +42,7 @@ class Generated:
     jac_entries: Callable[..., list[Any]]
     jac_rows: np.ndarray
     jac_cols: np.ndarray
-    rhs_torch: Callable[..., list[Any]] | None
+    rhs_torch: Callable[..., list[Any]]
 
 
 class ModelMath:
@@ -158,9 +158,7 @@ class ModelMath:
         for call in expr.atoms(sp.core.function.AppliedUndef):
             name = type(call).__name__
             self.unsupported.append(f"{'rateOf' if name.lower() == 'rate_of' else name}() in {where}")
-        expr = expr.xreplace(subs) if subs else expr
-        # SBML booleans used as numbers (true → 1) and vice versa are rare; relationals stay
-        return expr
+        return expr.xreplace(subs) if subs else expr
 
     # --------------------------------------------------------------------------- structure
     def _reacts(self, sid: str) -> bool:
@@ -307,13 +305,8 @@ class ModelMath:
                     rows.append(i)
                     cols.append(j)
         args = [T, ys, cs]
-        rhs_torch = None
-        try:
-            import torch  # noqa: F401
-
-            rhs_torch = sp.lambdify(args, exprs, modules="torch", cse=True)
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        # torch is a dependency of stiffml, so the torch printer is always available
+        rhs_torch = sp.lambdify(args, exprs, modules="torch", cse=True)
         return Generated(
             rhs=sp.lambdify(args, exprs, modules="numpy", cse=True),
             jac_entries=sp.lambdify(args, entries, modules="numpy", cse=True),
