@@ -182,6 +182,16 @@ class StiffCLI(LightningCLI):
                 f"{model_cls.__name__} consumes '{want}' samples but data.representation is '{given}'"
             )
         data_args.representation = want
+        # a window model trained on its own predictions needs `unroll` targets per window
+        unroll = (cfg.model.get("init_args") or {}).get("unroll")
+        if want == "window" and isinstance(unroll, int) and unroll > 1:  # bad values: the model's error
+            horizon = data_args.get("horizon")
+            if horizon not in (None, 1, unroll):
+                raise ValueError(f"model.unroll={unroll} but data.horizon={horizon}; set one of them (the CLI links them)")
+            if horizon is None:
+                raise ValueError(f"model.unroll={unroll} needs a datamodule with window targets over a horizon; "
+                                 f"{data_cls.__name__} has no 'horizon' argument")
+            data_args.horizon = unroll
         check_trainer_args(cfg.trainer)
 
     def after_instantiate_classes(self) -> None:

@@ -157,3 +157,80 @@ def test_window_model_that_ignores_residual_is_refused(tmp_path) -> None:
     Plain(residual=False).setup("fit")
     with pytest.raises(ValueError, match="was given residual=true but does not apply it"):
         Plain(residual=True).setup("fit")
+
+
+# ----------------------------------------------------------------- training on own predictions
+def test_window_samples_with_a_horizon_target_the_next_states() -> None:
+    dm = BZDataModule(representation="window", window=4, horizon=3, dt=0.01)
+    dm.setup("fit")
+    series = dm.samples.tensors["y"]
+    assert len(dm.samples) == 1001 - 4 - 3 + 1
+    idx = torch.tensor([0, 7, len(dm.samples) - 1])
+    x, y = dm.samples.batch(idx)
+    assert x.shape == (3, 4, 3) and y.shape == (3, 3, 3)
+    for row, i in enumerate(idx.tolist()):
+        torch.testing.assert_close(x[row], series[i : i + 4])
+        torch.testing.assert_close(y[row], series[i + 4 : i + 7])
+    np.testing.assert_allclose(dm.target_times, dm.times[4 : 1001 - 2])  # a sample's time: its first target's
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_unrolled_prediction_feeds_predictions_back(name: str) -> None:
+    torch.manual_seed(0)
+    cls = registry.get_model(name)
+    full = cls(n_inputs=3, n_outputs=3, hidden=8, unroll=5).double()
+    push = cls(n_inputs=3, n_outputs=3, hidden=8, unroll=5, unroll_gradient="pushforward").double()
+    push.load_state_dict(full.state_dict())
+    init = 0.5 * torch.randn(4, 6, 3, dtype=torch.float64)
+    pred = full.unrolled(init, 5)
+    torch.testing.assert_close(pred, full.rollout(init, 5), rtol=1e-12, atol=1e-12)  # same as the free run
+    torch.testing.assert_close(push.unrolled(init, 5), pred, rtol=1e-12, atol=1e-12)  # same forward values
+    target = torch.randn(4, 5, 3, dtype=torch.float64)
+    grads = []
+    for model in (full, push):
+        model.zero_grad()
+        model.loss(model.unrolled(init, 5), target).backward()
+        grads.append(torch.cat([p.grad.ravel() for p in model.parameters()]))
+    assert not torch.allclose(grads[0], grads[1])  # pushforward cuts the gradient through the feedback
+    # pushforward's gradient: the sum of one-step gradients at the (detached) fed-back windows
+    push.zero_grad()
+    windows = torch.cat([init, pred.detach()], 1)
+    for j in range(5):
+        step = push(windows[:, j : j + 6])
+        (torch.nn.functional.mse_loss(step, target[:, j], reduction="sum") / target.numel()).backward()
+    torch.testing.assert_close(torch.cat([p.grad.ravel() for p in push.parameters()]), grads[1], rtol=1e-10, atol=1e-14)
+
+
+def test_unroll_through_the_cli_trains_and_scores_one_step(cli, tmp_path) -> None:
+    args = ["fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path,
+            "--model.init_args.unroll", "4", "--model.init_args.unroll_gradient", "pushforward"]
+    assert cli(*args) == 0
+    (ckpt,) = (tmp_path / "lightning_logs").glob("version_*/checkpoints/last.ckpt")
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["datamodule_hyper_parameters"]["horizon"] == 4  # linked from the model's unroll
+    assert np.isfinite(saved["callbacks"][next(k for k in saved["callbacks"] if "ModelCheckpoint" in k)]["best_model_score"].item())
+
+
+UNROLL_BAD = [
+    (["--model.init_args.unroll", "0"], "unroll must be a positive integer (1: teacher forcing), got 0"),
+    (["--model.init_args.unroll_gradient", "tbptt"], "Expected a typing.Literal['full', 'pushforward']. Got value: tbptt"),
+    (["--model.init_args.unroll", "3", "--data.init_args.horizon", "2"], "model.unroll=3 but data.horizon=2"),
+    (["--data.init_args.horizon", "0"], "horizon must be a positive integer, got 0"),
+    (["--model.init_args.unroll", "1000"], "window=5 plus horizon=1000 is longer than the series"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), UNROLL_BAD)
+def test_bad_unroll_input(args, message, cli, tmp_path, capsys) -> None:
+    code = cli("fit", "--config", CONF / "bz_attenlstm_tiny.yaml", "--trainer.default_root_dir", tmp_path, *args)
+    assert_one_line_error(code, capsys, message)
+
+
+def test_horizon_needs_window_samples_and_a_matching_model() -> None:
+    with pytest.raises(ValueError, match="horizon=3 applies to window samples, not 'pair'"):
+        BZDataModule(representation="pair", horizon=3, dt=0.01)
+    dm = BZDataModule(representation="window", window=4, horizon=3, dt=0.01)
+    model = registry.get_model("LSTM")(n_inputs=3, n_outputs=3, hidden=4, unroll=2)
+    model.trainer = type("T", (), {"datamodule": dm, "precision": "64-true"})()  # noqa: not a real trainer
+    with pytest.raises(ValueError, match="LSTM has unroll=2 but BZDataModule serves horizon=3"):
+        model.setup("fit")

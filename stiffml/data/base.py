@@ -338,6 +338,9 @@ class StiffDataModule(SystemDataModule):
         representation: ``pointwise`` | ``window`` | ``pair`` | ``segment`` | ``derivative`` |
             ``trajectory``; set by the CLI from the model.
         window: Past states per sample (``window``), or steps per segment (``segment``).
+        horizon: States each ``window`` sample targets: 1 (the next state, teacher forcing), or
+            h > 1 (the next h, for window models trained on their own unrolled predictions; set
+            by the CLI from the model's ``unroll``).
         split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
             ``train_fraction`` of the time span, validate on the rest).
         train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
@@ -368,6 +371,7 @@ class StiffDataModule(SystemDataModule):
         outputs: list[str] | None = None,
         representation: Representation | None = None,
         window: int = 20,
+        horizon: int = 1,
         split: Literal["random", "extrapolate"] = "random",
         train_fraction: float = 0.8,
         normalization: Normalization = "zscore",
@@ -405,6 +409,8 @@ class StiffDataModule(SystemDataModule):
             raise ValueError(f"unknown split {split!r}; valid: ['random', 'extrapolate']")
         if window < 1:
             raise ValueError(f"window must be a positive integer, got {window}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {horizon}")
         self._check_representation()
 
     # ----------------------------------------------------------------------- hooks for subclasses
@@ -421,6 +427,14 @@ class StiffDataModule(SystemDataModule):
         if rep in ("window", "segment") and self.hparams.window >= len(self.grid):
             raise ValueError(
                 f"window={self.hparams.window} is not shorter than the series "
+                f"({len(self.grid)} samples)"
+            )
+        horizon = self.hparams.get("horizon", 1)
+        if horizon > 1 and rep != "window":
+            raise ValueError(f"horizon={horizon} applies to window samples, not '{rep}'")
+        if rep == "window" and self.hparams.window + horizon > len(self.grid):
+            raise ValueError(
+                f"window={self.hparams.window} plus horizon={horizon} is longer than the series "
                 f"({len(self.grid)} samples)"
             )
         if rep in ("pair", "segment", "derivative", "trajectory") and len(self.outputs) != self.system.n:
@@ -440,7 +454,9 @@ class StiffDataModule(SystemDataModule):
 
     def _target_times(self, t: np.ndarray) -> np.ndarray:
         rep, k = self.representation, self.hparams.window
-        return {"window": t[k:], "segment": t[k:], "pair": t[1:]}.get(rep, t)
+        # a window sample's time is that of its first target
+        last = len(t) - self.hparams.get("horizon", 1) + 1
+        return {"window": t[k:last], "segment": t[k:], "pair": t[1:]}.get(rep, t)
 
     def build_samples(self) -> Built:
         traj = self.make_trajectory()
@@ -455,7 +471,8 @@ class StiffDataModule(SystemDataModule):
         else:
             cut = traj.t[0] + h.train_fraction * (traj.t[-1] - traj.t[0])
             train, val = np.flatnonzero(target_t <= cut), np.flatnonzero(target_t > cut)
-        lead = len(traj.t) - n  # sample i's target is row i + lead of the series
+        # sample i's (first) target is row i + lead of the series
+        lead = {"window": h.window, "segment": h.window, "pair": 1}.get(self.representation, 0)
         scaler = Scaler.fit(h.normalization, reference[train + lead] if len(train) else reference)
         return Built(
             samples=self._samples(traj, reference, scaler), train=train, val=val, scaler=scaler,
@@ -472,7 +489,7 @@ class StiffDataModule(SystemDataModule):
             t_in = t if self.hparams.normalization == "none" else (t - t[0]) / (t[-1] - t[0])
             return PointwiseSamples(torch.as_tensor(t_in), z)
         if rep == "window":
-            return WindowSamples(z, self.hparams.window)
+            return WindowSamples(z, self.hparams.window, self.hparams.get("horizon", 1))
         if rep == "pair":
             return PairSamples(torch.as_tensor(t), z)
         if rep == "segment":

@@ -7,7 +7,9 @@ indexing, so windows and pairs are never materialised as k-fold copies.
 name       input                                          target
 ========== ============================================== ====================
 pointwise  t, shape (B, 1)                                state(t), (B, n)
-window     k past states, (B, k, n)                       next state, (B, n)
+window     k past states, (B, k, n)                       next state, (B, n);
+                                                          horizon h > 1: the next
+                                                          h states, (B, h, n)
 pair       (state_i (B, n), t_i (B,), t_{i+1} (B,))       state_{i+1}, (B, n)
 segment    (state_i (B, n), t_i … t_{i+k} (B, k+1))       states i+1 … i+k, (B, k, n)
 derivative state, (B, n)                                  d state/dt, (B, n)
@@ -69,19 +71,28 @@ class PointwiseSamples(SampleSet):
 
 
 class WindowSamples(SampleSet):
-    """``k`` past states → the next: sample ``i`` is ``y[i:i+k] → y[i+k]``."""
+    """``k`` past states → the next: sample ``i`` is ``y[i:i+k] → y[i+k]``.
 
-    def __init__(self, y: Tensor, window: int) -> None:
+    With ``horizon`` h > 1 the target is the next h states ``y[i+k:i+k+h]`` (B, h, n), for
+    window models trained on their own unrolled predictions; the last h − 1 windows of the
+    series, whose targets would run past its end, are not samples.
+    """
+
+    def __init__(self, y: Tensor, window: int, horizon: int = 1) -> None:
         super().__init__(y=y)
         self.window = window
+        self.horizon = horizon
 
     def __len__(self) -> int:
-        return self.tensors["y"].shape[0] - self.window
+        return self.tensors["y"].shape[0] - self.window - self.horizon + 1
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         y = self.tensors["y"]
         offsets = torch.arange(self.window, device=idx.device)
-        return y[idx.unsqueeze(1) + offsets], y[idx + self.window]
+        if self.horizon == 1:
+            return y[idx.unsqueeze(1) + offsets], y[idx + self.window]
+        ahead = torch.arange(self.window, self.window + self.horizon, device=idx.device)
+        return y[idx.unsqueeze(1) + offsets], y[idx.unsqueeze(1) + ahead]
 
 
 class PairSamples(SampleSet):

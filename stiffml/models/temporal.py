@@ -8,7 +8,7 @@ are Table 2's exactly: RNN 12,931 / 12,673, LSTM 51,139 / 50,497, AttenLSTM 22,0
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -32,11 +32,31 @@ def _layers_of(rnn: nn.RNNBase) -> list[tuple[str, list[Tensor]]]:
     ]
 
 
+UnrollGradient = Literal["full", "pushforward"]
+UNROLL_GRADIENTS = ("full", "pushforward")
+
+
+def check_unroll(unroll: int, unroll_gradient: str) -> None:
+    """One-line errors for the unrolled-training arguments of window models."""
+    if unroll < 1:
+        raise ValueError(f"unroll must be a positive integer (1: teacher forcing), got {unroll}")
+    if unroll_gradient not in UNROLL_GRADIENTS:
+        raise ValueError(f"unknown unroll_gradient {unroll_gradient!r}; valid: {list(UNROLL_GRADIENTS)}")
+
+
 class WindowModel(StiffModel):
     """Base of the window-consuming models: free-running rollouts and their evaluation.
 
     Subclasses implement ``forward(window)`` with ``window`` of shape (B, k, n_inputs),
     returning the next state (B, n_outputs); for rollouts ``n_inputs == n_outputs``.
+
+    Training on the model's own predictions: when the datamodule serves ``horizon`` h > 1
+    targets per window (the CLI sets it from the model's ``unroll``), a training step feeds
+    every prediction back into the window for h steps, the whole batch at once, and takes the
+    loss over all h. ``unroll_gradient: full`` back-propagates through the feedback;
+    ``pushforward`` (Brandstetter et al. 2022) detaches the fed-back predictions, so every step
+    learns from inputs drawn from the model's own rollout distribution at one step's cost of
+    gradient. Validation and test keep scoring the one-step prediction (the first target).
     """
 
     family = "temporal"
@@ -50,6 +70,55 @@ class WindowModel(StiffModel):
                 f"{type(self).__name__} was given residual=true but does not apply it: return "
                 "self.next_state(window, out) from forward and set supports_residual = True"
             )
+        dm = self._datamodule()
+        unroll = self.hparams.get("unroll")
+        horizon = dm.hparams.get("horizon") if dm is not None else None
+        if unroll is not None and horizon is not None and horizon != unroll:
+            raise ValueError(
+                f"{type(self).__name__} has unroll={unroll} but {type(dm).__name__} serves horizon={horizon}; "
+                "give the datamodule horizon equal to unroll (the CLI links them)"
+            )
+
+    def unrolled(self, window: Tensor, steps: int) -> Tensor:
+        """Predict ``steps`` states feeding each prediction back into the window (differentiable).
+
+        Args:
+            window: True initial windows (B, k, n).
+            steps: Number of predictions.
+
+        Returns:
+            Predictions (B, steps, n).
+        """
+        detach = self.hparams.get("unroll_gradient", "full") == "pushforward"
+        preds = []
+        for _ in range(steps):  # sequential by nature; the batch is processed at once
+            pred = self(window)
+            preds.append(pred)
+            fed = pred.detach() if detach else pred
+            window = torch.cat([window[:, 1:], fed.unsqueeze(1)], 1)
+        return torch.stack(preds, 1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        window, target = batch
+        if target.ndim == 2:  # teacher forcing: one step from the true window
+            return super().training_step(batch, batch_idx)
+        loss = self.loss(self.unrolled(window, target.shape[1]), target)
+        self.record_train_loss(loss, target.shape[0])
+        return loss
+
+    @staticmethod
+    def _one_step(batch: Any) -> Any:
+        window, target = batch
+        return (window, target[:, 0]) if target.ndim == 3 else batch
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        super().validation_step(self._one_step(batch), batch_idx)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        super().test_step(self._one_step(batch), batch_idx)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        return super().predict_step(self._one_step(batch), batch_idx)
 
     def recurrent_layers(self) -> list[tuple[str, list[Tensor]]] | None:
         """Per-layer ``(cell kind, [w_ih, w_hh, b_ih, b_hh])`` for the fast rollout, or None.
@@ -144,6 +213,9 @@ class RNN(LastStateReadout):
         hidden: Hidden size.
         layers: Stacked recurrent layers.
         residual: Predict the increment over the window's last state (next = last + net).
+        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
+        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
+            ``pushforward`` (detach them).
     """
 
     cell = nn.RNN
@@ -156,9 +228,12 @@ class RNN(LastStateReadout):
         hidden: int = 64,
         layers: int = 2,
         residual: bool = False,
+        unroll: int = 1,
+        unroll_gradient: UnrollGradient = "full",
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         check_positive(hidden=hidden, layers=layers)
+        check_unroll(unroll, unroll_gradient)
         self.rnn = self.cell(n_inputs, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
 
@@ -191,13 +266,24 @@ class StackedLSTM(LastStateReadout):
         lr: Adam learning rate.
         hidden: Units of each LSTM (50 in the seeds).
         residual: Predict the increment over the window's last state (next = last + net).
+        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
+        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
+            ``pushforward`` (detach them).
     """
 
     def __init__(
-        self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, hidden: int = 50, residual: bool = False
+        self,
+        n_inputs: int = 1,
+        n_outputs: int = 1,
+        lr: float = 1e-3,
+        hidden: int = 50,
+        residual: bool = False,
+        unroll: int = 1,
+        unroll_gradient: UnrollGradient = "full",
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         check_positive(hidden=hidden)
+        check_unroll(unroll, unroll_gradient)
         self.lstm1 = nn.LSTM(n_inputs, hidden, batch_first=True)
         self.lstm2 = nn.LSTM(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
@@ -224,6 +310,9 @@ class AttenLSTM(WindowModel):
         hidden: LSTM hidden size (and attention width).
         layers: LSTM layers.
         residual: Predict the increment over the window's last state (next = last + net).
+        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
+        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
+            ``pushforward`` (detach them).
     """
 
     supports_residual = True
@@ -236,9 +325,12 @@ class AttenLSTM(WindowModel):
         hidden: int = 64,
         layers: int = 1,
         residual: bool = False,
+        unroll: int = 1,
+        unroll_gradient: UnrollGradient = "full",
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         check_positive(hidden=hidden, layers=layers)
+        check_unroll(unroll, unroll_gradient)
         self.lstm = nn.LSTM(n_inputs, hidden, num_layers=layers, batch_first=True)
         self.proj = nn.Linear(hidden, hidden)
         self.score = nn.Parameter(torch.randn(hidden) / hidden**0.5)
