@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from stiffml.io import atomic_write
-from stiffml.metrics import nmae, rel_l2
+from stiffml.metrics import nmae, nmae_breakdown, rel_l2
 from stiffml.rollout import RolloutSettings
 from stiffml.solvers.integrate import StepBudgetExceeded
 from stiffml.systems import SolveError
@@ -208,6 +208,10 @@ class PredictionWriter(pl.Callback):
             run, metrics = scored_free_run(pl_module, dm, rollout_settings(trainer))
             if run is not None:
                 arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
+                if np.all(np.isfinite(run["pred"])):
+                    parts = nmae_breakdown(run["t"], run["pred"], run["reference"])
+                    arrays.update(rollout_nmae_per_state=parts["per_state"], rollout_decades=parts["decades"],
+                                  rollout_nmae_per_decade=parts["per_decade"])
             arrays.update(metrics)
         folder = self._folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
@@ -215,6 +219,8 @@ class PredictionWriter(pl.Callback):
         np.savez(buf, state_names=np.array(names), **arrays)
         atomic_write(folder / "predictions.npz", buf.getvalue())
         atomic_write(folder / "predictions.csv", _csv(arrays, names).encode())
+        if "rollout_nmae_per_state" in arrays:
+            atomic_write(folder / "free_run_nmae.csv", _breakdown_csv(arrays, names).encode())
         title = type(pl_module).__name__
         if arrays.get("rollout", np.zeros(0)).ndim == 3:  # an ensemble: phase portraits
             atomic_write(folder / "predictions.png", _plot_phase(arrays, names, title))
@@ -246,6 +252,24 @@ def _csv(arrays: dict[str, Any], names: list[str]) -> str:
     return out.getvalue()
 
 
+def _breakdown_csv(arrays: dict[str, Any], names: list[str]) -> str:
+    """The free run's NMAE per state (row ``all``) and per decade of time (``1e-5``, …)."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["span", *names, "mean"])
+    per_state = arrays["rollout_nmae_per_state"]
+    w.writerow(["all", *(f"{v:.6g}" for v in per_state), f"{np.nanmean(per_state):.6g}"])
+    for d, row in zip(arrays["rollout_decades"], arrays["rollout_nmae_per_decade"]):
+        w.writerow([f"1e{int(d)}", *(f"{v:.6g}" for v in row), f"{np.nanmean(row):.6g}"])
+    return out.getvalue()
+
+
+def _log_time(t: np.ndarray) -> bool:
+    """Whether times are best shown on a log axis: all positive over three decades or more."""
+    t = np.asarray(t, dtype=np.float64)
+    return t.size > 1 and bool(t.min() > 0) and t.max() / t.min() >= 1e3
+
+
 def _plot(arrays: dict[str, Any], names: list[str], title: str) -> bytes:
     import matplotlib
 
@@ -262,10 +286,16 @@ def _plot(arrays: dict[str, Any], names: list[str], title: str) -> bytes:
             ax.plot(arrays["t"], arrays["prediction"][:, i], "C0--", lw=1.0, label="prediction")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
+        per_state = arrays.get("rollout_nmae_per_state")
+        if per_state is not None:
+            ax.set_title(f"{name}: free-run NMAE {per_state[i]:.3g}", fontsize=9, loc="left")
     axes[0, 0].legend(loc="upper right")
+    shown = arrays["t_rollout"] if "rollout" in arrays else arrays["t"]
+    if _log_time(shown):  # e.g. ROBER over ten decades, as Kim et al. plot it
+        axes[-1, 0].set_xscale("log")
     axes[-1, 0].set_xlabel("t")
-    err = arrays.get("val_rollout_rel_l2")
-    fig.suptitle(title + (f" — free-run rel. L2 {err:.3g}" if err is not None else ""))
+    err = arrays.get("val_rollout_nmae")
+    fig.suptitle(title + (f" — free-run NMAE {float(err):.3g}" if err is not None else ""))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stiffml.metrics import NormalizedMAE, nmae, rel_l2
+from stiffml.metrics import NormalizedMAE, nmae, nmae_breakdown, rel_l2
 from stiffml.systems import get_system
 
 
@@ -58,3 +58,25 @@ def test_epoch_metric_equals_the_whole_series_score() -> None:
     for chunk in np.array_split(np.arange(57), 5):
         metric.update(torch.as_tensor(pred[chunk]), torch.as_tensor(ref[chunk]))
     assert float(metric.compute()) == pytest.approx(nmae(pred, ref), rel=1e-12)
+
+
+def test_breakdown_per_state_and_decade_adds_up_to_the_headline() -> None:
+    rng = np.random.default_rng(0)
+    t = np.logspace(-3, 2, 26)  # five points per decade over five decades, and t = 100
+    ref = np.stack([np.log10(t), np.exp(-t), np.ones_like(t)], axis=1)  # the third state is constant
+    pred = ref + 0.01 * rng.standard_normal(ref.shape)
+    parts = nmae_breakdown(t, pred, ref)
+    assert np.isnan(parts["per_state"][2])  # no range: left out, as in nmae
+    assert np.nanmean(parts["per_state"]) == pytest.approx(nmae(pred, ref), rel=1e-12)
+    assert list(parts["decades"]) == [-3, -2, -1, 0, 1, 2]
+    span0 = ref[:, 0].max() - ref[:, 0].min()
+    first = (t >= 1e-3) & (t < 1e-2)
+    assert parts["per_decade"][0, 0] == pytest.approx(np.abs(pred - ref)[first, 0].mean() / span0, rel=1e-12)
+    # a free run that is exact until t = 1 and then wrong is lost in the late decades only
+    late = ref.copy()
+    late[t >= 1, 0] += 1.0
+    per_decade = nmae_breakdown(t, late, ref)["per_decade"][:, 0]
+    assert np.all(per_decade[:3] == 0) and np.all(per_decade[3:] > 0)
+    # trajectories (m, T, n) are averaged like nmae averages them
+    both = nmae_breakdown(t, np.stack([pred, ref]), np.stack([ref, ref]))
+    assert np.nanmean(both["per_state"]) == pytest.approx(nmae(np.stack([pred, ref]), np.stack([ref, ref])), rel=1e-12)

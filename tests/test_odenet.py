@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -272,6 +274,63 @@ def test_grad_norm_rescales_every_step() -> None:
     assert float(total) == pytest.approx(100.0, rel=1e-12)
 
 
+def test_prefix_curriculum_takes_the_loss_inside_a_random_prefix() -> None:
+    from stiffml.data.samples import TrajectorySamples
+
+    torch.manual_seed(0)
+    model = ODENet(2, 2, hidden=6, depth=1, mode="trajectory", scale_output=False, objective="mae",
+                   prefix_min=3, rtol=1e-8, atol=1e-10).double()
+    t = torch.as_tensor(np.concatenate([[0.0], np.logspace(-2, 1, 11)]))
+    samples = TrajectorySamples(t, torch.randn(1, 12, 2, dtype=torch.float64))
+    batch = samples.batch(torch.arange(12))
+    lengths = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        loss = model.training_step(batch, 0)
+        torch.manual_seed(seed)
+        length = int(torch.randint(3, 13, ()))
+        lengths.add(length)
+        (tt, z0, rows, cols), y = batch
+        solved = model._solve(model.field, z0, t[:length])[:, 0]  # (length, n)
+        expected = (solved - y[:length]).abs().mean()
+        assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
+    assert len(lengths) > 1  # the prefix changes from step to step
+    model.hparams.prefix_min = None  # the whole grid
+    (tt, z0, rows, cols), y = batch
+    assert float(model.training_step(batch, 0).detach()) == pytest.approx(float((model(batch[0]) - y).abs().mean().detach()), rel=1e-12)
+
+
+def test_lr_final_anneals_on_a_cosine_and_holds() -> None:
+    from types import SimpleNamespace
+
+    model = ODENet(2, 2, hidden=4, depth=1, mode="trajectory", lr=1e-2, lr_final=1e-4)
+    model._trainer = SimpleNamespace(max_epochs=10)
+    config = model.configure_optimizers()
+    opt, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    seen = []
+    for _ in range(14):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert seen[0] == pytest.approx(1e-2)
+    assert seen[5] == pytest.approx(1e-4 + (1e-2 - 1e-4) * 0.5)  # half way: the mean
+    assert seen[10:] == pytest.approx([1e-4] * 4)  # held at lr_final after max_epochs
+    assert all(a >= b for a, b in zip(seen, seen[1:]))
+    model._trainer = SimpleNamespace(max_epochs=-1)
+    with pytest.raises(ValueError, match="lr_final anneals over trainer.max_epochs, which must be set"):
+        model.configure_optimizers()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"mode": "pair", "prefix_min": 5}, "prefix_min applies to mode 'trajectory' and must be at least 2, got 5 with mode 'pair'"),
+    ({"mode": "trajectory", "prefix_min": 1}, "must be at least 2, got 1"),
+    ({"mode": "trajectory", "lr": 1e-3, "lr_final": 1e-2}, "lr_final must lie in (0, lr=0.001], got 0.01"),
+])
+def test_curriculum_arguments_are_checked(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ODENet(2, 2, **kwargs)
+
+
 TRAJECTORY_BAD = [
     (["--model.time_scale", "0"], "time_scale (the t_end of field_scale: span) must be positive, got 0"),
     pytest.param(["--model.time_scale=-5"], "must be positive, got -5", marks=pytest.mark.slow),
@@ -334,3 +393,13 @@ def test_robertson_kim_config_cut_to_a_few_epochs(cli, tmp_path) -> None:
     acc.Reload()
     nmae = acc.Scalars("val_rollout_nmae")[-1].value
     assert 0 < nmae < 1  # a three-epoch field is poor, but the whole pipeline ran over ten decades
+    # predict: the per-species and per-decade breakdown of the free run, and a log-time figure
+    assert cli("predict", "--config", ROOT / "configs" / "robertson_kim.yaml", "--trainer.default_root_dir", tmp_path,
+               "--ckpt_path", version / "checkpoints" / "last.ckpt") == 0
+    out = version / "predictions"
+    rows = [line.split(",") for line in (out / "free_run_nmae.csv").read_text().splitlines()]
+    assert rows[0] == ["span", "y1", "y2", "y3", "mean"]
+    assert [r[0] for r in rows[1:]] == ["all"] + [f"1e{d}" for d in range(-5, 6)]  # ten decades and t = 1e5
+    data = np.load(out / "predictions.npz")
+    assert float(rows[1][-1]) == pytest.approx(float(data["val_rollout_nmae"]), rel=1e-5)
+    assert data["rollout_nmae_per_decade"].shape == (11, 3)

@@ -13,6 +13,7 @@ in normalised units, i.e. per state scaled by the data's spread.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -63,6 +64,11 @@ class ODENet(StiffModel):
         weight_decay: Weight decay of the optimizer (Kim et al.: 1e-6 with AdamW).
         grad_norm: Rescale the gradient to this norm before every step (Kim et al.'s POLLU: 100);
             ``None``: leave it.
+        prefix_min: Trajectory mode: Kim et al.'s curriculum; every training step integrates over
+            a random prefix of the grid, between ``prefix_min`` points and the whole grid (uniform),
+            and takes the loss at the batch's points inside it. ``None``: the whole grid.
+        lr_final: Anneal the learning rate from ``lr`` to this value over ``trainer.max_epochs``
+            on a cosine; ``None``: constant.
         derivative_loss: Derivative mode's loss: ``scaled`` (per-state squared error in units of
             the state's typical rate) or ``relative`` (each sample's error divided by the size of
             its true derivative, so that slow decades of a stiff system, e.g. ROBER's late times,
@@ -96,6 +102,8 @@ class ODENet(StiffModel):
         optimizer: Literal["adam", "adamw"] = "adam",
         weight_decay: float = 0.0,
         grad_norm: float | None = None,
+        prefix_min: int | None = None,
+        lr_final: float | None = None,
     ) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         if n_inputs != n_outputs:
@@ -118,6 +126,11 @@ class ODENet(StiffModel):
             raise ValueError(f"time_scale (the t_end of field_scale: span) must be positive, got {time_scale}")
         if weight_decay < 0 or (grad_norm is not None and not grad_norm > 0):
             raise ValueError(f"weight_decay must be >= 0 and grad_norm positive, got {weight_decay}, {grad_norm}")
+        if prefix_min is not None and (mode != "trajectory" or prefix_min < 2):
+            raise ValueError(f"prefix_min applies to mode 'trajectory' and must be at least 2, got {prefix_min} "
+                             f"with mode {mode!r}")
+        if lr_final is not None and not 0 < lr_final <= lr:
+            raise ValueError(f"lr_final must lie in (0, lr={lr}], got {lr_final}")
         layers: list[nn.Module] = []
         width = n_inputs + int(time_dependent)
         for _ in range(depth):
@@ -198,6 +211,21 @@ class ODENet(StiffModel):
         out = self._solve(rescaled, z0, s)  # (len(s), B, n)
         return out[-1] if mode == "pair" else out[1:].transpose(0, 1)
 
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        h = self.hparams
+        if h.mode != "trajectory" or h.prefix_min is None:
+            return super().training_step(batch, batch_idx)
+        (t, z0, rows, cols), y = batch
+        # the prefix length from torch's CPU generator: seeded by seed_everything, no device sync
+        length = int(torch.randint(min(h.prefix_min, len(t)), len(t) + 1, ()))
+        keep = cols < length
+        if not bool(keep.any()):  # a mini-batch with no point inside the prefix: the whole grid
+            length, keep = len(t), torch.ones_like(keep)
+        pred = self((t[:length], z0, rows[keep], cols[keep]))
+        loss = self.loss(pred, y[keep])
+        self.record_train_loss(loss, int(y.shape[0]))
+        return loss
+
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         if self.hparams.mode == "derivative":  # per state in units of the data's typical rate
             scaled_target = target / self.field_scale
@@ -210,12 +238,23 @@ class ODENet(StiffModel):
         err = pred - target
         return err.abs().mean() if self.hparams.objective == "mae" else torch.mean(err**2)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         h = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
-        if h.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay)
-        return torch.optim.Adam(params, lr=h.lr, weight_decay=h.weight_decay)
+        cls = torch.optim.AdamW if h.optimizer == "adamw" else torch.optim.Adam
+        optimizer = cls(params, lr=h.lr, weight_decay=h.weight_decay)
+        if h.lr_final is None:
+            return optimizer
+        epochs = int(self.trainer.max_epochs or -1) if self._trainer is not None else -1
+        if epochs < 1:
+            raise ValueError(f"lr_final anneals over trainer.max_epochs, which must be set (got {epochs})")
+        floor = h.lr_final / h.lr
+
+        def cosine(epoch: int) -> float:  # held at lr_final after max_epochs (torch's own cosine restarts)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch / epochs, 1.0)))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         target = self.hparams.grad_norm
