@@ -102,6 +102,8 @@ def integrate_field(
         out = [LearnedField(field, z, z0.dtype, z0.device).solve(
             times, rtol=settings.rtol, atol=settings.atol, method=solver, t0=times[0]).y for z in z0]
         return np.stack(out, axis=1)
+    if z0.is_inference():  # validate/predict run in inference mode; autograd needs a normal tensor
+        z0 = z0.clone()
     step = float(times[1] - times[0]) if solver in FIXED_STEP and len(times) > 1 else None
     check_solver(solver, settings.rtol, settings.atol, step if solver in FIXED_STEP else None)
     t = torch.as_tensor(times - times[0], dtype=z0.dtype, device=z0.device)

@@ -156,6 +156,17 @@ def test_each_mode_runs_through_the_cli(mode, cli, tmp_path) -> None:
     assert float(ckpt["state_dict"]["field_scale"].min()) > 0
 
 
+@pytest.mark.parametrize("solver", ["rosenbrock23", "dopri5", "Radau"])
+def test_validate_free_runs_with_every_kind_of_solver(solver, cli, tmp_path) -> None:
+    """validate runs in inference mode; a torch solver's autograd Jacobian must still work there."""
+    base = ["--config", CONF / "bz_odenet_tiny.yaml", "--trainer.default_root_dir", tmp_path]
+    if not list(tmp_path.glob("lightning_logs/version_0/checkpoints/last.ckpt")):
+        assert cli("fit", *base, "--trainer.max_steps", 2, "--trainer.limit_val_batches", 1) == 0
+    ckpt = next(tmp_path.glob("lightning_logs/version_0/checkpoints/last.ckpt"))
+    assert cli("validate", *base, "--ckpt_path", ckpt, "--rollout.solver", solver, "--rollout.rtol", "1e-4",
+               "--rollout.atol", "1e-7", "--rollout.length", "20") == 0
+
+
 def test_free_run_of_the_true_field_reproduces_the_data() -> None:
     dm = _linear_dm(representation="pair")
     dm.setup("fit")
