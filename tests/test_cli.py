@@ -8,8 +8,6 @@ import pytest
 import torch
 import yaml
 
-from stiffml import registry
-
 from .conftest import CONF, assert_one_line_error, run_stiffml
 
 TINY = CONF / "bz_fcnn_tiny.yaml"
