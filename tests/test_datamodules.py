@@ -196,3 +196,38 @@ def test_single_trajectory_and_ensemble_datamodules_are_siblings(tmp_path) -> No
     ens = DuffingDataModule(n_trajectories=4, n_points=5, rollout_factor=2, representation="derivative")
     ens.setup("fit")
     assert ens.spec().reference.shape == (20, 2) and ens.rollout_reference.shape[1] == 9
+
+
+def test_rober_ensemble_holds_out_the_chosen_initial_state() -> None:
+    from stiffml.data import RobertsonEnsembleDataModule
+    from stiffml.systems import get_system
+
+    dm = RobertsonEnsembleDataModule(representation="trajectory")
+    dm.setup("fit")
+    assert list(dm.train_trajectories) == [0, 1, 2, 4] and list(dm.val_trajectories) == [3]
+    assert dm.grid[0] == 0.0 and dm.grid[1] == pytest.approx(1e-5) and dm.grid[-1] == pytest.approx(1e5)
+    assert len(dm.grid) == 52  # t = 0 and 5 points per decade over ten decades
+    np.testing.assert_allclose(dm.rollout_reference[0, 0], [0.7, 0.0, 0.3])  # the free run starts at a = 0.3
+    # the held-out reference is the system's own solve from that state
+    ref = get_system("robertson", y0=[0.7, 0.0, 0.3]).solve(dm.grid, rtol=1e-10, atol=1e-16)
+    np.testing.assert_allclose(dm.rollout_reference[0], ref.y, rtol=1e-6, atol=1e-12)
+    y = dm.samples.tensors["y"]
+    assert y.shape == (5, 52, 3)
+    # the scaler is fitted on the training trajectories only (maxabs: each species' largest value)
+    train_max = np.abs(dm.reference.reshape(5, 52, 3)[[0, 1, 2, 4]]).max(axis=(0, 1))
+    np.testing.assert_allclose(y[0].numpy() * train_max, dm.reference.reshape(5, 52, 3)[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"held_out": [7]}, "held_out must be distinct trajectory indices in [0, 5)"),
+    ({"held_out": [0, 1, 2, 3, 4]}, "leaving at least one to train on"),
+    ({"y0s": [[1.0, 0.0], [0.5, 0.5]]}, "y0s must be lists of 3 finite numbers"),
+    ({"rollout_factor": 2}, "a log grid covers one horizon: rollout_factor must be 1, got 2"),
+])
+def test_rober_ensemble_bad_input(kwargs, message) -> None:
+    import re
+
+    from stiffml.data import RobertsonEnsembleDataModule
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RobertsonEnsembleDataModule(representation="trajectory", **kwargs)

@@ -11,13 +11,14 @@ from stiffml.data.modules import (
     OregoDataModule,
     PolluDataModule,
     RobertsonDataModule,
+    RobertsonEnsembleDataModule,
     VdPDataModule,
 )
 from stiffml.data.samples import REPRESENTATIONS, SampleSet
 from stiffml.data.scaling import NORMALIZATIONS, Scaler
 
 __all__ = [
-    "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
+    "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "RobertsonEnsembleDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
     "OregoDataModule", "PolluDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
     "StiffDataModule", "VdPDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
 ]

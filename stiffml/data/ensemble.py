@@ -28,7 +28,17 @@ class EnsembleDataModule(SystemDataModule):
         y0_mean: Mean of the initial states (default zeros).
         y0_std: Standard deviation of the initial states (each component, independent).
         t_span: Time span ``[t0, t1]`` of each training trajectory; default the system's.
-        n_points: Samples per trajectory, equally spaced over ``t_span`` (both ends included).
+        n_points: Samples per trajectory, equally spaced over ``t_span`` (both ends included);
+            ignored for ``spacing: log``.
+        y0s: The initial states themselves, one list per trajectory (instead of the Gaussian
+            ``y0_mean``/``y0_std``; ``n_trajectories`` is then their number).
+        held_out: Indices (into ``y0s`` or the drawn states) of the trajectories held out for
+            validation, instead of a random ``1 − train_fraction`` of them.
+        spacing: ``linear`` (``n_points`` over ``t_span``) or ``log`` (``t0``, then
+            ``points_per_decade`` log-spaced times from ``dt`` to ``t1``, e.g. ROBER over ten
+            decades; free runs then cover the one horizon: ``rollout_factor`` must be 1).
+        dt: First sample time after ``t0`` of a log grid.
+        points_per_decade: Density of a log grid.
         noise_std: Standard deviation of Gaussian noise added to the observed states and
             derivatives (train and held-out samples alike, as in the seed); 0 for exact data.
         rollout_factor: Free runs are scored over this many training horizons (and over one).
@@ -58,6 +68,11 @@ class EnsembleDataModule(SystemDataModule):
         y0_std: float = 1.0,
         t_span: tuple[float, float] | None = None,
         n_points: int = 50,
+        y0s: list[list[float]] | None = None,
+        held_out: list[int] | None = None,
+        spacing: Literal["linear", "log"] = "linear",
+        dt: float | None = None,
+        points_per_decade: int = 5,
         noise_std: float = 0.0,
         rollout_factor: int = 10,
         representation: Literal["derivative", "trajectory"] | None = None,
@@ -72,6 +87,8 @@ class EnsembleDataModule(SystemDataModule):
         ref_atol: float = 1e-12,
         cache_dir: str | None = None,
     ) -> None:
+        if y0s is not None:
+            n_trajectories = len(y0s)
         if n_trajectories < 2:
             raise ValueError(f"n_trajectories must be at least 2 (train and held-out), got {n_trajectories}")
         if n_points < 2:
@@ -103,13 +120,34 @@ class EnsembleDataModule(SystemDataModule):
                 f"y0_mean must have {self.system.n} components {list(self.system.state_names)}, got {list(mean)}"
             )
         self.y0_mean, self.y0_std = mean, float(y0_std)
-        # grid of the long (rollout) solve; the training grid is its first n_points
-        self.grid = np.linspace(t0, t0 + rollout_factor * (t1 - t0), rollout_factor * (n_points - 1) + 1)
+        self.y0s = None if y0s is None else np.asarray(y0s, dtype=np.float64)
+        if self.y0s is not None and (self.y0s.ndim != 2 or self.y0s.shape[1] != self.system.n
+                                     or not np.all(np.isfinite(self.y0s))):
+            raise ValueError(f"y0s must be lists of {self.system.n} finite numbers "
+                             f"{list(self.system.state_names)}, got {y0s}")
+        if held_out is not None:
+            bad = [i for i in held_out if not 0 <= i < n_trajectories]
+            if bad or not held_out or len(set(held_out)) != len(held_out) or len(held_out) >= n_trajectories:
+                raise ValueError(f"held_out must be distinct trajectory indices in [0, {n_trajectories}) leaving "
+                                 f"at least one to train on, got {held_out}")
+        self.held_out = None if held_out is None else sorted(held_out)
+        if spacing == "log":
+            if rollout_factor != 1:
+                raise ValueError(f"a log grid covers one horizon: rollout_factor must be 1, got {rollout_factor}")
+            self.grid = self.system.default_grid((t0, t1), dt, "log", points_per_decade)
+            self.n_points = len(self.grid)
+        elif spacing == "linear":
+            # grid of the long (rollout) solve; the training grid is its first n_points
+            self.grid = np.linspace(t0, t0 + rollout_factor * (t1 - t0), rollout_factor * (n_points - 1) + 1)
+        else:
+            raise ValueError(f"unknown spacing {spacing!r}; valid: ['linear', 'log']")
         self._check_representation()
 
     # ------------------------------------------------------------------------------ data
     def initial_states(self) -> np.ndarray:
-        """The seeded initial states, shape ``(n_trajectories, n)``."""
+        """The initial states (``y0s``, or seeded Gaussian draws), shape ``(n_trajectories, n)``."""
+        if self.y0s is not None:
+            return self.y0s
         rng = np.random.default_rng(self.hparams.seed)
         return self.y0_mean + self.y0_std * rng.standard_normal((self.n_trajectories, self.system.n))
 
@@ -140,9 +178,13 @@ class EnsembleDataModule(SystemDataModule):
         observed = clean + self.noise_std * noise.standard_normal(clean.shape)
         dobserved = dclean + self.noise_std * noise.standard_normal(clean.shape)
 
-        order = np.random.default_rng([h.seed, 2]).permutation(m)
-        n_train = min(m - 1, max(1, int(round(h.train_fraction * m))))
-        self.train_trajectories, self.val_trajectories = np.sort(order[:n_train]), np.sort(order[n_train:])
+        if self.held_out is not None:
+            self.val_trajectories = np.asarray(self.held_out)
+            self.train_trajectories = np.setdiff1d(np.arange(m), self.val_trajectories)
+        else:
+            order = np.random.default_rng([h.seed, 2]).permutation(m)
+            n_train = min(m - 1, max(1, int(round(h.train_fraction * m))))
+            self.train_trajectories, self.val_trajectories = np.sort(order[:n_train]), np.sort(order[n_train:])
         rows = lambda trajs: (trajs[:, None] * T + np.arange(T)).ravel()  # noqa: E731
         train, val = rows(self.train_trajectories), rows(self.val_trajectories)
 
