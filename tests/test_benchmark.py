@@ -22,6 +22,7 @@ def smoke(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains the whole smoke suite (the CLI benchmark tests below share it)
 def test_smoke_suite_writes_results_report_and_figures(smoke) -> None:
     rows = list(csv.DictReader((smoke / "results.csv").open()))
     assert len(rows) == 4 * 2  # 4 configs x 2 seeds
@@ -47,6 +48,7 @@ def test_smoke_suite_writes_results_report_and_figures(smoke) -> None:
     assert len(json.loads((smoke / "results.json").read_text())) == 8
 
 
+@pytest.mark.slow  # shares the smoke suite's run
 def test_rerun_resumes_without_training(smoke, monkeypatch) -> None:
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -57,6 +59,7 @@ def test_rerun_resumes_without_training(smoke, monkeypatch) -> None:
     assert main(["benchmark", "--suite", "smoke", "--out", str(smoke)]) == 0
 
 
+@pytest.mark.slow
 def test_failing_config_is_recorded_and_the_rest_runs(tmp_path) -> None:
     suite = tmp_path / "mixed.yaml"
     suite.write_text(
@@ -74,6 +77,7 @@ def test_failing_config_is_recorded_and_the_rest_runs(tmp_path) -> None:
     assert "## Failed runs" in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_diverged_run_is_failed_reported_non_zero_and_retried(tmp_path, capsys, monkeypatch) -> None:
     from stiffml.main import main
 

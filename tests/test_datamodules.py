@@ -25,7 +25,7 @@ def _small(cls, **kw):
     return cls(**kw)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("VdPDataModule", "OregoDataModule")
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("VdPDataModule", "OregoDataModule", "PolluDataModule")
                                   else n for n in POINTWISE])
 def test_pointwise_shapes_and_random_split(name: str) -> None:
     dm = _small(registry.get_datamodule(name), representation="pointwise", batch_size=32)
@@ -198,6 +198,7 @@ def test_single_trajectory_and_ensemble_datamodules_are_siblings(tmp_path) -> No
     assert ens.spec().reference.shape == (20, 2) and ens.rollout_reference.shape[1] == 9
 
 
+@pytest.mark.slow  # five tight ROBER solves over ten decades
 def test_rober_ensemble_holds_out_the_chosen_initial_state() -> None:
     from stiffml.data import RobertsonEnsembleDataModule
     from stiffml.systems import get_system

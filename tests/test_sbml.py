@@ -106,7 +106,7 @@ def test_jacobian_matches_finite_differences(name: str) -> None:
         assert np.abs(fd - jac).max() <= 1e-6 * scale, name
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("goldbeter1991", "tyson1991") else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("goldbeter1991", "tyson1991", "bz") else n
                                   for n in sorted(EXAMPLES)])
 def test_generated_rhs_integrated_by_scipy_agrees_with_cvode(name: str) -> None:
     s = SBMLSystem(name)

@@ -28,7 +28,7 @@ REFERENCES = {
 
 # POLLU with Radau and per-component atol down to 4e-30 takes about 6 s: in the slow set
 @pytest.mark.parametrize("name, method", [
-    pytest.param(n, m, marks=pytest.mark.slow) if (n, m) == ("pollu", "Radau") else (n, m)
+    pytest.param(n, m, marks=pytest.mark.slow) if n in ("pollu", "orego", "robertson") else (n, m)
     for n in sorted(REFERENCES) for m in ("Radau", "LSODA")
 ])
 def test_reference_solutions_to_8_digits(name: str, method: str) -> None:
