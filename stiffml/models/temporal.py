@@ -8,7 +8,7 @@ are Table 2's exactly: RNN 12,931 / 12,673, LSTM 51,139 / 50,497, AttenLSTM 22,0
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ def _layers_of(rnn: nn.RNNBase) -> list[tuple[str, list[Tensor]]]:
 
 
 UnrollGradient = Literal["full", "pushforward"]
-UNROLL_GRADIENTS = ("full", "pushforward")
+UNROLL_GRADIENTS = get_args(UnrollGradient)
 
 
 def check_unroll(unroll: int, unroll_gradient: str) -> None:
