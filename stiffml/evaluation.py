@@ -21,13 +21,14 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from stiffml.io import atomic_write
-from stiffml.metrics import nmae, nmae_breakdown, rel_l2
+from stiffml.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2
 from stiffml.rollout import RolloutSettings
 from stiffml.solvers.integrate import StepBudgetExceeded
 from stiffml.systems import SolveError
 
 # The scores of a free run that diverged (it never ends up between 0 and 1, so no table mixes it up)
-DIVERGED_SCORES = {"val_rollout_nmae": float("inf"), "val_rollout_rel_l2": float("inf")}
+DIVERGED_SCORES = {"val_rollout_nmae": float("inf"), "val_rollout_nmae_worst": float("inf"),
+                   "val_rollout_rel_l2": float("inf")}
 
 # What a free run of a diverging model raises (a solver giving up, overflow, a singular matrix).
 DIVERGED = (SolveError, StepBudgetExceeded, FloatingPointError, OverflowError, ZeroDivisionError,
@@ -38,7 +39,8 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     """Errors of a free run: over the held-out span for a time split, else the whole run.
 
     Returns ``val_rollout_nmae`` (the headline: each state's mean absolute error over its own
-    range, averaged over states, see :func:`stiffml.metrics.nmae`) and ``val_rollout_rel_l2``,
+    range, averaged over states, see :func:`stiffml.metrics.nmae`), ``val_rollout_nmae_worst``
+    (the largest of those per-state terms: the state followed worst) and ``val_rollout_rel_l2``,
     and for a time split the same over the span trained on (``train_rollout_*``). A run that
     diverged to non-finite values scores ``inf``.
     """
@@ -48,6 +50,7 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
 
     def scores(prefix: str, mask: Any) -> dict[str, float]:
         return {f"{prefix}_rollout_nmae": nmae(pred[mask], ref[mask]),
+                f"{prefix}_rollout_nmae_worst": nmae_worst(pred[mask], ref[mask]),
                 f"{prefix}_rollout_rel_l2": rel_l2(pred[mask], ref[mask])}
 
     if getattr(dm.hparams, "split", "random") == "extrapolate":
@@ -265,9 +268,14 @@ def _breakdown_csv(arrays: dict[str, Any], names: list[str]) -> str:
 
 
 def _log_time(t: np.ndarray) -> bool:
-    """Whether times are best shown on a log axis: all positive over three decades or more."""
+    """Whether times are best shown on a log axis: a grid whose steps grow (log-spaced), all
+    positive, over three decades or more. A uniform grid stays linear however many decades its
+    first point is below its last (VdP's 0.02 … 400 s is an oscillation, not a cascade)."""
     t = np.asarray(t, dtype=np.float64)
-    return t.size > 1 and bool(t.min() > 0) and t.max() / t.min() >= 1e3
+    if t.size < 3 or not bool(t.min() > 0) or t.max() / t.min() < 1e3:
+        return False
+    steps = np.diff(t)
+    return bool(steps[-1] >= 10 * steps[0])
 
 
 def _plot(arrays: dict[str, Any], names: list[str], title: str) -> bytes:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stiffml.metrics import NormalizedMAE, nmae, nmae_breakdown, rel_l2
+from stiffml.metrics import NormalizedMAE, nmae, nmae_breakdown, nmae_worst, rel_l2
 from stiffml.systems import get_system
 
 
@@ -39,6 +39,18 @@ def test_every_state_counts_alike() -> None:
     off_small = ref + np.array([0.0, 1e-7])  # 10 % of the tiny state's half-range
     assert rel_l2(off_small, ref) < 1e-9 and nmae(off_small, ref) == pytest.approx(0.5 * 1e-7 / np.ptp(ref[:, 1]))
     assert nmae(ref + 1.0, ref.copy()) == pytest.approx(0.5 * (1 / np.ptp(ref[:, 0]) + 1 / np.ptp(ref[:, 1])))
+
+
+def test_worst_state_shows_one_lost_species_that_the_mean_hides() -> None:
+    t = np.linspace(0, 1, 201)
+    ref = np.stack([np.sin((k + 1) * t) + k for k in range(20)], axis=1)  # 20 moving species
+    pred = ref.copy()
+    pred[:, 7] = ref[0, 7]  # one species a flat line at its start, the rest exact
+    lost = np.abs(pred[:, 7] - ref[:, 7]).mean() / np.ptp(ref[:, 7])
+    assert nmae_worst(pred, ref) == pytest.approx(lost) and nmae(pred, ref) == pytest.approx(lost / 20)
+    assert nmae_worst(ref, ref) == 0.0
+    const = np.concatenate([ref, np.ones((201, 1))], axis=1)  # a constant state is left out
+    assert nmae_worst(np.concatenate([pred, 9 * np.ones((201, 1))], axis=1), const) == pytest.approx(lost)
 
 
 def test_constant_states_are_left_out_and_trajectories_averaged() -> None:
@@ -80,3 +92,12 @@ def test_breakdown_per_state_and_decade_adds_up_to_the_headline() -> None:
     # trajectories (m, T, n) are averaged like nmae averages them
     both = nmae_breakdown(t, np.stack([pred, ref]), np.stack([ref, ref]))
     assert np.nanmean(both["per_state"]) == pytest.approx(nmae(np.stack([pred, ref]), np.stack([ref, ref])), rel=1e-12)
+
+
+def test_log_time_axis_only_for_grids_whose_steps_grow() -> None:
+    from stiffml.evaluation import _log_time
+
+    assert _log_time(np.logspace(-5, 5, 51))  # ROBER's grid, as Kim et al. plot it
+    assert not _log_time(np.arange(1, 20001) * 0.02)  # VdP: 0.02 … 400 s uniform, an oscillation
+    assert not _log_time(np.logspace(0, 2, 30))  # log-spaced but two decades
+    assert not _log_time(np.linspace(0.0, 1e5, 51))  # starts at 0

@@ -145,7 +145,8 @@ def test_free_run_that_blows_up_is_scored_inf_not_a_crash() -> None:
 
     with pytest.warns(UserWarning, match="free run diverged"):
         run, metrics = scored_free_run(Exploding(), dm=None)
-    assert run is None and metrics == {"val_rollout_rel_l2": float("inf"), "val_rollout_nmae": float("inf")}
+    assert run is None and metrics == {"val_rollout_rel_l2": float("inf"), "val_rollout_nmae": float("inf"),
+                                       "val_rollout_nmae_worst": float("inf")}
 
 
 @pytest.mark.parametrize(("lr", "what"), [(".inf", "nan"), ("1e6", "above max_loss")])

@@ -64,9 +64,10 @@ class ODENet(StiffModel):
         weight_decay: Weight decay of the optimizer (Kim et al.: 1e-6 with AdamW).
         grad_norm: Rescale the gradient to this norm before every step (Kim et al.'s POLLU: 100);
             ``None``: leave it.
-        prefix_min: Trajectory mode: Kim et al.'s curriculum; every training step integrates over
-            a random prefix of the grid, between ``prefix_min`` points and the whole grid (uniform),
-            and takes the loss at the batch's points inside it. ``None``: the whole grid.
+        prefix_min: Trajectory mode: a curriculum (the mechanism of Kim et al.'s code); every
+            training step integrates over a random prefix of the grid, between ``prefix_min``
+            points and the whole grid (uniform), and takes the loss at the batch's points inside
+            it. ``None``: the whole grid.
         lr_final: Anneal the learning rate from ``lr`` to this value over ``trainer.max_epochs``
             on a cosine; ``None``: constant.
         derivative_loss: Derivative mode's loss: ``scaled`` (per-state squared error in units of
