@@ -13,15 +13,18 @@ def rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
 
 
-def _state_nmae(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``MAE_s / range_s`` of every state whose reference moves (range > 0)."""
+def _reduce_state_nmae(pred: np.ndarray, ref: np.ndarray, reduce) -> float:
+    """``reduce`` over the states whose reference moves of ``MAE_s / range_s``; if none moves, the
+    plain mean absolute error."""
     pred, ref = np.asarray(pred, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     n = ref.shape[-1]
     err = np.abs(pred - ref).reshape(-1, n).mean(axis=0)
     flat = ref.reshape(-1, n)
     span = flat.max(axis=0) - flat.min(axis=0)
     moving = span > 0
-    return err[moving] / span[moving] if moving.any() else err[:0]
+    if not moving.any():
+        return float(err.mean())
+    return float(reduce(err[moving] / span[moving]))
 
 
 def nmae(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -34,10 +37,7 @@ def nmae(pred: np.ndarray, ref: np.ndarray) -> float:
     (time, trajectories) are averaged. States whose reference is constant are left out (their
     range is zero); if all are, the plain mean absolute error is returned.
     """
-    per_state = _state_nmae(pred, ref)
-    if not per_state.size:
-        return float(np.abs(np.asarray(pred, dtype=np.float64) - np.asarray(ref, dtype=np.float64)).mean())
-    return float(per_state.mean())
+    return _reduce_state_nmae(pred, ref, np.mean)
 
 
 def nmae_worst(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -47,10 +47,7 @@ def nmae_worst(pred: np.ndarray, ref: np.ndarray) -> float:
     species adds a twentieth of its error); this figure does not. States whose reference is
     constant are left out; if all are, the plain mean absolute error is returned.
     """
-    per_state = _state_nmae(pred, ref)
-    if not per_state.size:
-        return float(np.abs(np.asarray(pred, dtype=np.float64) - np.asarray(ref, dtype=np.float64)).mean())
-    return float(per_state.max())
+    return _reduce_state_nmae(pred, ref, np.max)
 
 
 def nmae_breakdown(t: np.ndarray, pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
