@@ -56,3 +56,12 @@ def assert_one_line_error(code: int, capsys: pytest.CaptureFixture, message: str
     """The CLI exited non-zero with exactly one ``stiffml: error:`` line containing ``message``."""
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
     assert code != 0 and len(err) == 1 and message in err[0], err
+
+
+def logged_events(version: Path):
+    """The TensorBoard scalars a run logged in its ``version_N`` folder, loaded."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(version))
+    acc.Reload()
+    return acc

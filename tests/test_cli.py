@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from .conftest import CONF, assert_one_line_error, run_stiffml
+from .conftest import CONF, assert_one_line_error, logged_events, run_stiffml
 
 TINY = CONF / "bz_fcnn_tiny.yaml"
 
@@ -35,12 +35,9 @@ def test_fit_writes_version_folder_events_config_and_checkpoints(cli, tmp_path) 
 
 
 def test_logged_metrics(tmp_path, cli) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     assert cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", 2,
                "--trainer.log_every_n_steps", 1) == 0
-    acc = EventAccumulator(str(_version_dir(tmp_path)))
-    acc.Reload()
+    acc = logged_events(_version_dir(tmp_path))
     tags = set(acc.Tags()["scalars"])
     assert {"train_loss", "train_loss_step", "val_loss", "val_rel_l2"} <= tags
     assert len(acc.Scalars("train_loss")) == 2  # one per epoch

@@ -16,7 +16,7 @@ from stiffml.solvers import SOLVERS, integrate, rosenbrock23
 from stiffml.solvers.integrate import FIXED_STEP
 from stiffml.systems import get_system
 
-from .conftest import CONF, REPO as ROOT, assert_one_line_error
+from .conftest import CONF, REPO as ROOT, assert_one_line_error, logged_events
 
 
 def rober(t, y):
@@ -398,13 +398,10 @@ def test_trajectory_mode_on_an_ensemble_scores_held_out_initial_states(cli, tmp_
 
 @pytest.mark.slow
 def test_robertson_kim_config_cut_to_a_few_epochs(cli, tmp_path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     assert cli("fit", "--config", ROOT / "configs" / "robertson_kim.yaml", "--trainer.max_epochs", "3",
                "--trainer.check_val_every_n_epoch", "1", "--trainer.default_root_dir", tmp_path) == 0
     (version,) = (tmp_path / "lightning_logs").glob("version_*")
-    acc = EventAccumulator(str(version))
-    acc.Reload()
+    acc = logged_events(version)
     nmae = acc.Scalars("val_rollout_nmae")[-1].value
     assert 0 < nmae < 1  # a three-epoch field is poor, but the whole pipeline ran over ten decades
     # predict: the per-species and per-decade breakdown of the free run, and a log-time figure
@@ -423,14 +420,11 @@ def test_robertson_kim_config_cut_to_a_few_epochs(cli, tmp_path) -> None:
 def test_bz_trajectory_config_cut_to_a_few_epochs(cli, tmp_path) -> None:
     """The shipped B-Z trajectory config runs end to end (whole-trajectory solves, minmax states,
     AdamW, gradient-norm rescaling) and scores its free run over the whole 10 s."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     assert cli("fit", "--config", ROOT / "configs" / "bz_odenet_trajectory.yaml", "--trainer.max_epochs", "2",
                "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
                "--trainer.default_root_dir", tmp_path) == 0
     (version,) = (tmp_path / "lightning_logs").glob("version_*")
-    acc = EventAccumulator(str(version))
-    acc.Reload()
+    acc = logged_events(version)
     losses = [e.value for e in acc.Scalars("train_loss")]  # per epoch
     assert len(losses) == 2 and losses[1] < losses[0]  # two AdamW steps on the whole trajectory
     nmae, worst = (acc.Scalars(tag)[-1].value for tag in ("val_rollout_nmae", "val_rollout_nmae_worst"))

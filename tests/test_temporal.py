@@ -12,7 +12,7 @@ from stiffml import registry
 from stiffml.data import BZDataModule, VdPDataModule
 from stiffml.models import WindowModel
 
-from .conftest import CONF, assert_one_line_error
+from .conftest import CONF, assert_one_line_error, logged_events
 
 TEMPORAL = sorted(n for n, e in registry.load("models").items() if e.cls.consumes({}) == "window")
 
@@ -100,13 +100,10 @@ def test_free_run_and_errors_over_the_held_out_span() -> None:
 
 
 def test_fit_logs_rollout_and_predict_writes_files(cli, tmp_path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     cfg = CONF / "bz_attenlstm_tiny.yaml"
     assert cli("fit", "--config", cfg, "--trainer.default_root_dir", tmp_path) == 0
     (version,) = (tmp_path / "lightning_logs").glob("version_*")
-    acc = EventAccumulator(str(version))
-    acc.Reload()
+    acc = logged_events(version)
     assert {"val_rel_l2", "val_nmae", "val_rollout_rel_l2", "val_rollout_nmae"} <= set(acc.Tags()["scalars"])
     assert 0 < acc.Scalars("val_rollout_nmae")[-1].value < float("inf")
     assert cli("predict", "--config", cfg, "--trainer.default_root_dir", tmp_path,
