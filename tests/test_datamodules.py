@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stiffml import registry
-from stiffml.data import BatchLoader, BZDataModule, Scaler, VdPDataModule
+from stiffml.data import BatchLoader, BZDataModule, Scaler, VdPDataModule, VdPLienardDataModule
 
 DATAMODULES = sorted(registry.load("datamodules"))
 POINTWISE = [n for n in DATAMODULES if "pointwise" in registry.get_datamodule(n).representations]
@@ -94,6 +94,27 @@ def test_window_pair_and_derivative_representations() -> None:
     np.testing.assert_allclose(dy[0].numpy(), dm.system.rhs(0.0, dm.system.y0))
 
 
+def test_state_samples_add_exact_derivatives_off_the_trajectory_to_training_only() -> None:
+    base = VdPLienardDataModule(representation="derivative", t_span=(0.0, 140.0), dt=0.1)
+    dm = VdPLienardDataModule(representation="derivative", t_span=(0.0, 140.0), dt=0.1,
+                              state_samples=500, state_margin=0.2)
+    base.setup("fit")
+    dm.setup("fit")
+    n = len(base.samples)
+    assert len(dm.samples) == n + 500
+    assert torch.equal(dm.val_idx, base.val_idx)  # validation stays on the trajectory
+    assert torch.equal(dm.train_idx[:-500], base.train_idx) and torch.equal(dm.train_idx[-500:], torch.arange(n, n + 500))
+    z, dz = dm.samples.batch(torch.arange(n, n + 500))
+    y = dm.target_scaler.inverse(z).numpy()
+    np.testing.assert_allclose(dm.target_scaler.inverse_derivative(z, dz).numpy(), dm.system.rhs(0.0, y.T).T, rtol=1e-12)
+    ref = dm.reference[dm.train_idx[:-500].numpy()]
+    lo, hi = ref.min(0), ref.max(0)
+    assert np.all(y >= lo - 0.2 * (hi - lo)) and np.all(y <= hi + 0.2 * (hi - lo))
+    outside = (y < lo) | (y > hi)  # the margin is used, and the box is filled, not the cycle
+    assert outside.any() and np.abs(y[:, 1] - (y[:, 0] - y[:, 0] ** 3 / 3)).max() > 0.5
+    assert sum(len(b[1]) for b in dm.predict_dataloader()) == n == len(dm.target_times)
+
+
 def test_bad_settings_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="window=5000 is not shorter than the series"):
         BZDataModule(representation="window", window=5000, dt=0.01)
@@ -107,6 +128,12 @@ def test_bad_settings_are_clear_errors() -> None:
         BZDataModule(representation="graph")
     with pytest.raises(ValueError, match="no representation set"):
         BZDataModule(dt=0.01).setup("fit")
+    with pytest.raises(ValueError, match="state_samples=10 applies to derivative samples, not 'pair'"):
+        VdPLienardDataModule(representation="pair", state_samples=10)
+    with pytest.raises(ValueError, match="state_samples must be >= 0 and state_margin a finite number >= 0, got -1"):
+        VdPLienardDataModule(state_samples=-1)
+    with pytest.raises(ValueError, match="normalization 'log-zscore' cannot take them"):
+        BZDataModule(state_samples=10, normalization="log-zscore")
 
 
 def test_ddp_sharding_is_disjoint_and_even() -> None:

@@ -70,6 +70,17 @@ def test_solvers_agree_on_vdp() -> None:
     assert np.max(np.abs(a - b)) < 1e-5 * np.abs(a).max()
 
 
+def test_lienard_form_is_the_same_oscillator() -> None:
+    """``vdp_lienard``'s x is ``vdp``'s x (two jumps included), and y = x − x³/3 − x'/μ along the way."""
+    t = np.linspace(0, 140, 1401)  # past the first two jumps (about 65 s and 130 s)
+    xv = get_system("vdp").solve(t, rtol=1e-11, atol=1e-13, method="Radau").y
+    xy = get_system("vdp_lienard").solve(t, rtol=1e-11, atol=1e-13, method="Radau").y
+    np.testing.assert_allclose(xy[:, 0], xv[:, 0], atol=1e-5)
+    x, v = xv.T
+    np.testing.assert_allclose(xy[:, 1], x - x**3 / 3 - v / 80, atol=1e-6)
+    assert xy[:, 0].min() < -1.9 and xy[:, 0].max() > 1.9
+
+
 @pytest.mark.parametrize("name", sorted(SYSTEMS))
 def test_analytic_jacobian_matches_finite_differences(name: str) -> None:
     s = get_system(name)

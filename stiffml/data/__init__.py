@@ -13,6 +13,7 @@ from stiffml.data.modules import (
     RobertsonDataModule,
     RobertsonEnsembleDataModule,
     VdPDataModule,
+    VdPLienardDataModule,
 )
 from stiffml.data.samples import REPRESENTATIONS, SampleSet
 from stiffml.data.scaling import NORMALIZATIONS, Scaler
@@ -20,5 +21,5 @@ from stiffml.data.scaling import NORMALIZATIONS, Scaler
 __all__ = [
     "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "RobertsonEnsembleDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
     "OregoDataModule", "PolluDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
-    "StiffDataModule", "VdPDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
+    "StiffDataModule", "VdPDataModule", "VdPLienardDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
 ]

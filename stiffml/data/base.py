@@ -341,6 +341,14 @@ class StiffDataModule(SystemDataModule):
         horizon: States each ``window`` sample targets: 1 (the next state, teacher forcing), or
             h > 1 (the next h, for window models trained on their own unrolled predictions; set
             by the CLI from the model's ``unroll``).
+        state_samples: ``derivative`` samples only: add this many states drawn uniformly from the
+            box the training states span (widened by ``state_margin``), with their exact
+            derivatives, to the training set, so that a learned field is pinned down off the
+            trajectory too (a limit cycle alone leaves the field around it free). Validation
+            stays on the trajectory. The states are given the start time, so the system must be
+            autonomous (every built-in one is). 0: the trajectory only.
+        state_margin: Widen the box of ``state_samples`` by this fraction of each state's range
+            on either side (>= 0).
         split: ``random`` (the paper's random split) or ``extrapolate`` (train on the first
             ``train_fraction`` of the time span, validate on the rest).
         train_fraction: Fraction of samples (or of time) used for training, in (0, 1).
@@ -372,6 +380,8 @@ class StiffDataModule(SystemDataModule):
         representation: Representation | None = None,
         window: int = 20,
         horizon: int = 1,
+        state_samples: int = 0,
+        state_margin: float = 0.1,
         split: Literal["random", "extrapolate"] = "random",
         train_fraction: float = 0.8,
         normalization: Normalization = "zscore",
@@ -411,6 +421,12 @@ class StiffDataModule(SystemDataModule):
             raise ValueError(f"window must be a positive integer, got {window}")
         if horizon < 1:
             raise ValueError(f"horizon must be a positive integer, got {horizon}")
+        if state_samples < 0 or not (state_margin >= 0 and np.isfinite(state_margin)):
+            raise ValueError(f"state_samples must be >= 0 and state_margin a finite number >= 0, "
+                             f"got {state_samples}, {state_margin}")
+        if state_samples and normalization == "log-zscore":
+            raise ValueError("state_samples draws states from a box that may hold non-positive values; "
+                             "normalization 'log-zscore' cannot take them (use zscore, minmax or maxabs)")
         self._check_representation()
 
     # ----------------------------------------------------------------------- hooks for subclasses
@@ -429,6 +445,8 @@ class StiffDataModule(SystemDataModule):
                 f"window={self.hparams.window} is not shorter than the series "
                 f"({len(self.grid)} samples)"
             )
+        if self.hparams.get("state_samples", 0) and rep not in (None, "derivative"):
+            raise ValueError(f"state_samples={self.hparams.state_samples} applies to derivative samples, not '{rep}'")
         horizon = self.hparams.get("horizon", 1)
         if horizon > 1 and rep != "window":
             raise ValueError(f"horizon={horizon} applies to window samples, not '{rep}'")
@@ -474,8 +492,13 @@ class StiffDataModule(SystemDataModule):
         # sample i's (first) target is row i + lead of the series
         lead = {"window": h.window, "segment": h.window, "pair": 1}.get(self.representation, 0)
         scaler = Scaler.fit(h.normalization, reference[train + lead] if len(train) else reference)
+        samples = self._samples(traj, reference, scaler)
+        if h.get("state_samples", 0) and self.representation == "derivative":
+            box = self._state_samples(traj.t[0], reference[train] if len(train) else reference, scaler)
+            train = np.concatenate([train, len(samples) + np.arange(len(box))])
+            samples = DerivativeSamples(*(torch.cat([samples.tensors[k], box.tensors[k]]) for k in ("y", "dy")))
         return Built(
-            samples=self._samples(traj, reference, scaler), train=train, val=val, scaler=scaler,
+            samples=samples, train=train, val=val, scaler=scaler,
             times=traj.t, reference=reference,
             # free runs of a learned field (physics family): the one trajectory over the whole span
             rollout_times=traj.t, rollout_reference=traj.y[None], horizon_index=len(traj.t),
@@ -498,3 +521,16 @@ class StiffDataModule(SystemDataModule):
             return TrajectorySamples(torch.as_tensor(t), z[None])
         dz = scaler.derivative(traj.y, self.system.rhs(t, traj.y.T).T)
         return DerivativeSamples(z, torch.as_tensor(dz))
+
+    def _state_samples(self, t0: float, states: np.ndarray, scaler: Scaler) -> DerivativeSamples:
+        """``state_samples`` states uniform in the (widened) box of ``states``, with exact derivatives."""
+        h = self.hparams
+        lo, hi = states.min(axis=0), states.max(axis=0)
+        pad = h.state_margin * (hi - lo)
+        y = np.random.default_rng([h.seed, 1]).uniform(lo - pad, hi + pad, size=(h.state_samples, len(lo)))
+        dy = self.system.rhs(t0, y.T).T
+        return DerivativeSamples(torch.as_tensor(scaler.transform(y)), torch.as_tensor(scaler.derivative(y, dy)))
+
+    def predict_dataloader(self) -> BatchLoader:
+        # the series' samples only (not the extra state_samples), in time order, as target_times
+        return self._loader(torch.arange(len(self.target_times), device=self.samples.device), train=False)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from stiffml.data.base import StiffDataModule
 from stiffml.data.ensemble import EnsembleDataModule
 from stiffml.data.scaling import Normalization
-from stiffml.systems import BZ, HIRES, Duffing, Orego, Pollu, Robertson, VanDerPol
+from stiffml.systems import BZ, HIRES, Duffing, Orego, Pollu, Robertson, VanDerPol, VanDerPolLienard
 
 
 class BZDataModule(StiffDataModule):
@@ -21,6 +21,13 @@ class VdPDataModule(StiffDataModule):
 
     system_class = VanDerPol
     default_outputs = ("x",)
+
+
+class VdPLienardDataModule(StiffDataModule):
+    """Van der Pol, μ = 80, in Liénard coordinates (x, y = x − x³/3 − x'/μ): t in [0, 400] s
+    (three relaxation cycles), step 0.02 (20,001 points); outputs x and y."""
+
+    system_class = VanDerPolLienard
 
 
 class RobertsonDataModule(StiffDataModule):

@@ -12,10 +12,10 @@ from typing import Any
 
 from stiffml.systems.base import STIFF_METHODS, SolveError, StiffSystem, Trajectory
 from stiffml.systems.chemistry import BZ, HIRES, Orego, Pollu, Robertson
-from stiffml.systems.mechanics import Duffing, VanDerPol
+from stiffml.systems.mechanics import Duffing, VanDerPol, VanDerPolLienard
 
 SYSTEMS: dict[str, type[StiffSystem]] = {
-    cls.name: cls for cls in (BZ, VanDerPol, Robertson, HIRES, Orego, Pollu, Duffing)
+    cls.name: cls for cls in (BZ, VanDerPol, VanDerPolLienard, Robertson, HIRES, Orego, Pollu, Duffing)
 }
 
 
@@ -23,7 +23,7 @@ def get_system(name: str, y0: Any = None, **params: float) -> StiffSystem:
     """Build a system by name.
 
     Args:
-        name: One of ``SYSTEMS`` (``bz``, ``vdp``, ``robertson``, ``hires``, ``orego``, ``pollu``,
+        name: One of ``SYSTEMS`` (``bz``, ``vdp``, ``vdp_lienard``, ``robertson``, ``hires``, ``orego``, ``pollu``,
             ``duffing``).
         y0: Initial state (default: the system's).
         **params: Parameter overrides; unknown names are an error listing the valid ones.
@@ -37,5 +37,5 @@ def get_system(name: str, y0: Any = None, **params: float) -> StiffSystem:
 
 __all__ = [
     "BZ", "HIRES", "STIFF_METHODS", "SYSTEMS", "Duffing", "Orego", "Pollu", "Robertson", "SolveError",
-    "StiffSystem", "Trajectory", "VanDerPol", "get_system",
+    "StiffSystem", "Trajectory", "VanDerPol", "VanDerPolLienard", "get_system",
 ]

@@ -29,6 +29,38 @@ class VanDerPol(StiffSystem):
         return np.array([[0.0, 1.0], [-2 * mu * x * v - 1, mu * (1 - x * x)]])
 
 
+
+class VanDerPolLienard(StiffSystem):
+    """Van der Pol oscillator in Liénard coordinates: ``x' = μ(x − x³/3 − y)``, ``y' = x/μ``.
+
+    The same oscillator as :class:`VanDerPol` (the same x), with ``y = x − x³/3 − x'/μ`` in place
+    of the velocity. At μ = 80 the velocity swings over ±100 in the jumps while the slow branches
+    are set by where ``μ(1 − x²)x' − x`` vanishes, at x' ≈ 0.01: a learned field in (x, x') must
+    be accurate to about 1e-5 of its range there to keep the period. Here the slow branches lie on
+    the cubic ``y = x − x³/3`` and the field is a cubic in x and linear in y, which a small
+    network fits to the accuracy a free run over several cycles needs (docs/fidelity.md).
+    The default span holds three relaxation cycles (period about 130.6 s at μ = 80), starting
+    from x = 2, x' = 0 as :class:`VanDerPol` does.
+    """
+
+    name = "vdp_lienard"
+    description = "Van der Pol oscillator, mu=80, Lienard coordinates"
+    state_names = ("x", "y")
+    defaults = {"mu": 80.0}
+    default_y0 = (2.0, 2.0 - 8.0 / 3.0)
+    t_span = (0.0, 400.0)
+    dt = 0.02
+
+    def rhs(self, t, y):
+        mu = self.params["mu"]
+        x, w = y
+        return np.stack([mu * (x - x**3 / 3 - w), x / mu])
+
+    def jac(self, t, y):
+        mu = self.params["mu"]
+        x = y[0]
+        return np.array([[mu * (1 - x * x), -mu], [1 / mu, 0.0]])
+
 class Duffing(StiffSystem):
     """Duffing oscillator ``q'' = −αq − βq³ − γq'`` in (q, p = q').
 
