@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -343,6 +344,47 @@ def test_lr_final_anneals_on_a_cosine_and_holds() -> None:
 def test_curriculum_arguments_are_checked(kwargs, message) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         ODENet(2, 2, **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"mode": "derivative", "field_scale": "log"}, "field_scale 'log' makes the field depend on time, which derivative samples do not carry"),
+    ({"mode": "trajectory", "field_scale": "log", "log_time_ref": 0.0}, "log_time_ref (the t_ref of field_scale: log) must be positive, got 0.0"),
+])
+def test_log_field_scale_arguments_are_checked(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ODENet(2, 2, **kwargs)
+
+
+def test_log_field_scale_is_a_rate_per_unit_of_log_time() -> None:
+    """``field_scale: log``: the field is NN(z) / ((t − t0 + t_ref)·τ_end), so the free run (Radau in
+    t) is the solution of dz/dτ = NN(z)/τ_end in log time τ = ln(1 + (t − t0)/t_ref), which scipy
+    solves here on its own; with ``time_dependent`` the net reads τ/τ_end."""
+    from scipy.integrate import solve_ivp
+
+    dm = _linear_dm(representation="trajectory", t_span=(0.0, 5.0), dt=1e-3, spacing="log", points_per_decade=4)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = ODENet(2, 2, hidden=8, depth=1, mode="trajectory", field_scale="log").double()
+    model.data_spec = dm.spec()
+    model.setup("fit")
+    tau_end = math.log1p(5.0 / 1e-3)
+    z = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    for t in (0.0, 1e-3, 2.0):
+        expected = model.net(z) / ((t + 1e-3) * tau_end)
+        torch.testing.assert_close(model.field(torch.tensor(t, dtype=torch.float64), z), expected)
+    run = model.free_run(dm, RolloutSettings(rtol=1e-10, atol=1e-12))
+    g = lambda s, y: (model.net(torch.as_tensor(y)[None])[0] / tau_end).detach().numpy()  # noqa: E731
+    taus = np.log1p(dm.rollout_times / 1e-3)
+    sol = solve_ivp(g, (0.0, taus[-1]), dm.rollout_reference[0, 0], t_eval=taus, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(run["pred"], sol.y.T[1:], atol=1e-7)
+    assert np.abs(run["pred"][-1] - run["pred"][0]).max() > 1e-2  # the field moved the state
+    timed = ODENet(2, 2, hidden=8, depth=1, mode="trajectory", field_scale="log", time_dependent=True).double()
+    timed.data_spec = dm.spec()
+    timed.setup("fit")
+    seen = []
+    timed.net[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0][0, -1].item()))
+    timed.field(torch.tensor(5.0, dtype=torch.float64), z)
+    assert seen == [pytest.approx(1.0)]
 
 
 TRAJECTORY_BAD = [

@@ -56,8 +56,16 @@ class ODENet(StiffModel):
         scale_output: Stiff-aware per-state output scaling (Kim et al. 2021), see ``field_scale``.
         field_scale: ``rate``: multiply the field per state by the data's typical rate |dz/dt|;
             ``span``: divide it by the time span (``time_scale``), Kim et al.'s
-            ``NN(u)·yscale/t_end`` once the states are scaled (``normalization: maxabs``).
+            ``NN(u)·yscale/t_end`` once the states are scaled (``normalization: maxabs``);
+            ``log``: the network gives the rate per unit of log time, τ = ln(1 + (t − t0)/t_ref),
+            and the field is ``NN(u) / ((t − t0 + t_ref)·τ_end)``: over a log grid (ROBER's ten
+            decades) the network's outputs stay O(1) where ``span`` needs them to run from 1e8
+            down to 1e-2. The field then depends on t, so the initial states must be given at
+            the data's first time t0 (solve modes only: not ``derivative``); with
+            ``time_dependent`` the network reads τ/τ_end rather than t.
         time_scale: The ``t_end`` of ``field_scale: span`` (> 0); default the data's time span.
+        log_time_ref: The ``t_ref`` of ``field_scale: log`` (> 0): below it log time is
+            nearly linear; default the grid's first step (1e-5 on Kim et al.'s ROBER grid).
         objective: Loss of the solve modes (pair, segment, trajectory): ``mse``, or ``mae`` (Kim
             et al.'s mean absolute error of the scaled states).
         optimizer: ``adam`` or ``adamw`` (decoupled weight decay, Kim et al.'s choice).
@@ -97,8 +105,9 @@ class ODENet(StiffModel):
         step_budget: int = 10_000,
         scale_output: bool = True,
         derivative_loss: Literal["scaled", "relative"] = "scaled",
-        field_scale: Literal["rate", "span"] = "rate",
+        field_scale: Literal["rate", "span", "log"] = "rate",
         time_scale: float | None = None,
+        log_time_ref: float | None = None,
         objective: Literal["mse", "mae"] = "mse",
         optimizer: Literal["adam", "adamw"] = "adam",
         weight_decay: float = 0.0,
@@ -118,13 +127,18 @@ class ODENet(StiffModel):
         if derivative_loss not in ("scaled", "relative"):
             raise ValueError(f"unknown derivative_loss {derivative_loss!r}; valid: ['scaled', 'relative']")
         check_solver(solver, rtol, atol, step_size, adjoint)
-        choices = {"field_scale": (field_scale, ("rate", "span")), "objective": (objective, ("mse", "mae")),
+        choices = {"field_scale": (field_scale, ("rate", "span", "log")), "objective": (objective, ("mse", "mae")),
                    "optimizer": (optimizer, ("adam", "adamw"))}
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; valid: {list(allowed)}")
         if time_scale is not None and not (time_scale > 0 and np.isfinite(time_scale)):
             raise ValueError(f"time_scale (the t_end of field_scale: span) must be positive, got {time_scale}")
+        if log_time_ref is not None and not (log_time_ref > 0 and np.isfinite(log_time_ref)):
+            raise ValueError(f"log_time_ref (the t_ref of field_scale: log) must be positive, got {log_time_ref}")
+        if field_scale == "log" and scale_output and MODES.get(mode) == "derivative":
+            raise ValueError("field_scale 'log' makes the field depend on time, which derivative samples "
+                             "do not carry; use mode trajectory, pair or segment, or field_scale rate")
         if weight_decay < 0 or (grad_norm is not None and not grad_norm > 0):
             raise ValueError(f"weight_decay must be >= 0 and grad_norm positive, got {weight_decay}, {grad_norm}")
         if prefix_min is not None and (mode != "trajectory" or prefix_min < 2):
@@ -141,6 +155,8 @@ class ODENet(StiffModel):
         self.net = nn.Sequential(*layers)
         self.register_buffer("field_scale", torch.ones(n_outputs))
         self.register_buffer("field_scale_set", torch.zeros((), dtype=torch.bool))
+        # field_scale 'log': (t0 − t_ref, t_ref); the field is NN·field_scale / (t − t0 + t_ref)
+        self.register_buffer("log_time", torch.tensor([0.0, 1.0]))
 
     @classmethod
     def consumes(cls, init_args: dict[str, Any]) -> str:
@@ -149,8 +165,14 @@ class ODENet(StiffModel):
     # --------------------------------------------------------------------------------- field
     def field(self, t: Tensor, z: Tensor) -> Tensor:
         """dz/dt in normalised units, batched (B, n)."""
-        inp = torch.cat([z, t.expand(z.shape[0], 1).to(z.dtype)], -1) if self.hparams.time_dependent else z
-        return self.net(inp) * self.field_scale
+        log = self.hparams.scale_output and self.hparams.field_scale == "log"
+        if self.hparams.time_dependent:  # log time: the net reads τ/τ_end, in [0, 1] over the data
+            tin = torch.log((t - self.log_time[0]) / self.log_time[1]) * self.field_scale[0] if log else t
+            inp = torch.cat([z, tin.expand(z.shape[0], 1).to(z.dtype)], -1)
+        else:
+            inp = z
+        out = self.net(inp) * self.field_scale
+        return out / (t - self.log_time[0]) if log else out
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -165,12 +187,22 @@ class ODENet(StiffModel):
             if self.hparams.field_scale == "span":
                 t_end = self.hparams.time_scale or float(data.times[-1] - data.times[0])
                 rate = np.full(self.hparams.n_outputs, 1.0 / t_end)
+            elif self.hparams.field_scale == "log":
+                t0 = float(data.times[0])
+                t_ref = self.hparams.get("log_time_ref") or float(data.times[1] - t0)
+                rate = np.full(self.hparams.n_outputs, 1.0 / math.log1p((float(data.times[-1]) - t0) / t_ref))
+                self.log_time.copy_(torch.tensor([t0 - t_ref, t_ref], dtype=self.log_time.dtype))
             else:
                 z = data.scaler.transform(data.reference)
                 rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(data.times)[:, None]) ** 2, axis=0))
                 rate = np.where(np.isfinite(rate) & (rate > 0), rate, 1.0)
             self.field_scale.copy_(torch.as_tensor(rate, dtype=self.field_scale.dtype))
             self.field_scale_set.fill_(True)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # checkpoints written before field_scale 'log' existed lack its buffer (unused by them)
+        checkpoint.get("state_dict", {}).setdefault("log_time", self.log_time.detach().clone())
 
     def _solve(self, func, z0: Tensor, s: Tensor) -> Tensor:
         h = self.hparams
