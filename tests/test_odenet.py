@@ -378,6 +378,10 @@ def test_log_field_scale_is_a_rate_per_unit_of_log_time() -> None:
     sol = solve_ivp(g, (0.0, taus[-1]), dm.rollout_reference[0, 0], t_eval=taus, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(run["pred"], sol.y.T[1:], atol=1e-7)
     assert np.abs(run["pred"][-1] - run["pred"][0]).max() > 1e-2  # the field moved the state
+    x, _ = dm.samples.batch(torch.arange(len(dm.samples)))  # training solves run in log time
+    model.hparams.rtol, model.hparams.atol = 1e-10, 1e-12
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x)[1:].numpy(), run["pred"], atol=1e-7)
     timed = ODENet(2, 2, hidden=8, depth=1, mode="trajectory", field_scale="log", time_dependent=True).double()
     timed.data_spec = dm.spec()
     timed.setup("fit")
