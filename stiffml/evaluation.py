@@ -320,7 +320,7 @@ def _plot_phase(arrays: dict[str, Any], names: list[str], title: str, n_show: in
 
     ref, pred, t = arrays["reference_rollout"], arrays["rollout"], arrays["t_rollout"]
     n_show = min(n_show, ref.shape[0])
-    fig, axes = plt.subplots(2, n_show, figsize=(3.0 * n_show, 6.0), squeeze=False)
+    fig, axes = plt.subplots(2, n_show, figsize=(max(3.0 * n_show, 5.0), 6.0), squeeze=False)
     for j in range(n_show):
         ax = axes[0, j]
         ax.plot(ref[j, :, 0], ref[j, :, 1], "k-", lw=1.0, label="true")
@@ -332,12 +332,14 @@ def _plot_phase(arrays: dict[str, Any], names: list[str], title: str, n_show: in
         ax = axes[1, j]
         ax.plot(t, ref[j, :, 0], "k-", lw=1.0)
         ax.plot(t, pred[j, :, 0], "C1--", lw=0.9)
+        if _log_time(t):  # e.g. ROBER ensembles over ten decades
+            ax.set_xscale("log")
         ax.set_xlabel("t")
         ax.set_ylabel(names[0])
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize=8)
-    keys = [k for k in arrays if k.startswith("val_rollout_mse") or k == "val_energy_drift"]
-    fig.suptitle(title + " — " + ", ".join(f"{k} {float(arrays[k]):.3g}" for k in keys))
+    keys = [k for k in arrays if k.startswith(("val_rollout_mse", "val_rollout_nmae")) or k == "val_energy_drift"]
+    fig.suptitle(title + "\n" + ", ".join(f"{k} {float(arrays[k]):.3g}" for k in keys), fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
