@@ -492,3 +492,16 @@ def test_vdp_lienard_config_follows_a_cycle_only_with_state_samples(cli, tmp_pat
         (version,) = (root / "lightning_logs").glob("version_*")
         scores[samples] = logged_events(version).Scalars("val_rollout_nmae")[-1].value
     assert scores[5000] < 0.05 and scores[0] > 0.3, scores
+
+
+def test_checkpoints_from_before_log_time_still_load(tmp_path) -> None:
+    """A checkpoint written before ``field_scale: log`` existed has no ``log_time`` buffer."""
+    import lightning
+
+    model = ODENet(2, 2, hidden=4, depth=1).double()
+    state = {k: v for k, v in model.state_dict().items() if k != "log_time"}
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": lightning.__version__}, path)
+    loaded = ODENet.load_from_checkpoint(path)
+    torch.testing.assert_close(loaded.net[0].weight, model.net[0].weight.to(loaded.net[0].weight.dtype))
