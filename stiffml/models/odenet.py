@@ -167,7 +167,10 @@ class ODENet(StiffModel):
         """dz/dt in normalised units, batched (B, n)."""
         if self._log_scaled:
             return self.log_time_field(self.log_time_of(t), z) / (t - self.log_time[0])
-        inp = torch.cat([z, t.expand(z.shape[0], 1).to(z.dtype)], -1) if self.hparams.time_dependent else z
+        return self._scaled_net(t, z)
+
+    def _scaled_net(self, time_input: Tensor, z: Tensor) -> Tensor:
+        inp = torch.cat([z, time_input.expand(z.shape[0], 1).to(z.dtype)], -1) if self.hparams.time_dependent else z
         return self.net(inp) * self.field_scale
 
     @property
@@ -180,11 +183,7 @@ class ODENet(StiffModel):
 
     def log_time_field(self, tau: Tensor, z: Tensor) -> Tensor:
         """``field_scale: log``: dz/dτ, batched (B, n); a time-dependent net reads τ/τ_end."""
-        if self.hparams.time_dependent:
-            inp = torch.cat([z, (tau * self.field_scale[0]).expand(z.shape[0], 1).to(z.dtype)], -1)
-        else:
-            inp = z
-        return self.net(inp) * self.field_scale
+        return self._scaled_net(tau * self.field_scale[0], z)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
