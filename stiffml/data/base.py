@@ -491,10 +491,11 @@ class StiffDataModule(SystemDataModule):
             train, val = np.flatnonzero(target_t <= cut), np.flatnonzero(target_t > cut)
         # sample i's (first) target is row i + lead of the series
         lead = {"window": h.window, "segment": h.window, "pair": 1}.get(self.representation, 0)
-        scaler = Scaler.fit(h.normalization, reference[train + lead] if len(train) else reference)
+        fitted = reference[train + lead] if len(train) else reference  # the training states
+        scaler = Scaler.fit(h.normalization, fitted)
         samples = self._samples(traj, reference, scaler)
-        if h.get("state_samples", 0) and self.representation == "derivative":
-            box = self._state_samples(traj.t[0], reference[train] if len(train) else reference, scaler)
+        if h.get("state_samples", 0) and self.representation == "derivative":  # lead is 0 here
+            box = self._state_samples(traj.t[0], fitted, scaler)
             train = np.concatenate([train, len(samples) + np.arange(len(box))])
             samples = DerivativeSamples(*(torch.cat([samples.tensors[k], box.tensors[k]]) for k in ("y", "dy")))
         return Built(
