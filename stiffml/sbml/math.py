@@ -287,6 +287,80 @@ class ModelMath:
             value(name)
         return values
 
+    def literal_ids(self) -> list[str]:
+        """Ids whose value the file states as a literal: compartments, parameters, species (their
+        initial value as written) and species references. Every initial value is a function of
+        these (:meth:`initial_expressions`)."""
+        return [*self.compartments, *self.parameters, *self.species, *self.stoich_refs]
+
+    def literal_values(self) -> dict[str, float]:
+        """The file's literal for each of :meth:`literal_ids` (NaN where none is set)."""
+        out: dict[str, float] = {}
+        for cid, c in self.compartments.items():
+            out[cid] = c.getSize() if c.isSetSize() else float("nan")
+        for pid, p in self.parameters.items():
+            out[pid] = p.getValue() if p.isSetValue() else float("nan")
+        for sid, s in self.species.items():
+            out[sid] = (s.getInitialConcentration() if s.isSetInitialConcentration()
+                        else s.getInitialAmount() if s.isSetInitialAmount() else float("nan"))
+        for ref_id, ref in self.stoich_refs.items():
+            out[ref_id] = ref.getStoichiometry() if ref.isSetStoichiometry() else 1.0
+        return out
+
+    def initial_expressions(self, overridden: frozenset[str] = frozenset()) -> dict[str, sp.Expr]:
+        """Every symbol's value at t = 0 as a sympy expression of literal symbols ``_q_<id>``
+        (:meth:`literal_ids`) and override symbols ``_o_<id>``.
+
+        The same precedence as :meth:`initial_values`: initial assignments, then assignment
+        rules, then the file's literals (a species' amount converted to concentration or back).
+        A symbol in ``overridden`` takes the value of its override symbol as it is (a species'
+        value in the unit its symbol has: concentration unless amount-valued), ahead of any
+        initial assignment, as PEtab's condition table requires.
+        """
+        q = {i: sp.Symbol(f"_q_{i}") for i in self.literal_ids()}
+        exprs: dict[str, sp.Expr] = {}
+        for cid in self.compartments:
+            exprs[cid] = q[cid]
+        for pid in self.parameters:
+            exprs[pid] = q[pid]
+        for ref_id in self.stoich_refs:
+            exprs[ref_id] = q[ref_id]
+        for sid, s in self.species.items():
+            size = sp.Symbol(s.getCompartment())
+            conc = self.concentration_valued(sid)
+            if s.isSetInitialConcentration():
+                exprs[sid] = q[sid] if conc else q[sid] * size
+            else:
+                exprs[sid] = q[sid] / size if conc else q[sid]
+        exprs.update(self.kinetics)
+        exprs.update(self.assigned)
+        exprs.update(self.initial)
+        for oid in overridden:
+            exprs[oid] = sp.Symbol(f"_o_{oid}")
+        resolved: dict[str, sp.Expr] = {}
+        visiting: set[str] = set()
+
+        def resolve(name: str) -> sp.Expr:
+            if name in resolved:
+                return resolved[name]
+            if name in visiting:
+                raise SBMLError(f"{self.label}: initial values of {sorted(visiting)} depend on each other")
+            visiting.add(name)
+            expr = exprs[name]
+            missing = {s.name for s in expr.free_symbols
+                       if s != T and not s.name.startswith(("_q_", "_o_")) and s.name not in exprs}
+            if missing:
+                raise SBMLError(f"{self.label}: the initial value of '{name}' uses undefined {sorted(missing)}")
+            deps = {s: resolve(s.name) for s in expr.free_symbols if s.name in exprs and s != T}
+            out = expr.xreplace(deps).xreplace({T: sp.Integer(0)})
+            visiting.discard(name)
+            resolved[name] = out
+            return out
+
+        for name in exprs:
+            resolve(name)
+        return resolved
+
     # ------------------------------------------------------------------------------ codegen
     def generate(self) -> Generated:
         """Lambdify the right-hand side and its symbolic Jacobian (numpy, and torch when

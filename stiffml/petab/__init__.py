@@ -1,0 +1,12 @@
+"""PEtab parameter-estimation problems: the likelihood of measurements given an SBML model, and its
+gradient through the stiff solver.
+
+Example:
+    >>> from stiffml.petab import Problem
+    >>> p = Problem("Boehm_JProteomeRes2014/Boehm_JProteomeRes2014.yaml")
+    >>> p.nllh(), p.gradient(), p.simulate()
+"""
+
+from stiffml.petab.problem import PEtabError, Problem
+
+__all__ = ["PEtabError", "Problem"]
