@@ -18,7 +18,8 @@ _NOISE = (
 # Errors whose message is written for users; anything else is prefixed with its type name.
 _PLAIN = {"ValueError", "TypeError", "RuntimeError", "OSError", "FileNotFoundError", "KeyError",
           "MisconfigurationException", "SolveError", "DivergenceError", "CheckpointError",
-          "PermissionError", "UnicodeDecodeError", "NotADirectoryError", "IsADirectoryError"}
+          "PermissionError", "UnicodeDecodeError", "NotADirectoryError", "IsADirectoryError",
+          "PEtabError", "PEtabUnsupported"}
 
 
 def condense(message: str) -> str:

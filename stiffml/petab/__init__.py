@@ -7,6 +7,6 @@ Example:
     >>> p.nllh(), p.gradient(), p.simulate()
 """
 
-from stiffml.petab.problem import PEtabError, Problem
+from stiffml.petab.problem import PEtabError, PEtabUnsupported, Problem
 
-__all__ = ["PEtabError", "Problem"]
+__all__ = ["PEtabError", "PEtabUnsupported", "Problem"]

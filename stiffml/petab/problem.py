@@ -31,6 +31,10 @@ class PEtabError(ValueError):
     """A PEtab problem that is missing, invalid, or uses what stiffml does not support."""
 
 
+class PEtabUnsupported(PEtabError):
+    """A valid PEtab problem using something stiffml does not implement (named in the message)."""
+
+
 def _petab() -> Any:
     try:
         import petab.v1 as pv
@@ -117,10 +121,10 @@ class Problem:
         except SBMLError as err:
             raise PEtabError(str(err)) from None
         if math_.unsupported or math_.rhs is None:
-            raise PEtabError(f"the SBML model '{sbml_path.name}' uses what the generated engine cannot express: "
+            raise PEtabUnsupported(f"the SBML model '{sbml_path.name}' uses what the generated engine cannot express: "
                              f"{'; '.join(math_.unsupported)}")
         if math_.events:
-            raise PEtabError(f"the SBML model '{sbml_path.name}' has events {math_.events}, which stiffml's "
+            raise PEtabUnsupported(f"the SBML model '{sbml_path.name}' has events {math_.events}, which stiffml's "
                              "calibration engine does not simulate yet")
         self.math = math_
         self._read_parameters()
@@ -140,11 +144,11 @@ class Problem:
             raise PEtabError(f"'{self.path}' is not valid YAML: {' '.join(str(err).split())}") from None
         version = str((spec or {}).get("format_version", "")) if isinstance(spec, dict) else ""
         if not version.startswith("1"):
-            raise PEtabError(f"'{self.path}': PEtab format_version {version or '(none)'} is not supported; "
+            raise PEtabUnsupported(f"'{self.path}': PEtab format_version {version or '(none)'} is not supported; "
                              "stiffml reads PEtab version 1 problems")
         problems = spec.get("problems") or []
         if len(problems) != 1:
-            raise PEtabError(f"'{self.path}': {len(problems)} problems in one file; stiffml reads exactly one")
+            raise PEtabUnsupported(f"'{self.path}': {len(problems)} problems in one file; stiffml reads exactly one")
         for key in ("sbml_files", "condition_files", "measurement_files", "observable_files"):
             for name in problems[0].get(key) or []:
                 if not (self.path.parent / name).is_file():
@@ -189,7 +193,7 @@ class Problem:
     def _model_path(self) -> Path:
         files = self._spec["problems"][0].get("sbml_files") or []
         if len(files) != 1:
-            raise PEtabError(f"'{self.path}': {len(files)} SBML files; stiffml reads exactly one")
+            raise PEtabUnsupported(f"'{self.path}': {len(files)} SBML files; stiffml reads exactly one")
         return self.path.parent / files[0]
 
     def _read_parameters(self) -> None:
@@ -410,10 +414,22 @@ class Problem:
                 e = expr.xreplace(subs)
                 funcs.append(sp.lambdify([T, m.state_symbols, m.constant_symbols, vs, obs_ph, noise_ph], e,
                                          modules="torch"))
+            noise_expr = exprs[1][0]
+            if noise_expr.is_number and not float(noise_expr) > 0:
+                raise PEtabError(f"observable '{oid}': noiseFormula {noise_expr} must be positive")
+            noise_ph_specs = self._placeholders(rows, "noiseParameters", len(noise_ph), oid)
+            if len(noise_ph) == 1 and len(noise_expr.free_symbols) == 1:  # the formula is the placeholder
+                base, from_table = noise_ph_specs[0][0], noise_ph_specs[0][1]
+                numeric = np.ones(rows.size, dtype=bool)
+                numeric[from_table] = False
+                bad = np.flatnonzero(numeric & ~(base > 0))
+                if bad.size:
+                    raise PEtabError(f"measurement row {rows[bad[0]] + 1} ({oid}): noise value {base[bad[0]]:g} "
+                                     "must be positive")
             self._observables.append(_Observable(
                 id=oid, rows=rows, formula=funcs[0], noise=funcs[1], transformation=how, distribution=dist,
                 obs_placeholders=self._placeholders(rows, "observableParameters", len(obs_ph), oid),
-                noise_placeholders=self._placeholders(rows, "noiseParameters", len(noise_ph), oid)))
+                noise_placeholders=noise_ph_specs))
 
     # ------------------------------------------------------------------------- evaluation
     def _theta(self, theta: Any) -> Tensor:
@@ -485,7 +501,13 @@ class Problem:
         """Negative log-likelihood at ``theta`` (estimated parameters on their scales, in
         :attr:`parameter_ids` order, or a dict by id; the nominal values when omitted)."""
         with torch.no_grad():
-            return float(self._forward(self._theta(theta))[2].sum())
+            sim, sigma, nllh = self._forward(self._theta(theta))
+        bad = np.flatnonzero(~(sigma.numpy() > 0))
+        if bad.size:
+            row = self.measurements.iloc[bad[0]]
+            raise PEtabError(f"measurement row {bad[0] + 1} ({row['observableId']}): the noise value "
+                             f"{float(sigma[bad[0]]):g} is not positive")
+        return float(nllh.sum())
 
     def chi2(self, theta: Any = None) -> float:
         """Sum of squared noise-normalised residuals on the observables' transformation scales."""

@@ -1,0 +1,148 @@
+"""PEtab problems: the official suite's cases, Benchmark Collection problems, the gradient against
+finite differences, and one-line errors for bad problems."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("petab")
+pytest.importorskip("libsbml")
+
+from stiffml.petab import PEtabError, Problem  # noqa: E402
+from stiffml.petab.suite import find_cases, run_case  # noqa: E402
+
+CASES = Path(__file__).parent / "petab_cases"
+BENCHMARK = Path(__file__).resolve().parent.parent.parent / "shared" / "petab-benchmark"
+# the log-likelihood another PEtab tool computes at the nominal parameters (BENCHMARK/README.md)
+LLH = {
+    "Boehm_JProteomeRes2014": -138.22199693517703,
+    "Crauste_CellSystems2017": -190.96521897435176,
+    "Fujita_SciSignal2010": 53.08377736998929,
+    "Zheng_PNAS2012": 278.33353271001477,
+}
+
+
+def stiffml(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stiffml", *args], capture_output=True, text=True, timeout=600)
+
+
+def central_difference(problem: Problem, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    out = np.zeros_like(theta)
+    for k in range(theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        out[k] = (problem.nllh(up) - problem.nllh(down)) / (2 * h)
+    return out
+
+
+# ------------------------------------------------------------------------------- conformance
+@pytest.mark.parametrize("case", find_cases(CASES), ids=lambda p: p.name)
+def test_official_case_passes(case: Path) -> None:
+    outcome = run_case(case)
+    assert outcome.status == "passed", outcome.reason
+
+
+def test_a_wrong_expectation_fails_the_case(tmp_path: Path) -> None:
+    case = tmp_path / "0001"
+    shutil.copytree(CASES / "0001", case)
+    solution = case / "_0001_solution.yaml"
+    solution.write_text(solution.read_text().replace("llh: -0.84750169713188", "llh: -0.85"))
+    outcome = run_case(case)
+    assert outcome.status == "failed" and "llh" in outcome.reason
+
+
+@pytest.mark.slow
+def test_suite_command_prints_the_summary() -> None:
+    done = stiffml("petab-suite", str(CASES))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith(f"{len(find_cases(CASES))} passed, 0 failed, 0 unsupported")
+    missing = stiffml("petab-suite", str(CASES / "nope"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [f"stiffml: error: suite folder '{CASES / 'nope'}' not found"]
+
+
+# ------------------------------------------------------------------------------- real problems
+@pytest.mark.skipif(not BENCHMARK.is_dir(), reason="../shared/petab-benchmark is not here")
+@pytest.mark.parametrize("name", sorted(LLH))
+def test_benchmark_problem_matches_the_published_likelihood(name: str) -> None:
+    problem = Problem(BENCHMARK / name / f"{name}.yaml")
+    assert abs(-problem.nllh() - LLH[name]) < 1e-3
+    sim = problem.simulate()
+    assert len(sim) == len(problem.measurements) and np.all(np.isfinite(sim["simulation"]))
+    assert list(sim["observableId"]) == list(problem.measurements["observableId"])
+
+
+@pytest.mark.skipif(not BENCHMARK.is_dir(), reason="../shared/petab-benchmark is not here")
+def test_gradient_through_the_stiff_solver_matches_finite_differences_on_boehm() -> None:
+    name = "Boehm_JProteomeRes2014"
+    problem = Problem(BENCHMARK / name / f"{name}.yaml", rtol=1e-11, atol=1e-16)
+    theta = problem.nominal + np.linspace(-0.2, 0.2, problem.nominal.size)  # away from the optimum
+    value, grad = problem.value_and_gradient(theta)
+    assert value == pytest.approx(problem.nllh(theta), rel=1e-9)
+    fd = central_difference(problem, theta)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-4 * np.abs(fd).max())
+    assert set(problem.gradient(theta)) == set(problem.parameter_ids)
+
+
+def test_gradient_with_preequilibration_and_reinitialised_species_matches_finite_differences() -> None:
+    # case 0010: pre-equilibration, one species reinitialised, an initial assignment overridden
+    problem = Problem(next((CASES / "0010").glob("_0010.yaml")), rtol=1e-11, atol=1e-14)
+    theta = problem.nominal + 0.05
+    _, grad = problem.value_and_gradient(theta)
+    fd = central_difference(problem, theta)
+    assert np.abs(fd).max() > 1e-3
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6)
+
+
+def test_parameters_by_name_and_defaults() -> None:
+    problem = Problem(CASES / "0001" / "_0001.yaml")
+    assert problem.nllh() == problem.nllh(problem.nominal)
+    first = problem.parameter_ids[0]
+    shifted = problem.nllh({first: problem.nominal[0] + 0.1})
+    assert shifted != problem.nllh()
+    with pytest.raises(PEtabError, match="unknown parameter"):
+        problem.nllh({"nope": 1.0})
+    with pytest.raises(PEtabError, match="expected"):
+        problem.nllh([1.0])
+
+
+# ------------------------------------------------------------------------------- bad problems
+def edited(tmp_path: Path, table: str, old: str, new: str) -> Path:
+    case = tmp_path / "case"
+    shutil.copytree(CASES / "0001", case)
+    path = case / table
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return case / "_0001.yaml"
+
+
+def test_bad_problems_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(PEtabError, match="not found"):
+        Problem(tmp_path / "missing.yaml")
+    bad = {
+        ("_measurements.tsv", "obs_a\tc0", "obs_zzz\tc0"): "obs_zzz",
+        ("_measurements.tsv", "obs_a\tc0\t0", "obs_a\tc9\t0"): "c9",
+        ("_measurements.tsv", "\t0\t0.7", "\t-1\t0.7"): "-1",
+        ("_parameters.tsv", "\t10\t1.0\t", "\t10\t1e6\t"): "nominal",
+        ("_conditions.tsv", "conditionId\nc0", "conditionId\tzzz_entity\nc0\t1"): "zzz_entity",
+    }
+    for i, ((table, old, new), needle) in enumerate(bad.items()):
+        folder = tmp_path / str(i)
+        with pytest.raises(PEtabError) as info:
+            Problem(edited(folder, table, old, new))
+        message = str(info.value)
+        assert "\n" not in message and needle in message, message
+
+
+def test_zero_noise_is_refused(tmp_path: Path) -> None:
+    path = edited(tmp_path, "_observables.tsv", "\t0.5", "\t0")
+    with pytest.raises(PEtabError, match="noise"):
+        Problem(path)
