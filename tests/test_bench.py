@@ -22,6 +22,8 @@ SCRIPTS = {
     "robertson.py": ["--adam-epochs", "1", "--epochs", "2", "--max-steps", "500", "--root", "{tmp}"],
     "sync_probe.py": [TINY],
     "sbml_examples.py": ["--every", "50"],
+    "petab_nllh.py": [str(REPO / "tests" / "petab_cases"), "--repeats", "1"],
+    "petab_multistart.py": [str(REPO / "tests" / "petab_cases" / "0001" / "_0001.yaml"), "--starts", "2"],
 }
 GPU_ONLY = {"sync_probe.py"}
 
