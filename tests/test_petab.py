@@ -146,3 +146,34 @@ def test_zero_noise_is_refused(tmp_path: Path) -> None:
     path = edited(tmp_path, "_observables.tsv", "\t0.5", "\t0")
     with pytest.raises(PEtabError, match="noise"):
         Problem(path)
+
+
+# ------------------------------------------------------------------------------- optimisation
+@pytest.mark.parametrize("method", ["fides", "L-BFGS-B"])
+def test_multistart_finds_a_minimum_inside_the_bounds(method: str) -> None:
+    pytest.importorskip("fides")
+    from stiffml.petab.optimize import latin_hypercube, multistart
+
+    problem = Problem(CASES / "0001" / "_0001.yaml")
+    starts = latin_hypercube(problem, 3, seed=1)
+    assert starts.shape == (3, len(problem.parameter_ids))
+    assert np.all((starts >= problem.lower) & (starts <= problem.upper))
+    assert np.array_equal(starts, latin_hypercube(problem, 3, seed=1))
+    results = multistart(problem, starts=3, seed=1, method=method)
+    best = results[0]
+    assert [r.nllh for r in results] == sorted(r.nllh for r in results)
+    assert best.nllh <= problem.nllh() + 1e-8 and best.nllh == pytest.approx(problem.nllh(best.theta))
+    assert np.all((best.theta >= problem.lower - 1e-12) & (best.theta <= problem.upper + 1e-12))
+    _, grad = problem.value_and_gradient(best.theta)
+    inside = (best.theta > problem.lower + 1e-6) & (best.theta < problem.upper - 1e-6)
+    assert np.abs(grad[inside]).max(initial=0) < 1e-3
+
+
+def test_bad_optimiser_settings_are_one_line_errors() -> None:
+    from stiffml.petab.optimize import latin_hypercube, local_fit
+
+    problem = Problem(CASES / "0001" / "_0001.yaml")
+    with pytest.raises(PEtabError, match="starts must be a positive number, got 0"):
+        latin_hypercube(problem, 0)
+    with pytest.raises(PEtabError, match="unknown optimiser 'newton'"):
+        local_fit(problem, problem.nominal, method="newton")
