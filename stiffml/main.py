@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("stiffml.benchmark", "run suites of configs over seeds; CSV, report and figures"),
     "symbolic": ("stiffml.symbolic", "extract the formula a trained KAN/HNN has learned (--ckpt PATH)"),
     "sbml-suite": ("stiffml.sbml.suite", "score SBML support on cases in the SBML Test Suite's format (FOLDER)"),
+    "petab-fit": ("stiffml.petab.report", "calibrate a PEtab problem by multistart and write its report (PROBLEM)"),
     "petab-suite": ("stiffml.petab.suite", "score PEtab support on cases in the PEtab test suite's format (FOLDER)"),
 }
 

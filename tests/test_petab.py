@@ -177,3 +177,46 @@ def test_bad_optimiser_settings_are_one_line_errors() -> None:
         latin_hypercube(problem, 0)
     with pytest.raises(PEtabError, match="unknown optimiser 'newton'"):
         local_fit(problem, problem.nominal, method="newton")
+
+
+# ------------------------------------------------------------------------------- the command
+@pytest.mark.slow
+def test_petab_fit_command_writes_the_report(tmp_path: Path) -> None:
+    pytest.importorskip("fides")
+    import json
+
+    out = tmp_path / "report"
+    done = stiffml("petab-fit", str(CASES / "0001" / "_0001.yaml"), "--starts", "2", "--out", str(out),
+                   "--nominal-is-truth")
+    assert done.returncode == 0, done.stderr
+    assert "best nllh" in done.stdout
+    for name in ("best_parameters.tsv", "starts.tsv", "waterfall.png", "fit.png", "summary.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    problem = Problem(CASES / "0001" / "_0001.yaml")
+    assert summary["best_nllh"] == pytest.approx(problem.nllh(list(summary["estimates"].values())), rel=1e-9)
+    assert summary["starts"] == 2 and set(summary["standard_errors"]) == set(problem.parameter_ids)
+    table = (out / "best_parameters.tsv").read_text().splitlines()
+    assert table[0].split("\t")[-3:] == ["estimatedValue", "standardError", "onBound"]
+    assert not list(out.glob(".*tmp*")), "a temporary file was left behind"
+
+
+@pytest.mark.slow
+def test_petab_fit_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    for args, needle in ((["--starts", "0"], "--starts must be a positive number, got 0"),
+                         ([], "not found")):
+        target = str(CASES / "0001" / "_0001.yaml") if args else str(tmp_path / "nope.yaml")
+        done = stiffml("petab-fit", target, *args, "--out", str(out))
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], done.stderr
+        assert not out.exists()
+
+
+def test_shipped_example_loads_by_name() -> None:
+    problem = Problem("tyson1991")
+    assert problem.parameter_ids == ["k4", "k6", "k7"]
+    assert len(problem.experiments) == 3 and len(problem.measurements) == 246
+    with pytest.raises(PEtabError, match="shipped examples"):
+        Problem("tyson1992")

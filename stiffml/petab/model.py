@@ -100,6 +100,24 @@ class CompiledModel:
         self.f = sp.lambdify(args, rhs, modules="numpy", cse=True)
         self.f_y = _entries(rhs, self._ys, args, (self.n, self.n))
         self.f_c = _entries(rhs, self._cs, args, (self.n, self.n_c))
+        # the sensitivity right-hand side needs all three at once: one function, shared subexpressions
+        self._all = sp.lambdify(args, [*rhs, *self._exprs(rhs, self.f_y, self._ys), *self._exprs(rhs, self.f_c, self._cs)],
+                                modules="numpy", cse=True)
+
+    @staticmethod
+    def _exprs(rhs: list[sp.Expr], dense: Dense, wrt: list[sp.Symbol]) -> list[sp.Expr]:
+        return [sp.diff(rhs[i], wrt[j]) for i, j in zip(dense.rows, dense.cols)]
+
+    def rhs_and_jacobians(self, t: float, y: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The field, ``df/dy`` and ``df/dc`` at one state, from one generated function."""
+        vals = self._all(t, y, c)
+        n, k = self.n, len(self.f_y.rows)
+        f = np.array([float(v) for v in vals[:n]], dtype=np.float64)
+        fy = np.zeros((n, n))
+        fy[self.f_y.rows, self.f_y.cols] = vals[n:n + k]
+        fc = np.zeros((n, self.n_c))
+        fc[self.f_c.rows, self.f_c.cols] = vals[n + k:]
+        return f, fy, fc
 
     def rhs(self, t: float, y: np.ndarray, c: np.ndarray) -> np.ndarray:
         """The field at one state (shape ``(n,)``)."""

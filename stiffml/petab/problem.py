@@ -89,7 +89,7 @@ class Problem:
     """A PEtab problem (format version 1) over an SBML model.
 
     Args:
-        path: The problem's YAML file.
+        path: The problem's YAML file, or the name of a shipped example (``stiffml.petab.examples``).
         rtol: Relative tolerance of every solve.
         atol: Absolute tolerance of every solve.
 
@@ -106,10 +106,12 @@ class Problem:
     """
 
     def __init__(self, path: str | Path, rtol: float = 1e-8, atol: float = 1e-16) -> None:
+        from stiffml.petab.examples import EXAMPLES, resolve_problem
+
         pv = _petab()
-        self.path = Path(path)
+        self.path = resolve_problem(path)
         if not self.path.is_file():
-            raise PEtabError(f"PEtab problem file '{self.path}' not found")
+            raise PEtabError(f"PEtab problem file '{self.path}' not found (shipped examples: {sorted(EXAMPLES)})")
         self.rtol, self.atol = float(rtol), float(atol)
         self.petab = self._load(pv)
         self._lint(pv)

@@ -134,11 +134,10 @@ class Experiment:
 
         def fun(t: float, z: np.ndarray) -> np.ndarray:
             y = z[:n]
-            f = m.rhs(t, y, c)
             if not d:
-                return f
-            s = z[n:].reshape(n, d)
-            ds = m.f_y(t, y, c) @ s + m.f_c(t, y, c) @ dc
+                return m.rhs(t, y, c)
+            f, fy, fc = m.rhs_and_jacobians(t, y, c)
+            ds = fy @ z[n:].reshape(n, d) + fc @ dc
             return np.concatenate([f, ds.ravel()])
 
         def jac(t: float, z: np.ndarray) -> Any:
