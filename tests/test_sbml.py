@@ -234,8 +234,8 @@ def test_cli_fit_on_a_shipped_example_and_on_a_file(tmp_path: Path) -> None:
     assert len(sorted((tmp_path / "cache").glob("sbml-c1-*.npz"))) == 2
 
 
-COMP = """<?xml version="1.0" encoding="UTF-8"?>
-<sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" xmlns:comp="http://www.sbml.org/sbml/level3/version1/comp/version1" level="3" version="1" comp:required="true">
+QUAL = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" xmlns:qual="http://www.sbml.org/sbml/level3/version1/qual/version1" level="3" version="1" qual:required="true">
   <model id="m">
     <listOfCompartments><compartment id="C" spatialDimensions="3" size="1" constant="true"/></listOfCompartments>
     <listOfSpecies><species id="S" compartment="C" initialConcentration="1" hasOnlySubstanceUnits="false" boundaryCondition="false" constant="false"/></listOfSpecies>
@@ -250,7 +250,7 @@ COMP = """<?xml version="1.0" encoding="UTF-8"?>
     ("not_xml", "hello, not xml\n", [], "line 2: XML content is not well-formed"),
     ("not_sbml", '<?xml version="1.0"?>\n<html>\n<body/></html>\n', [], "An SBML XML document must conform"),
     ("sbml_error", "UNDECLARED", [], "line 20: All species referenced in the <kineticLaw>"),
-    ("comp", COMP, [], "requires the SBML 'comp' package"),
+    ("qual", QUAL, [], "requires the SBML 'qual' package"),
     ("params", None, ["--data.params={kk: 1.0}"], "unknown parameter(s) ['kk'] for SBML model 'tyson1991'"),
     ("no_time", DECAY, [], "carries no simulation time: give t_span"),
     ("derivative_with_events", EVENT, ["--model=NODE", "--data.t_span=[0, 5]"],

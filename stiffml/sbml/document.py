@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 # SBML Level 3 packages whose meaning stiffml does not implement: a model that requires one is
-# refused by name instead of being simulated wrongly.
+# refused by name instead of being simulated wrongly. (Hierarchical ``comp`` models are flattened
+# on reading.)
 UNSUPPORTED_PACKAGES = {
-    "comp": "hierarchical model composition",
     "arrays": "arrays",
     "distrib": "distributions",
     "multi": "multistate species",
@@ -60,6 +60,8 @@ def read_document(path: str | Path) -> tuple[Any, bytes]:
     _raise_errors(doc, path, "read")
     if doc.getModel() is None:
         raise SBMLError(f"'{path}' is not an SBML model: it holds no <model> element")
+    if doc.getPlugin("comp") is not None:
+        doc, raw = _flatten(doc, path, libsbml)
     for i in range(doc.getNumPlugins()):
         prefix = doc.getPlugin(i).getPrefix()
         if prefix in UNSUPPORTED_PACKAGES and doc.getPackageRequired(doc.getPlugin(i).getURI()):
@@ -84,6 +86,21 @@ def read_document(path: str | Path) -> tuple[Any, bytes]:
         _raise_errors(doc, path, "expand function definitions of")
         raise SBMLError(f"libsbml could not expand the function definitions of '{path}'")
     return doc, raw
+
+
+def _flatten(doc: Any, path: Path, libsbml: Any) -> tuple[Any, bytes]:
+    """A hierarchical (``comp``) model flattened into one model by libsbml's converter; the
+    flattened text is what every engine then reads."""
+    props = libsbml.ConversionProperties()
+    props.addOption("flatten comp", True)
+    props.addOption("leave_ports", False)
+    if doc.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS:
+        _raise_errors(doc, path, "flatten the hierarchical ('comp') model of")
+        raise SBMLUnsupported(f"libsbml could not flatten the hierarchical ('comp') model of '{path}'")
+    text = libsbml.writeSBMLToString(doc)
+    flat = libsbml.readSBMLFromString(text)  # a fresh document: no leftover comp plugin state
+    _raise_errors(flat, path, "read the flattened model of")
+    return flat, text.encode("utf-8")
 
 
 def _raise_errors(doc: Any, path: Path, what: str) -> None:

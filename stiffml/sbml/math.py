@@ -80,6 +80,8 @@ class ModelMath:
         self.assigned: dict[str, sp.Expr] = {}
         self.rate: dict[str, sp.Expr] = {}
         for rule in m.getListOfRules():
+            if not rule.isSetMath():  # SBML L3V2 §4.11: a rule without math has no effect
+                continue
             if rule.isAlgebraic():
                 self.unsupported.append("an algebraic rule")
                 continue

@@ -289,10 +289,13 @@ class SBMLSystem(StiffSystem):
             raise SBMLUnsupported(f"SBML model '{self.model}' has events {self.math.events}, which the "
                                   "generated engine does not simulate")
         self._generated()
-        start = times[0] > 0
-        traj = super().solve(np.concatenate([[0.0], times]) if start else times,
-                             rtol=rtol, atol=atol, method="Radau", t0=0.0)
-        y = traj.y[1:] if start else traj.y
+        if self.n == 0:  # nothing integrated: every symbol is a function of time and constants
+            y = np.zeros((times.size, 0))
+        else:
+            start = times[0] > 0
+            traj = super().solve(np.concatenate([[0.0], times]) if start else times,
+                                 rtol=rtol, atol=atol, method="Radau", t0=0.0)
+            y = traj.y[1:] if start else traj.y
         f = self.math.generate_observables(list(variables), amounts)
         vals = f(times, y.T, self.constants)
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)

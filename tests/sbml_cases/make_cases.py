@@ -19,14 +19,15 @@ E = np.exp
 def case(number: int, title: str, antimony_text: str, variables: list[str],
          solution: Callable[[np.ndarray], list[np.ndarray]], duration: float = 5.0, steps: int = 50,
          amount: tuple[str, ...] = (), edit: Callable | None = None, level: tuple[int, int] = (3, 2),
-         absolute: float = 1e-7, relative: float = 1e-4) -> None:
+         absolute: float = 1e-7, relative: float = 1e-4, comp: bool = False) -> None:
     import antimony
     import libsbml
 
     antimony.clearPreviousLoads()
     if antimony.loadAntimonyString(antimony_text) < 0:
         raise ValueError(antimony.getLastError())
-    doc = libsbml.readSBMLFromString(antimony.getSBMLString(antimony.getMainModuleName()))
+    main_module = antimony.getMainModuleName()
+    doc = libsbml.readSBMLFromString(antimony.getCompSBMLString(main_module) if comp else antimony.getSBMLString(main_module))
     model = doc.getModel()
     model.setNotes(f'<body xmlns="http://www.w3.org/1999/xhtml"><p>{title}</p></body>')
     if edit is not None:
@@ -132,6 +133,27 @@ def main() -> None:
     case(15, "A reaction's rate as an output variable",
          "model c15\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\nend",
          ["S1", "J1"], lambda t: [E(-k * t), k * E(-k * t)])
+    case(16, "A hierarchical (comp) model: two copies of a decay, one with its rate replaced",
+         "model inner()\n compartment C = 1; species S1 in C, S2 in C\n J1: S1 -> S2; k1*S1\n S1 = 1; S2 = 0; k1 = 0.7\nend\n"
+         "model c16\n A: inner()\n B: inner()\n kB = 0.2\n B.k1 is kB\nend",
+         ["A__S1", "B__S2", "kB"], lambda t: [E(-k * t), 1 - E(-0.2 * t), 0.2], comp=True)
+    case(17, "No integrated state: an assignment rule in time and a constant",
+         "model c17\n k = 2\n x := k*time + 1\nend",
+         ["x", "k"], lambda t: [2 * t + 1, 2.0])
+
+    def rule_without_math(model):
+        rule = model.createAssignmentRule()
+        rule.setVariable("p")  # no math: the specification says to ignore the rule
+
+    case(18, "An assignment rule without math is ignored",
+         "model c18\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n p = 3; var p\nend",
+         ["S1", "p"], lambda t: [E(-k * t), 3.0], edit=rule_without_math)
+    case(19, "An initial assignment that reads time (t = 0 at the start)",
+         "model c19\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7\n S1 = time + 2\nend",
+         ["S1"], lambda t: [2 * E(-k * t)])
+    case(20, "A piecewise nested inside a piecewise",
+         "model c20\n x' = piecewise(piecewise(1, time < 1, 2), time < 3, -1)\n x = 0\nend",
+         ["x"], lambda t: [np.where(t < 1, t, np.where(t < 3, 1 + 2 * (t - 1), 5 - (t - 3)))])
 
 
 if __name__ == "__main__":

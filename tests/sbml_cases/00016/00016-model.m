@@ -1,0 +1,2 @@
+(* A hierarchical (comp) model: two copies of a decay, one with its rate replaced *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* No integrated state: an assignment rule in time and a constant *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* An assignment rule without math is ignored *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* A piecewise nested inside a piecewise *)
+testType: TimeCourse
