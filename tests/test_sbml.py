@@ -163,7 +163,7 @@ def test_initial_state_matches_roadrunner_for_every_case() -> None:
     for case in find_cases(CASES):
         path = next(case.glob("*-sbml-*.xml"))
         s = SBMLSystem(path)
-        rr = roadrunner.RoadRunner(str(path))
+        rr = roadrunner.RoadRunner(s._text)  # the document as read (comp flattened, algebraic rules solved)
         expected = [rr.getValue(s._selector(sid)) for sid in s.state_names]
         np.testing.assert_allclose(s.y0, expected, rtol=1e-12, err_msg=case.name)
 
@@ -333,3 +333,18 @@ def test_families_fit_on_an_sbml_example(model: str, extra: list[str], tmp_path:
                   f"--trainer.default_root_dir={tmp_path}", env_cache=tmp_path / "cache")
     assert res.returncode == 0, res.stderr[-2000:]
     assert list(tmp_path.rglob("last.ckpt"))
+
+
+def test_an_algebraic_rule_without_a_unique_solution_is_refused_by_name(tmp_path: Path) -> None:
+    import libsbml
+
+    doc = libsbml.readSBMLFromFile(str(CASES / "00021" / "00021-sbml-l3v2.xml"))
+    model = doc.getModel()
+    (rule,) = [r for r in model.getListOfRules() if r.isAlgebraic()]
+    rule.setMath(libsbml.parseL3Formula("S2^2 - total"))  # two roots: which one is meant is not said
+    path = tmp_path / "two_roots.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    s = SBMLSystem(path, t_span=(0, 1))
+    assert not s.smooth_rhs and "an algebraic rule" in s.why_not_smooth()
+    solved = SBMLSystem(CASES / "00021" / "00021-sbml-l3v2.xml", t_span=(0, 1))
+    assert solved.smooth_rhs and solved.state_names == ("S1",)

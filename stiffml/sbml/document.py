@@ -80,6 +80,9 @@ def read_document(path: str | Path) -> tuple[Any, bytes]:
         if not doc.setLevelAndVersion(3, 2, False):
             _raise_errors(doc, path, f"convert (Level {doc.getLevel()} Version {doc.getVersion()} to Level 3 Version 2)")
             raise SBMLError(f"libsbml could not convert '{path}' to SBML Level 3 Version 2")
+    algebraic = [r for r in doc.getModel().getListOfRules() if r.isAlgebraic() and r.isSetMath()]
+    if algebraic:
+        doc, raw = _solve_algebraic_rules(doc, algebraic, path, libsbml)
     props = libsbml.ConversionProperties()
     props.addOption("expandFunctionDefinitions", True)
     if doc.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS:
@@ -101,6 +104,70 @@ def _flatten(doc: Any, path: Path, libsbml: Any) -> tuple[Any, bytes]:
     flat = libsbml.readSBMLFromString(text)  # a fresh document: no leftover comp plugin state
     _raise_errors(flat, path, "read the flattened model of")
     return flat, text.encode("utf-8")
+
+
+def _solve_algebraic_rules(doc: Any, rules: list[Any], path: Path, libsbml: Any) -> tuple[Any, bytes]:
+    """Turn algebraic rules into assignment rules where sympy can solve each for one variable.
+
+    The variable a rule determines is the one non-constant symbol in it that nothing else
+    determines (no assignment or rate rule, no reaction changing it, no other algebraic rule
+    already solved for it); rules are taken in the order that leaves each exactly one such symbol.
+    A rule whose variable cannot be found, or that sympy cannot solve for it uniquely, stays an
+    algebraic rule (the generated engine then refuses it by name). The converted document is what
+    every engine reads, so roadrunner, which cannot load algebraic rules, simulates it too; an
+    initial assignment to a solved variable is dropped (the rule holds at t = 0 as well).
+    """
+    import sympy as sp
+    from sbmlmath import sbml_math_to_sympy, sympy_to_sbml_math
+
+    m = doc.getModel()
+    determined = {r.getVariable() for r in m.getListOfRules() if not r.isAlgebraic()}
+    for r in m.getListOfReactions():
+        for ref in [*r.getListOfReactants(), *r.getListOfProducts()]:
+            s = m.getSpecies(ref.getSpecies())
+            if s is not None and not s.getBoundaryCondition():
+                determined.add(s.getId())
+    variable_ids = {e.getId() for group in (m.getListOfSpecies(), m.getListOfCompartments(), m.getListOfParameters())
+                    for e in group if not e.getConstant()}
+    for r in m.getListOfReactions():
+        for ref in [*r.getListOfReactants(), *r.getListOfProducts()]:
+            if ref.isSetId() and not ref.getConstant():
+                variable_ids.add(ref.getId())
+    exprs = {}
+    for rule in rules:
+        try:
+            exprs[id(rule)] = sp.sympify(sbml_math_to_sympy(rule, ignore_units=True, floats_as_rationals=False))
+        except Exception:  # unreadable math stays an algebraic rule, refused later by name
+            continue
+    pending = [r for r in rules if id(r) in exprs]
+    changed = True
+    while pending and changed:
+        changed = False
+        for rule in list(pending):
+            expr = exprs[id(rule)]
+            free = [s for s in expr.free_symbols if s.name in variable_ids and s.name not in determined]
+            if len(free) != 1:
+                continue
+            (var,) = free
+            try:
+                solutions = sp.solve(expr, var)
+            except Exception:
+                solutions = []
+            if len(solutions) != 1:
+                continue
+            new = m.createAssignmentRule()
+            new.setVariable(var.name)
+            new.setMath(sympy_to_sbml_math(solutions[0]))
+            index = next(i for i in range(m.getNumRules()) if m.getRule(i) == rule)
+            m.removeRule(index)
+            m.removeInitialAssignment(var.name)
+            determined.add(var.name)
+            pending.remove(rule)
+            changed = True
+    text = libsbml.writeSBMLToString(doc)
+    converted = libsbml.readSBMLFromString(text)
+    _raise_errors(converted, path, "read the model with its algebraic rules solved, of")
+    return converted, text.encode("utf-8")
 
 
 def _raise_errors(doc: Any, path: Path, what: str) -> None:

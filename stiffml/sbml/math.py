@@ -5,8 +5,8 @@ means its concentration unless ``hasOnlySubstanceUnits`` is set (or its compartm
 spatial dimensions); reactions change amounts, so a concentration's derivative is the reaction
 sum over the compartment size, with the product rule when the size itself follows a rate rule;
 assignment rules hold at every time and are substituted; initial assignments are evaluated once
-at t = 0. What the generated right-hand side cannot express (delays, algebraic rules, fast
-reactions, ``rateOf``, compartments resized by assignment rules) is recorded by name in
+at t = 0. What the generated right-hand side cannot express (delays, algebraic rules left unsolved
+on reading, fast reactions, ``rateOf``, compartments resized by assignment rules) is recorded by name in
 :attr:`ModelMath.unsupported`; events are recorded in :attr:`ModelMath.events` (the generated
 field is the one that holds between them).
 """

@@ -155,6 +155,17 @@ def main() -> None:
          "model c20\n x' = piecewise(piecewise(1, time < 1, 2), time < 3, -1)\n x = 0\nend",
          ["x"], lambda t: [np.where(t < 1, t, np.where(t < 3, 1 + 2 * (t - 1), 5 - (t - 3)))])
 
+    def algebraic(model):
+        import libsbml
+
+        rule = model.createAlgebraicRule()  # 0 = S1 + S2 - total: S2 follows S1's decay
+        rule.setMath(libsbml.parseL3Formula("S1 + S2 - total"))
+
+    case(21, "An algebraic rule determining a species (and its initial value)",
+         "model c21\n compartment C = 1; species S1 in C, S2 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
+         " total = 3\n S2 = 0; var S2\nend",
+         ["S1", "S2"], lambda t: [E(-k * t), 3 - E(-k * t)], edit=algebraic)
+
 
 if __name__ == "__main__":
     main()

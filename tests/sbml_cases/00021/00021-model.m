@@ -1,0 +1,2 @@
+(* An algebraic rule determining a species (and its initial value) *)
+testType: TimeCourse
