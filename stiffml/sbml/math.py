@@ -70,6 +70,7 @@ class ModelMath:
         self.model_id: str | None = m.getId() or None
         self.unsupported: list[str] = []
         self.events = [e.getId() or f"#{i}" for i, e in enumerate(m.getListOfEvents())]
+        self._event_elements = list(m.getListOfEvents())
 
         self.species = {s.getId(): s for s in m.getListOfSpecies()}
         self.compartments = {c.getId(): c for c in m.getListOfCompartments()}
@@ -219,6 +220,35 @@ class ModelMath:
                 return expr
             expr = expr.xreplace(hit)
         raise SBMLError(f"{self.label}: assignment rules form a cycle in {where}")
+
+    def event_definitions(self) -> list[dict[str, Any]]:
+        """Each event's trigger, flags and assignments, expanded into states, constants and time.
+
+        Returns:
+            One dict per event: ``id``, ``trigger`` (sympy boolean), ``initial_value``,
+            ``persistent``, ``delay`` and ``priority`` (sympy or ``None``),
+            ``use_trigger_time_values`` and ``assignments`` (list of ``(variable id, expr)``).
+        """
+        out = []
+        for eid, e in zip(self.events, self._event_elements):
+            where = f"event '{eid}'"
+            trig = e.getTrigger()
+            if trig is None or not trig.isSetMath():
+                raise SBMLError(f"{self.label}: {where} has no trigger math")
+            out.append({
+                "id": eid,
+                "trigger": self.expand(self._parse(trig, f"the trigger of {where}"), where),
+                "initial_value": trig.getInitialValue() if trig.isSetInitialValue() else True,
+                "persistent": trig.getPersistent() if trig.isSetPersistent() else True,
+                "delay": self.expand(self._parse(e.getDelay(), f"the delay of {where}"), where)
+                if e.isSetDelay() and e.getDelay().isSetMath() else None,
+                "priority": self.expand(self._parse(e.getPriority(), f"the priority of {where}"), where)
+                if e.isSetPriority() and e.getPriority().isSetMath() else None,
+                "use_trigger_time_values": e.getUseValuesFromTriggerTime() if e.isSetUseValuesFromTriggerTime() else True,
+                "assignments": [(a.getVariable(), self.expand(self._parse(a, f"an assignment of {where}"), where))
+                                for a in e.getListOfEventAssignments() if a.isSetMath()],
+            })
+        return out
 
     def observable(self, vid: str, amount: bool = False) -> sp.Expr:
         """Expression of any SBML symbol in states, constants and time; a species in ``amounts``

@@ -191,6 +191,14 @@ class SBMLSystem(StiffSystem):
         shape = np.broadcast_shapes(y.shape[1:], np.shape(t))
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for v in values])
 
+    def _jac_at(self, t: float, y: np.ndarray, constants: Any) -> np.ndarray:
+        """The Jacobian with given constants (events change them)."""
+        gen = self._generated()
+        out = np.zeros((self.n, self.n))
+        if len(gen.jac_rows):
+            out[gen.jac_rows, gen.jac_cols] = np.asarray(gen.jac_entries(t, y, list(constants)), dtype=np.float64)
+        return out
+
     def jac(self, t, y):
         gen = self._generated()
         out = np.zeros((self.n, self.n))
@@ -268,8 +276,8 @@ class SBMLSystem(StiffSystem):
             variables: SBML ids: species (concentrations, unless listed in ``amounts``),
                 compartments, parameters, reactions (their rates), species references.
             amounts: Species reported as amounts.
-            engine: ``roadrunner`` (CVODE) or ``generated`` (the generated math, scipy Radau; no
-                events).
+            engine: ``roadrunner`` (CVODE) or ``generated`` (the generated math, scipy Radau;
+                events located by scipy's root finding, :mod:`stiffml.sbml.events`).
 
         Returns:
             Array of shape ``[len(times), len(variables)]``.
@@ -285,10 +293,16 @@ class SBMLSystem(StiffSystem):
             if not np.array_equal(self.y0, np.asarray(self.default_y0)):
                 self._set_state(rr, self.y0)
             return self._run(rr, 0.0, times, selections(variables, self.math.species, amounts), finite=False)
-        if self.has_events:
-            raise SBMLUnsupported(f"SBML model '{self.model}' has events {self.math.events}, which the "
-                                  "generated engine does not simulate")
         self._generated()
+        f = self.math.generate_observables(list(variables), amounts)
+        if self.has_events:
+            from stiffml.sbml.events import EventSimulator
+
+            sim = EventSimulator(self.math, self._generated().rhs, self._jac_at, f"SBML model '{self.model}'")
+            y, c = sim.run(np.asarray(self.y0, dtype=np.float64), np.asarray(self.constants, dtype=np.float64),
+                           times, rtol, atol)
+            vals = f(times, y.T, list(c.T))
+            return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
         if self.n == 0:  # nothing integrated: every symbol is a function of time and constants
             y = np.zeros((times.size, 0))
         else:
@@ -296,7 +310,6 @@ class SBMLSystem(StiffSystem):
             traj = super().solve(np.concatenate([[0.0], times]) if start else times,
                                  rtol=rtol, atol=atol, method="Radau", t0=0.0)
             y = traj.y[1:] if start else traj.y
-        f = self.math.generate_observables(list(variables), amounts)
         vals = f(times, y.T, self.constants)
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
 

@@ -165,6 +165,26 @@ def main() -> None:
          "model c21\n compartment C = 1; species S1 in C, S2 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
          " total = 3\n S2 = 0; var S2\nend",
          ["S1", "S2"], lambda t: [E(-k * t), 3 - E(-k * t)], edit=algebraic)
+    period = np.log(2) / k
+    case(22, "An event on a species crossing, firing again and again (a sawtooth)",
+         "model c22\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
+         " E1: at (S1 < 0.5): S1 = 1\nend",
+         ["S1"], lambda t: [E(-k * np.mod(t + 1e-12, period))], duration=5.0, steps=50)
+    case(23, "An event changing a rate constant at t = 2",
+         "model c23\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
+         " E1: at (time > 2): k1 = 0.2\nend",
+         ["S1", "k1"], lambda t: [np.where(t <= 2, E(-k * t), E(-2 * k) * E(-0.2 * (t - 2))), np.where(t <= 2, k, 0.2)])
+    case(24, "A trigger true at t = 0 with initialValue false fires at t = 0",
+         "model c24\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
+         " E1: at (time >= 0), t0 = false: S1 = 2\nend",
+         ["S1"], lambda t: [2 * E(-k * t)])
+    case(25, "Two simultaneous events: the higher priority fires first, the lower one's value stays",
+         "model c25\n x = 0; var x\n E1: at (time > 1), priority = 2: x = 1\n E2: at (time > 1), priority = 1: x = 2\nend",
+         ["x"], lambda t: [np.where(t <= 1, 0.0, 2.0)])
+    case(26, "A delayed event (the generated engine refuses delays by name)",
+         "model c26\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
+         " E1: at 0.5 after (time > 2): S1 = 1\nend",
+         ["S1"], lambda t: [np.where(t <= 2.5, E(-k * t), E(-k * (t - 2.5)))])
 
 
 if __name__ == "__main__":

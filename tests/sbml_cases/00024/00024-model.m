@@ -1,0 +1,2 @@
+(* A trigger true at t = 0 with initialValue false fires at t = 0 *)
+testType: TimeCourse

@@ -1,0 +1,2 @@
+(* Two simultaneous events: the higher priority fires first, the lower one's value stays *)
+testType: TimeCourse

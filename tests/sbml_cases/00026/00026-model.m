@@ -1,0 +1,2 @@
+(* A delayed event (the generated engine refuses delays by name) *)
+testType: TimeCourse
