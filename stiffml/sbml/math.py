@@ -6,7 +6,8 @@ spatial dimensions); reactions change amounts, so a concentration's derivative i
 sum over the compartment size, with the product rule when the size itself follows a rate rule;
 assignment rules hold at every time and are substituted; initial assignments are evaluated once
 at t = 0. What the generated right-hand side cannot express (delays, algebraic rules left unsolved
-on reading, fast reactions, ``rateOf``, compartments resized by assignment rules) is recorded by name in
+on reading, fast reactions, ``rateOf`` of a rule-set symbol, compartments resized by assignment
+rules) is recorded by name in
 :attr:`ModelMath.unsupported`; events are recorded in :attr:`ModelMath.events` (the generated
 field is the one that holds between them).
 """
@@ -80,6 +81,7 @@ class ModelMath:
 
         self.assigned: dict[str, sp.Expr] = {}
         self.rate: dict[str, sp.Expr] = {}
+        self._rate_of_calls: list[tuple[Any, str]] = []
         for rule in m.getListOfRules():
             if not rule.isSetMath():  # SBML L3V2 §4.11: a rule without math has no effect
                 continue
@@ -125,6 +127,11 @@ class ModelMath:
         self.constant_ids = [i for i in [*self.compartments, *self.species, *self.parameters, *self.stoich_refs]
                              if i not in busy]
         self.parameter_ids = [p for p in self.parameters if p not in busy and p not in self.initial]
+        for call, where in self._rate_of_calls:
+            arg = call.args[0] if len(call.args) == 1 else None
+            name = getattr(arg, "name", None)
+            if name is None or (name not in self.state_ids and name in busy):
+                self.unsupported.append(f"rateOf({arg}) of a symbol set by a rule, in {where}")
         self.rhs: list[sp.Expr] | None = None
         if not self.unsupported:
             self.rhs = [self.expand(self._raw_rhs(i), f"the derivative of '{i}'") for i in self.state_ids]
@@ -160,6 +167,9 @@ class ModelMath:
                     self.unsupported.append(f"csymbol '{atom}' in {where}")
         for call in expr.atoms(sp.core.function.AppliedUndef):
             name = type(call).__name__
+            if name == "rateOf":  # resolved in expand(): the derivative of its argument
+                self._rate_of_calls.append((call, where))
+                continue
             self.unsupported.append(f"{'rateOf' if name.lower() == 'rate_of' else name}() in {where}")
         return expr.xreplace(subs) if subs else expr
 
@@ -214,8 +224,12 @@ class ModelMath:
         remain."""
         table = {sp.Symbol(k): v for k, v in self.assigned.items()}
         table.update({sp.Symbol(k): v for k, v in self.kinetics.items()})
-        for _ in range(len(table) + 2):
-            hit = {s: table[s] for s in expr.free_symbols if s in table}
+        for _ in range(len(table) + len(self.state_ids) + 2):
+            hit: dict[Any, Any] = {s: table[s] for s in expr.free_symbols if s in table}
+            for call in expr.atoms(sp.core.function.AppliedUndef):
+                if type(call).__name__ == "rateOf":  # SBML rateOf: the state's derivative, 0 if constant
+                    name = call.args[0].name
+                    hit[call] = self._raw_rhs(name) if name in self.state_ids else sp.Integer(0)
             if not hit:
                 return expr
             expr = expr.xreplace(hit)

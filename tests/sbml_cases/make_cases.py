@@ -181,6 +181,16 @@ def main() -> None:
     case(25, "Two simultaneous events: the higher priority fires first, the lower one's value stays",
          "model c25\n x = 0; var x\n E1: at (time > 1), priority = 2: x = 1\n E2: at (time > 1), priority = 1: x = 2\nend",
          ["x"], lambda t: [np.where(t <= 1, 0.0, 2.0)])
+    def rate_of(model):
+        import libsbml
+
+        rule = model.createAssignmentRule()
+        rule.setVariable("x")
+        rule.setMath(libsbml.parseL3Formula("rateOf(S1)"))
+
+    case(27, "rateOf() of a species in an assignment rule",
+         "model c27\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n x = 0; var x\nend",
+         ["S1", "x"], lambda t: [E(-k * t), -k * E(-k * t)], edit=rate_of)
     case(26, "A delayed event (the generated engine refuses delays by name)",
          "model c26\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
          " E1: at 0.5 after (time > 2): S1 = 1\nend",

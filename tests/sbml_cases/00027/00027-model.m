@@ -1,0 +1,2 @@
+(* rateOf() of a species in an assignment rule *)
+testType: TimeCourse
