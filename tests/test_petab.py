@@ -220,3 +220,31 @@ def test_shipped_example_loads_by_name() -> None:
     assert len(problem.experiments) == 3 and len(problem.measurements) == 246
     with pytest.raises(PEtabError, match="shipped examples"):
         Problem("tyson1992")
+
+
+@pytest.mark.parametrize("kind, params, scale", [
+    ("normal", (1.0, 0.3), "lin"), ("laplace", (1.5, 0.4), "lin"), ("logNormal", (0.5, 0.3), "lin"),
+    ("logLaplace", (0.5, 0.3), "lin"), ("parameterScaleNormal", (0.1, 0.3), "log10"),
+    ("parameterScaleLaplace", (0.1, 0.3), "log10"), ("uniform", (0.0, 5.0), "lin"),
+])
+def test_priors_are_the_densities_scipy_gives(kind: str, params: tuple, scale: str) -> None:
+    import math
+
+    import torch
+    from scipy import stats
+
+    from stiffml.petab.likelihood import neg_log_prior
+
+    a, b = params
+    x = 2.0
+    lin = torch.tensor(x, dtype=torch.float64)
+    scaled = torch.log10(lin) if scale == "log10" else lin
+    expected = {
+        "normal": stats.norm(a, b).logpdf(x), "laplace": stats.laplace(a, b).logpdf(x),
+        "logNormal": stats.lognorm(s=b, scale=math.exp(a)).logpdf(x),
+        "logLaplace": stats.laplace(a, b).logpdf(math.log(x)) - math.log(x),
+        "parameterScaleNormal": stats.norm(a, b).logpdf(math.log10(x)),
+        "parameterScaleLaplace": stats.laplace(a, b).logpdf(math.log10(x)),
+        "uniform": stats.uniform(a, b - a).logpdf(x),
+    }[kind]
+    assert float(neg_log_prior(kind, params, lin, scaled)) == pytest.approx(-expected, rel=1e-12)

@@ -52,11 +52,14 @@ def to_scale(x: float, scale: str) -> float:
 
 
 def neg_log_prior(kind: str, params: tuple[float, ...], lin: Tensor, scaled: Tensor) -> Tensor:
-    """``-log p`` of one parameter's prior (PEtab v1 ``objectivePriorType``)."""
+    """``-log p`` of one parameter's prior (PEtab v1 ``objectivePriorType``), as a density of
+    the linear value (``parameterScale*``: of the scaled value)."""
+    jacobian = None
     if kind.startswith("parameterScale"):
         x, kind = scaled, kind[len("parameterScale"):].lower()
     elif kind.startswith("log"):
-        x, kind = torch.log(lin), kind[3:].lower()
+        # a log-normal or log-Laplace density is in the linear value: its Jacobian 1/x
+        x, kind, jacobian = torch.log(lin), kind[3:].lower(), torch.log(lin)
     else:
         x = lin
     a, b = params
@@ -66,5 +69,4 @@ def neg_log_prior(kind: str, params: tuple[float, ...], lin: Tensor, scaled: Ten
         out = math.log(2 * b) + (x - a).abs() / b
     else:  # uniform
         out = torch.zeros_like(x) + math.log(b - a)
-    # a log-normal or log-Laplace density is in the linear value: its Jacobian 1/x
-    return out + torch.log(lin) if x is not lin and x is not scaled else out
+    return out if jacobian is None else out + jacobian

@@ -13,22 +13,13 @@ unsupported, with the reason.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from stiffml.petab.problem import PEtabError, PEtabUnsupported, Problem
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """One case's result: ``passed``, ``failed`` or ``unsupported``, with the reason."""
-
-    case: str
-    status: str
-    reason: str = ""
+from stiffml.sbml.suite import Outcome  # one result type for both suites
 
 
 def _sorted_simulations(df) -> np.ndarray:
