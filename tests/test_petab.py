@@ -149,7 +149,7 @@ def test_zero_noise_is_refused(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- optimisation
-@pytest.mark.parametrize("method", ["fides", "L-BFGS-B"])
+@pytest.mark.parametrize("method", ["fides", "fides-fim", "L-BFGS-B"])
 def test_multistart_finds_a_minimum_inside_the_bounds(method: str) -> None:
     pytest.importorskip("fides")
     from stiffml.petab.optimize import latin_hypercube, multistart
@@ -248,3 +248,22 @@ def test_priors_are_the_densities_scipy_gives(kind: str, params: tuple, scale: s
         "uniform": stats.uniform(a, b - a).logpdf(x),
     }[kind]
     assert float(neg_log_prior(kind, params, lin, scaled)) == pytest.approx(-expected, rel=1e-12)
+
+
+def test_fisher_information_is_the_hessian_where_the_data_are_the_simulation(tmp_path: Path) -> None:
+    from stiffml.petab.report import hessian
+
+    case = tmp_path / "exact"
+    shutil.copytree(CASES / "0001", case)
+    problem = Problem(case / "_0001.yaml")
+    sim = problem.simulate()
+    lines = (case / "_measurements.tsv").read_text().splitlines()
+    rows = [line.split("\t") for line in lines]
+    column = rows[0].index("measurement")
+    for row, value in zip(rows[1:], sim["simulation"]):
+        row[column] = repr(float(value))
+    (case / "_measurements.tsv").write_text("\n".join("\t".join(r) for r in rows) + "\n")
+    exact = Problem(case / "_0001.yaml", rtol=1e-11, atol=1e-14)
+    value, grad, fim = exact.value_gradient_fisher()
+    assert np.abs(grad).max() < 1e-6  # zero residuals: a minimum
+    np.testing.assert_allclose(fim, hessian(exact, exact.nominal), rtol=1e-4, atol=1e-6)

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("problem", help="a PEtab problem YAML file, or a shipped example's name (tyson1991)")
     parser.add_argument("--starts", type=int, default=20, help="number of Latin-hypercube starts (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the starts")
-    parser.add_argument("--method", choices=METHODS, default="fides", help="local optimiser (default fides)")
+    parser.add_argument("--method", choices=METHODS, default="fides",
+                        help="local optimiser: fides (BFGS Hessian; the default), fides-fim (Fisher information), L-BFGS-B")
     parser.add_argument("--max-iterations", type=int, default=500, help="per start")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default lightning_logs/petab/NAME)")
     parser.add_argument("--nominal-is-truth", action="store_true",
