@@ -200,12 +200,7 @@ class SBMLSystem(StiffSystem):
         return out
 
     def jac(self, t, y):
-        gen = self._generated()
-        out = np.zeros((self.n, self.n))
-        if len(gen.jac_rows):
-            out[gen.jac_rows, gen.jac_cols] = np.asarray(
-                gen.jac_entries(t, np.asarray(y, dtype=np.float64), self.constants), dtype=np.float64)
-        return out
+        return self._jac_at(t, np.asarray(y, dtype=np.float64), self.constants)
 
     def rhs_torch(self, t: Any, y: Any) -> Any:
         """The generated right-hand side on a tensor ``y`` of shape ``(..., n)`` (differentiable)."""
@@ -301,16 +296,16 @@ class SBMLSystem(StiffSystem):
             sim = EventSimulator(self.math, self._generated().rhs, self._jac_at, f"SBML model '{self.model}'")
             y, c = sim.run(np.asarray(self.y0, dtype=np.float64), np.asarray(self.constants, dtype=np.float64),
                            times, rtol, atol)
-            vals = f(times, y.T, list(c.T))
-            return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
-        if self.n == 0:  # nothing integrated: every symbol is a function of time and constants
-            y = np.zeros((times.size, 0))
+            constants = list(c.T)  # events may change them: one column of values per output time
+        elif self.n == 0:  # nothing integrated: every symbol is a function of time and constants
+            y, constants = np.zeros((times.size, 0)), self.constants
         else:
+            constants = self.constants
             start = times[0] > 0
             traj = super().solve(np.concatenate([[0.0], times]) if start else times,
                                  rtol=rtol, atol=atol, method="Radau", t0=0.0)
             y = traj.y[1:] if start else traj.y
-        vals = f(times, y.T, self.constants)
+        vals = f(times, y.T, constants)
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
 
     # ---------------------------------------------------------------------------- roadrunner
