@@ -120,8 +120,9 @@ class EventSimulator:
 
     # ------------------------------------------------------------------------- integration
     def run(self, y0: np.ndarray, c0: np.ndarray, times: np.ndarray, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
-        """States and constants at ``times`` (from t = 0), events applied; outputs at an event's
-        time show the values after it."""
+        """States and constants at ``times`` (from t = 0), events applied. An output at the moment
+        an event fires shows the values before it (the trigger turns true just after, as
+        roadrunner reports it), except events firing at t = 0 (``initialValue = false``)."""
         y, c = np.array(y0, dtype=np.float64), np.array(c0, dtype=np.float64)
         t = 0.0
         state = np.array([bool(ev["initial_value"]) for ev in self.events])
