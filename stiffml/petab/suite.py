@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from stiffml.petab.problem import PEtabError, PEtabUnsupported, Problem
-from stiffml.sbml.suite import Outcome  # one result type for both suites
+from stiffml.sbml.suite import Outcome, score  # one result type and summary for both suites
 
 
 def _sorted_simulations(df) -> np.ndarray:
@@ -84,16 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="folder of case folders (e.g. petabtests' cases/v1.0.0/sbml)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
-    cases = find_cases(args.folder)
-    counts = {"passed": 0, "failed": 0, "unsupported": 0}
-    for folder in cases:
-        outcome = run_case(folder)
-        counts[outcome.status] += 1
-        if outcome.status != "passed" and not args.quiet:
-            print(f"{outcome.case} {outcome.status}: {outcome.reason}")
-    print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['unsupported']} unsupported "
-          f"({len(cases)} cases)")
-    return 1 if counts["failed"] else 0
+    return score(find_cases(args.folder), run_case, args.quiet)
 
 
 if __name__ == "__main__":

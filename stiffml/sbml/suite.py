@@ -16,7 +16,7 @@ import dataclasses
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -178,14 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
     cases = find_cases(args.folder, args.cases)
+    return score(cases, lambda folder: run_case(folder, args.engine), args.quiet, f", engine {args.engine}")
+
+
+def score(cases: Sequence[Path], run: Callable[[Path], Outcome], quiet: bool, detail: str = "") -> int:
+    """Run every case, print each one that did not pass (unless ``quiet``) and the summary line
+    ``N passed, M failed, K unsupported``; 1 when a case failed, else 0 (shared by both suites)."""
     counts = {"passed": 0, "failed": 0, "unsupported": 0}
     for folder in cases:
-        outcome = run_case(folder, args.engine)
+        outcome = run(folder)
         counts[outcome.status] += 1
-        if outcome.status != "passed" and not args.quiet:
+        if outcome.status != "passed" and not quiet:
             print(f"{outcome.case} {outcome.status}: {outcome.reason}")
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['unsupported']} unsupported "
-          f"({len(cases)} cases, engine {args.engine})")
+          f"({len(cases)} cases{detail})")
     return 1 if counts["failed"] else 0
 
 
