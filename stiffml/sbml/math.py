@@ -286,24 +286,14 @@ class ModelMath:
         """Every symbol's value at t = 0: initial assignments first, then assignment rules, then
         the values in the file (a species' amount converted to concentration or back), with
         ``overrides`` replacing parameter values."""
-        exprs: dict[str, sp.Expr] = {}
-        for cid, c in self.compartments.items():
-            exprs[cid] = sp.Float(c.getSize()) if c.isSetSize() else sp.nan
-        for pid, p in self.parameters.items():
-            exprs[pid] = sp.Float(overrides.get(pid, p.getValue())) if (pid in overrides or p.isSetValue()) else sp.nan
-        for ref_id, ref in self.stoich_refs.items():
-            exprs[ref_id] = sp.Float(ref.getStoichiometry()) if ref.isSetStoichiometry() else sp.Integer(1)
-        for sid, s in self.species.items():
-            size = sp.Symbol(s.getCompartment())
-            conc = self.concentration_valued(sid)
-            if s.isSetInitialConcentration():
-                v = sp.Float(s.getInitialConcentration())
-                exprs[sid] = v if conc else v * size
-            elif s.isSetInitialAmount():
-                v = sp.Float(s.getInitialAmount())
-                exprs[sid] = v / size if conc else v
-            else:
-                exprs[sid] = sp.nan
+        literals = self.literal_values()
+        literals.update({p: v for p, v in overrides.items() if p in self.parameters})
+
+        def literal(i: str) -> sp.Expr:
+            v = literals[i]
+            return sp.nan if np.isnan(v) else sp.Float(v)
+
+        exprs = self._initial_table(literal)
         exprs.update(self.kinetics)
         exprs.update(self.assigned)
         exprs.update({k: v for k, v in self.initial.items() if k not in overrides})
@@ -332,6 +322,22 @@ class ModelMath:
         for name in exprs:
             value(name)
         return values
+
+    def _initial_table(self, literal: Callable[[str], sp.Expr]) -> dict[str, sp.Expr]:
+        """Each literal id's value at t = 0 from ``literal(id)`` (a number or a symbol), species
+        converted between amount and concentration as their symbols mean; before kinetics,
+        assignment rules and initial assignments are laid over it."""
+        exprs: dict[str, sp.Expr] = {}
+        for i in [*self.compartments, *self.parameters, *self.stoich_refs]:
+            exprs[i] = literal(i)
+        for sid, s in self.species.items():
+            size = sp.Symbol(s.getCompartment())
+            conc = self.concentration_valued(sid)
+            if s.isSetInitialConcentration():
+                exprs[sid] = literal(sid) if conc else literal(sid) * size
+            else:
+                exprs[sid] = literal(sid) / size if conc else literal(sid)
+        return exprs
 
     def literal_ids(self) -> list[str]:
         """Ids whose value the file states as a literal: compartments, parameters, species (their
@@ -363,21 +369,7 @@ class ModelMath:
         value in the unit its symbol has: concentration unless amount-valued), ahead of any
         initial assignment, as PEtab's condition table requires.
         """
-        q = {i: sp.Symbol(f"_q_{i}") for i in self.literal_ids()}
-        exprs: dict[str, sp.Expr] = {}
-        for cid in self.compartments:
-            exprs[cid] = q[cid]
-        for pid in self.parameters:
-            exprs[pid] = q[pid]
-        for ref_id in self.stoich_refs:
-            exprs[ref_id] = q[ref_id]
-        for sid, s in self.species.items():
-            size = sp.Symbol(s.getCompartment())
-            conc = self.concentration_valued(sid)
-            if s.isSetInitialConcentration():
-                exprs[sid] = q[sid] if conc else q[sid] * size
-            else:
-                exprs[sid] = q[sid] / size if conc else q[sid]
+        exprs = self._initial_table(lambda i: sp.Symbol(f"_q_{i}"))
         exprs.update(self.kinetics)
         exprs.update(self.assigned)
         exprs.update(self.initial)
