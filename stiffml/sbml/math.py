@@ -297,31 +297,40 @@ class ModelMath:
         exprs.update(self.kinetics)
         exprs.update(self.assigned)
         exprs.update({k: v for k, v in self.initial.items() if k not in overrides})
-        values: dict[str, float] = {}
+        def evaluate(expr: sp.Expr, deps: dict) -> float:
+            try:
+                return float(sp.N(expr.xreplace({**deps, T: sp.Integer(0)}), 17))
+            except TypeError:
+                return float("nan")
+
+        return self._resolve(exprs, evaluate)
+
+    def _resolve(self, exprs: dict[str, sp.Expr], evaluate: Callable[[sp.Expr, dict], Any],
+                 free: Callable[[str], bool] = lambda name: False) -> dict[str, Any]:
+        """Every entry of ``exprs`` evaluated after the entries it uses (depth first), by
+        ``evaluate(expr, {symbol: value of its entry})``; a cycle or a symbol that is neither an
+        entry, time, nor ``free`` is a one-line error."""
+        done: dict[str, Any] = {}
         visiting: set[str] = set()
 
-        def value(name: str) -> float:
-            if name in values:
-                return values[name]
+        def get(name: str) -> Any:
+            if name in done:
+                return done[name]
             if name in visiting:
                 raise SBMLError(f"{self.label}: initial values of {sorted(visiting)} depend on each other")
             visiting.add(name)
             expr = exprs[name]
-            deps = {s: value(s.name) for s in expr.free_symbols if s != T and s.name in exprs}
-            missing = {s.name for s in expr.free_symbols if s != T and s.name not in exprs}
+            missing = {s.name for s in expr.free_symbols if s != T and s.name not in exprs and not free(s.name)}
             if missing:
                 raise SBMLError(f"{self.label}: the initial value of '{name}' uses undefined {sorted(missing)}")
-            try:
-                out = float(sp.N(expr.xreplace({**deps, T: sp.Integer(0)}), 17))
-            except TypeError:
-                out = float("nan")
+            out = evaluate(expr, {s: get(s.name) for s in expr.free_symbols if s != T and s.name in exprs})
             visiting.discard(name)
-            values[name] = out
+            done[name] = out
             return out
 
         for name in exprs:
-            value(name)
-        return values
+            get(name)
+        return done
 
     def _initial_table(self, literal: Callable[[str], sp.Expr]) -> dict[str, sp.Expr]:
         """Each literal id's value at t = 0 from ``literal(id)`` (a number or a symbol), species
@@ -375,29 +384,8 @@ class ModelMath:
         exprs.update(self.initial)
         for oid in overridden:
             exprs[oid] = sp.Symbol(f"_o_{oid}")
-        resolved: dict[str, sp.Expr] = {}
-        visiting: set[str] = set()
-
-        def resolve(name: str) -> sp.Expr:
-            if name in resolved:
-                return resolved[name]
-            if name in visiting:
-                raise SBMLError(f"{self.label}: initial values of {sorted(visiting)} depend on each other")
-            visiting.add(name)
-            expr = exprs[name]
-            missing = {s.name for s in expr.free_symbols
-                       if s != T and not s.name.startswith(("_q_", "_o_")) and s.name not in exprs}
-            if missing:
-                raise SBMLError(f"{self.label}: the initial value of '{name}' uses undefined {sorted(missing)}")
-            deps = {s: resolve(s.name) for s in expr.free_symbols if s.name in exprs and s != T}
-            out = expr.xreplace(deps).xreplace({T: sp.Integer(0)})
-            visiting.discard(name)
-            resolved[name] = out
-            return out
-
-        for name in exprs:
-            resolve(name)
-        return resolved
+        return self._resolve(exprs, lambda expr, deps: expr.xreplace(deps).xreplace({T: sp.Integer(0)}),
+                             free=lambda name: name.startswith(("_q_", "_o_")))
 
     # ------------------------------------------------------------------------------ codegen
     def generate(self) -> Generated:
