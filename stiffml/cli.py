@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+import lightning.pytorch as pl
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
@@ -32,10 +33,12 @@ from stiffml import registry
 from stiffml.callbacks import StepCheckpoint, StopOnDivergence
 from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
 from stiffml.data.base import SystemDataModule
+from stiffml.data.petab import PEtabDataModule
 from stiffml.errors import condense
 from stiffml.evaluation import PredictionWriter, RolloutEvaluation
 from stiffml.experiment import run_experiment
 from stiffml.models.base import StiffModel
+from stiffml.models.mechanistic import MechanisticModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -49,7 +52,8 @@ class StiffArgumentParser(LightningArgumentParser):
 
 
 class StiffCLI(LightningCLI):
-    """LightningCLI in subclass mode over every registered model and datamodule.
+    """LightningCLI in subclass mode over every registered model and datamodule, and over the
+    calibration pair (:class:`MechanisticModel` on :class:`PEtabDataModule`).
 
     Defaults: TensorBoard logs under ``<default_root_dir>/lightning_logs/version_N``, last and
     best (``val_loss``) checkpoints, divergence stop, seed 0, and ``precision: 64-true`` on the
@@ -64,7 +68,10 @@ class StiffCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", StiffArgumentParser)
-        super().__init__(StiffModel, SystemDataModule, *args, subclass_mode_model=True, subclass_mode_data=True, **kwargs)
+        # the bases are Lightning's so that the calibration pair, which is not a model of a
+        # system's trajectories, runs under the same CLI; before_instantiate_classes checks the pair
+        super().__init__(pl.LightningModule, pl.LightningDataModule, *args, subclass_mode_model=True,
+                         subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Two checkpoint callbacks: ModelCheckpoint's own save_last only refreshes last.ckpt in
@@ -97,8 +104,10 @@ class StiffCLI(LightningCLI):
                 "step_checkpoint.enable_version_counter": False,
             }
         )
-        parser.link_arguments("data", "model.init_args.n_inputs", compute_fn=lambda d: d.n_inputs, apply_on="instantiate")
-        parser.link_arguments("data", "model.init_args.n_outputs", compute_fn=lambda d: d.n_outputs, apply_on="instantiate")
+        # a link whose value is None is not applied: each kind of datamodule fills its kind of model
+        for key in ("n_inputs", "n_outputs", "n_parameters"):
+            parser.link_arguments("data", f"model.init_args.{key}", compute_fn=lambda d, k=key: getattr(d, k, None),
+                                  apply_on="instantiate")
 
     # ------------------------------------------------------------------------- checkpoints
     def _logs_base(self, cfg: Namespace) -> Path:
@@ -149,7 +158,11 @@ class StiffCLI(LightningCLI):
         if not hparams:
             return
         if "_class_path" in hparams:
-            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+            cls_path = hparams.pop("_class_path")
+            accepted = _init_parameters(registry.import_class(cls_path))
+            if accepted is not None:  # the CLI's links record every linked key, also those a class lacks
+                hparams = {k: v for k, v in hparams.items() if k in accepted}
+            hparams = {"class_path": cls_path, "dict_kwargs": hparams}
         self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
         init = self.config[sub].model.get("init_args")
         for key, value in kept.items():
@@ -169,6 +182,16 @@ class StiffCLI(LightningCLI):
             )
         model_cls = registry.import_class(cfg.model.class_path)
         data_cls = registry.import_class(cfg.data.class_path)
+        calibration = isinstance(model_cls, type) and issubclass(model_cls, MechanisticModel)
+        if isinstance(data_cls, type) and issubclass(data_cls, PEtabDataModule) and not calibration:
+            raise ValueError(f"data {cfg.data.class_path} is a PEtab problem; it is fitted by model: MechanisticModel "
+                             f"(configs/petab.yaml), not {cfg.model.class_path}")
+        if calibration:
+            if not (isinstance(data_cls, type) and issubclass(data_cls, PEtabDataModule)):
+                raise ValueError(f"model MechanisticModel calibrates PEtab problems; use data: PEtabDataModule "
+                                 f"(configs/petab.yaml), not {cfg.data.class_path}")
+            check_trainer_args(cfg.trainer)
+            return
         if not (isinstance(model_cls, type) and issubclass(model_cls, StiffModel)):
             raise ValueError(f"model {cfg.model.class_path} is not a stiffml model")
         if not (isinstance(data_cls, type) and issubclass(data_cls, SystemDataModule)):
@@ -232,6 +255,22 @@ class StiffCLI(LightningCLI):
                     with contextlib.suppress(OSError):
                         log_dir.parent.rmdir()  # only if empty
             raise
+
+
+def _init_parameters(cls: Any) -> set[str] | None:
+    """The keyword names ``cls.__init__`` accepts along its class hierarchy (None: any, through ``**kwargs``)."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in getattr(cls, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass in (pl.LightningModule, object):
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
 
 
 def check_trainer_args(trainer: Namespace) -> None:

@@ -199,6 +199,8 @@ class PredictionWriter(pl.Callback):
 
     @rank_zero_only
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._batches and not hasattr(pl_module, "free_run"):
+            return  # nothing of a trajectory to write (MechanisticModel writes its own table)
         dm = trainer.datamodule
         names = list(getattr(dm, "outputs", []))
         arrays: dict[str, np.ndarray] = {}

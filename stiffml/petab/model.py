@@ -50,6 +50,15 @@ def _entries(exprs: Sequence[sp.Expr], wrt: Sequence[sp.Symbol], args: list, sha
     return Dense(fn, np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp), shape)
 
 
+def _rows(values: Sequence[Any], k_count: int) -> np.ndarray:
+    """Generated outputs (arrays over ``K`` columns, or scalars where an entry is constant) as one
+    ``[len(values), K]`` array."""
+    out = np.empty((len(values), k_count))
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Start:
     """Initial state and constants of one override set, as functions of ``u``."""
@@ -118,6 +127,31 @@ class CompiledModel:
         fc = np.zeros((n, self.n_c))
         fc[self.f_c.rows, self.f_c.cols] = vals[n + k:]
         return f, fy, fc
+
+    def rhs_and_jacobians_batch(self, t: float, y: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The field (``[n, K]``), ``df/dy`` (``[K, n, n]``) and ``df/dc`` (``[K, n, n_c]``) at ``K``
+        states at once (``y``: ``[n, K]``, ``c``: ``[n_c, K]``): the generated numpy code is
+        elementwise, so one call evaluates every column."""
+        k_count = y.shape[1]
+        vals = _rows(self._all(t, y, c), k_count)
+        n, k = self.n, len(self.f_y.rows)
+        fy = np.zeros((k_count, n, n))
+        fy[:, self.f_y.rows, self.f_y.cols] = vals[n:n + k].T
+        fc = np.zeros((k_count, n, self.n_c))
+        fc[:, self.f_c.rows, self.f_c.cols] = vals[n + k:].T
+        return vals[:n], fy, fc
+
+    def rhs_batch(self, t: float, y: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """The field at ``K`` states (``y``: ``[n, K]``; returns ``[n, K]``)."""
+        return _rows(self.f(t, y, c), y.shape[1]) if self.n else np.zeros((0, y.shape[1]))
+
+    def f_y_batch(self, t: float, y: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """``df/dy`` at ``K`` states (``y``: ``[n, K]``; returns ``[K, n, n]``)."""
+        k_count = y.shape[1]
+        out = np.zeros((k_count, self.n, self.n))
+        if len(self.f_y.rows):
+            out[:, self.f_y.rows, self.f_y.cols] = _rows(self.f_y.fn(t, y, c), k_count).T
+        return out
 
     def rhs(self, t: float, y: np.ndarray, c: np.ndarray) -> np.ndarray:
         """The field at one state (shape ``(n,)``)."""

@@ -55,20 +55,31 @@ def _number(value: Any) -> float | None:
 
 
 class _Simulate(torch.autograd.Function):
-    """States and constants of one experiment as a function of the dynamic parameters; the
-    backward pass contracts the output gradients with the forward sensitivities."""
+    """States ``[K, T, n]`` and constants ``[K, n_c]`` of one experiment at ``K`` sets of dynamic
+    parameters ``[K, n_v]`` (one joint solve); the backward pass contracts the output gradients
+    with the forward sensitivities. A set whose solve fails gets NaN outputs and a zero gradient."""
 
     @staticmethod
     def forward(ctx: Any, v: Tensor, experiment: Experiment, rtol: float, atol: float) -> tuple[Tensor, Tensor]:
-        sol: Solution = experiment.solve(v.detach().cpu().numpy(), ctx.needs_input_grad[0], rtol, atol)
-        ctx.sol = sol
-        return torch.as_tensor(sol.x, dtype=v.dtype), torch.as_tensor(sol.c, dtype=v.dtype)
+        sols = experiment.solve_batch(v.detach().cpu().numpy(), ctx.needs_input_grad[0], rtol, atol)
+        ctx.sols, ctx.n_v = sols, v.shape[1]
+        m = experiment.model
+        rows = experiment.times.size + int(experiment.steady_state)
+        x = np.full((len(sols), rows, m.n), np.nan)
+        c = np.full((len(sols), m.n_c), np.nan)
+        for k, sol in enumerate(sols):
+            if isinstance(sol, Solution):
+                x[k], c[k] = sol.x, sol.c
+        return torch.as_tensor(x, dtype=v.dtype), torch.as_tensor(c, dtype=v.dtype)
 
     @staticmethod
     def backward(ctx: Any, gx: Tensor, gc: Tensor) -> tuple[Any, ...]:
-        sol: Solution = ctx.sol
-        g = np.einsum("tn,tnd->d", gx.numpy(), sol.dx) + gc.numpy() @ sol.dc
-        return torch.as_tensor(g, dtype=gx.dtype), None, None, None
+        gxn, gcn = gx.numpy(), gc.numpy()
+        out = np.zeros((len(ctx.sols), ctx.n_v))
+        for k, sol in enumerate(ctx.sols):
+            if isinstance(sol, Solution):
+                out[k] = np.einsum("tn,tnd->d", gxn[k], sol.dx) + gcn[k] @ sol.dc
+        return torch.as_tensor(out, dtype=gx.dtype), None, None, None
 
 
 @dataclasses.dataclass
@@ -460,19 +471,33 @@ class Problem:
 
     def _forward(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Simulated observables, noise values and per-row negative log-likelihood."""
-        v = self._table_values(theta)
-        v_dyn = v[torch.as_tensor(self._dynamic)]
+        sim, sigma, nllh = self._forward_batch(theta[None])
+        return sim[0], sigma[0], nllh[0]
+
+    def _forward_batch(self, thetas: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`_forward` at ``K`` parameter vectors (``[K, P]``) with one joint solve per
+        experiment; each output ``[K, rows]``."""
+        vs = torch.stack([self._table_values(th) for th in thetas.unbind(0)])
+        v_dyn = vs[:, torch.as_tensor(self._dynamic, dtype=torch.long)]
         xs, cs = [], []
         for e in self.experiments:
             x, c = _Simulate.apply(v_dyn, e, self.rtol, self.atol)
             xs.append(x)
             cs.append(c)
-        x_all = torch.cat(xs) if xs else torch.zeros(0, self.model.n, dtype=theta.dtype)
-        c_all = torch.stack(cs) if cs else torch.zeros(0, self.model.n_c, dtype=theta.dtype)
+        k_count = thetas.shape[0]
+        x_all = torch.cat(xs, dim=1) if xs else torch.zeros(k_count, 0, self.model.n, dtype=thetas.dtype)
+        c_all = torch.stack(cs, dim=1) if cs else torch.zeros(k_count, 0, self.model.n_c, dtype=thetas.dtype)
+        outs = [self._observe(vs[k], x_all[k], c_all[k]) for k in range(k_count)]
+        return tuple(torch.stack(parts) for parts in zip(*outs))  # type: ignore[return-value]
+
+    def _observe(self, v: Tensor, x_all: Tensor, c_all: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Observables, noise values and per-row nllh from the table values ``v`` and the
+        concatenated outputs of every experiment."""
+        dtype = v.dtype
         n_rows = len(self.measurements)
-        sim = torch.zeros(n_rows, dtype=theta.dtype)
-        sigma = torch.zeros(n_rows, dtype=theta.dtype)
-        nllh = torch.zeros(n_rows, dtype=theta.dtype)
+        sim = torch.zeros(n_rows, dtype=dtype)
+        sigma = torch.zeros(n_rows, dtype=dtype)
+        nllh = torch.zeros(n_rows, dtype=dtype)
         v_list = list(v.unbind(0))
         for ob in self._observables:
             if not ob.rows.size:
@@ -485,14 +510,14 @@ class Problem:
             def fill(specs: list) -> list[Tensor]:
                 out = []
                 for base, pos, vi in specs:
-                    b = torch.as_tensor(base, dtype=theta.dtype)
+                    b = torch.as_tensor(base, dtype=dtype)
                     out.append(b.index_put((torch.as_tensor(pos),), v[torch.as_tensor(vi)]) if pos.size else b)
                 return out
 
             args = (t, list(xr.unbind(-1)), list(cr.unbind(-1)), v_list, fill(ob.obs_placeholders),
                     fill(ob.noise_placeholders))
-            s = torch.as_tensor(ob.formula(*args), dtype=theta.dtype).expand(rows.shape)
-            sd = torch.as_tensor(ob.noise(*args), dtype=theta.dtype).expand(rows.shape)
+            s = torch.as_tensor(ob.formula(*args), dtype=dtype).expand(rows.shape)
+            sd = torch.as_tensor(ob.noise(*args), dtype=dtype).expand(rows.shape)
             m = self._measured[rows]
             sim = sim.index_put((rows,), s)
             sigma = sigma.index_put((rows,), sd)
@@ -543,6 +568,29 @@ class Problem:
         (grad,) = torch.autograd.grad(value, th, allow_unused=True)
         grad = torch.zeros_like(th) if grad is None else grad
         return float(value.detach()), grad.numpy().copy()
+
+    def values_and_gradients(self, thetas: Any, rows: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The nllh and its gradient at ``K`` parameter vectors (``[K, P]``, on their scales), the
+        solves of all ``K`` joined per experiment (:meth:`Experiment.solve_batch`). Where a
+        vector's solve fails its value is ``inf`` and its gradient zero; the others are unaffected.
+        ``rows`` (indices into the measurement table) restricts the sum to those rows."""
+        th = torch.as_tensor(np.asarray(thetas, dtype=np.float64), dtype=torch.float64)
+        if th.ndim != 2 or th.shape[1] != len(self.parameter_ids):
+            raise PEtabError(f"thetas has shape {tuple(th.shape)}; expected (K, {len(self.parameter_ids)}), one row "
+                             "per start, one value per estimated parameter on its scale")
+        th = th.clone().requires_grad_(True)
+        per_row = self._forward_batch(th)[2]
+        if rows is not None:
+            per_row = per_row[:, torch.as_tensor(np.asarray(rows, dtype=np.int64))]
+        values = per_row.sum(dim=1)
+        finite = torch.isfinite(values)
+        (grad,) = torch.autograd.grad(torch.where(finite, values, 0.0).sum(), th, allow_unused=True)
+        grad = torch.zeros_like(th) if grad is None else grad
+        vals = values.detach().numpy().copy()
+        vals[~finite.numpy()] = np.inf
+        g = grad.numpy().copy()
+        g[~finite.numpy()] = 0.0
+        return vals, g
 
     def value_gradient_fisher(self, theta: Any = None) -> tuple[float, np.ndarray, np.ndarray]:
         """The nllh, its gradient and the Fisher information matrix (a Gauss–Newton Hessian):

@@ -92,103 +92,153 @@ class Experiment:
 
     def solve(self, v: np.ndarray, sensitivities: bool, rtol: float = 1e-8, atol: float = 1e-12) -> Solution:
         """Integrate at the dynamic parameter values ``v`` (linear scale)."""
+        return self._solve(np.asarray(v, dtype=np.float64)[None], sensitivities, rtol, atol)[0]
+
+    def solve_batch(self, v: np.ndarray, sensitivities: bool, rtol: float = 1e-8,
+                    atol: float = 1e-12) -> list[Solution | SolveError]:
+        """Integrate at ``K`` sets of dynamic parameter values (``v``: ``[K, n_v]``) in one solve.
+
+        The ``K`` copies of the system are one block-diagonal system sharing the solver's steps,
+        so the per-step cost in Python (generated functions, the error test, the LU of the
+        Newton matrix) is paid once for all of them rather than ``K`` times. Where the joint solve
+        fails, each set is solved alone, so one start that cannot be integrated fails only itself:
+        its entry is the :class:`SolveError`.
+        """
+        v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+        try:
+            return list(self._solve(v, sensitivities, rtol, atol))
+        except SolveError as err:
+            if v.shape[0] == 1:
+                return [err]
+        out: list[Solution | SolveError] = []
+        for row in v:
+            try:
+                out.append(self._solve(row[None], sensitivities, rtol, atol)[0])
+            except SolveError as err:
+                out.append(err)
+        return out
+
+    # --------------------------------------------------------------------------- internals
+    def _solve(self, v: np.ndarray, sensitivities: bool, rtol: float, atol: float) -> list[Solution]:
         m = self.model
+        k_count = v.shape[0]
         n_s = self.n_v if sensitivities else 0
+        if k_count > 1:
+            # one error test covers all K copies as an RMS over their components, so a copy whose
+            # own error is e passes when e / sqrt(K) does: tighten by sqrt(K) to keep each copy's
+            # own tolerance
+            rtol, atol = rtol / np.sqrt(k_count), atol / np.sqrt(k_count)
         if self.pre is not None:
-            u = self.pre.inputs(v)
-            start = m.start(self.pre.overridden)
-            c, dc = self._constants(start, self.pre, u, n_s)
-            y = np.asarray(start.y0(u), dtype=np.float64)
-            s = start.y0_du(u) @ self.pre.du_dv(m.n_u, self.n_v) if n_s else np.zeros((m.n, 0))
+            y, s, c, dc = self._initial(self.pre, v, n_s)
             y, s = self._steady(0.0, y, s, c, dc, rtol, atol, self.pre.name)
-        u = self.sim.inputs(v)
-        start = m.start(self.sim.overridden)
-        c, dc = self._constants(start, self.sim, u, n_s)
-        y_new = np.asarray(start.y0(u), dtype=np.float64)
-        s_new = start.y0_du(u) @ self.sim.du_dv(m.n_u, self.n_v) if n_s else np.zeros((m.n, 0))
+        y_new, s_new, c, dc = self._initial(self.sim, v, n_s)
         if self.pre is None:
             y, s = y_new, s_new
         else:
-            y[self.reset], s[self.reset] = y_new[self.reset], s_new[self.reset]
-        bad = [m.state_ids[i] for i in np.flatnonzero(~np.isfinite(y))]
+            y[:, self.reset], s[:, self.reset] = y_new[:, self.reset], s_new[:, self.reset]
+        bad = [m.state_ids[i] for i in np.flatnonzero(~np.all(np.isfinite(y), axis=0))]
         if bad:
             raise SolveError(f"{self.label}: no finite initial value for {bad}")
         xs, ss = self._integrate(y, s, c, dc, rtol, atol)
         if self.steady_state:
             t_end = float(self.times[-1]) if self.times.size else 0.0
-            y_end, s_end = (xs[-1], ss[-1]) if self.times.size else (y, s)
+            y_end, s_end = (xs[:, -1], ss[:, -1]) if self.times.size else (y, s)
             y_ss, s_ss = self._steady(t_end, y_end, s_end, c, dc, rtol, atol, self.sim.name)
-            xs = np.concatenate([xs, y_ss[None]])
-            ss = np.concatenate([ss, s_ss[None]])
-        return Solution(x=xs, c=c, dx=ss if n_s else None, dc=dc if n_s else None)
+            xs = np.concatenate([xs, y_ss[:, None]], axis=1)
+            ss = np.concatenate([ss, s_ss[:, None]], axis=1)
+        return [Solution(x=xs[k], c=c[k], dx=ss[k] if n_s else None, dc=dc[k] if n_s else None)
+                for k in range(k_count)]
 
-    # --------------------------------------------------------------------------- internals
-    def _constants(self, start: Any, stage: Stage, u: np.ndarray, n_s: int) -> tuple[np.ndarray, np.ndarray]:
-        c = np.asarray(start.c(u), dtype=np.float64).reshape(self.model.n_c)
-        dc = start.c_du(u) @ stage.du_dv(self.model.n_u, self.n_v) if n_s else np.zeros((self.model.n_c, 0))
-        return c, dc
+    def _initial(self, stage: Stage, v: np.ndarray, n_s: int) -> tuple[np.ndarray, ...]:
+        """Initial states ``[K, n]``, their sensitivities ``[K, n, n_s]``, constants ``[K, n_c]``
+        and theirs ``[K, n_c, n_s]`` of ``stage`` at each row of ``v``."""
+        m = self.model
+        start = m.start(stage.overridden)
+        du_dv = stage.du_dv(m.n_u, self.n_v)
+        ys, ss, cs, dcs = [], [], [], []
+        for row in v:
+            u = stage.inputs(row)
+            ys.append(np.asarray(start.y0(u), dtype=np.float64).reshape(m.n))
+            cs.append(np.asarray(start.c(u), dtype=np.float64).reshape(m.n_c))
+            ss.append(start.y0_du(u) @ du_dv if n_s else np.zeros((m.n, 0)))
+            dcs.append(start.c_du(u) @ du_dv if n_s else np.zeros((m.n_c, 0)))
+        return np.stack(ys), np.stack(ss), np.stack(cs), np.stack(dcs)
 
     def _system(self, c: np.ndarray, dc: np.ndarray):
+        """Field and Jacobian of ``K`` copies (``c``: ``[K, n_c]``), each copy's state followed
+        by its sensitivities (row-major ``[n, d]``) in ``z``."""
         m = self.model
-        n, d = m.n, dc.shape[1]
+        k_count, n, d = c.shape[0], m.n, dc.shape[2]
+        width = n * (1 + d)
+        ct = np.ascontiguousarray(c.T)
 
         def fun(t: float, z: np.ndarray) -> np.ndarray:
-            y = z[:n]
+            zk = z.reshape(k_count, width)
+            y = zk[:, :n]
             if not d:
-                return m.rhs(t, y, c)
-            f, fy, fc = m.rhs_and_jacobians(t, y, c)
-            ds = fy @ z[n:].reshape(n, d) + fc @ dc
-            return np.concatenate([f, ds.ravel()])
+                return m.rhs_batch(t, y.T, ct).T.ravel()
+            f, fy, fc = m.rhs_and_jacobians_batch(t, y.T, ct)
+            ds = fy @ zk[:, n:].reshape(k_count, n, d) + fc @ dc
+            return np.concatenate([f.T, ds.reshape(k_count, n * d)], axis=1).ravel()
 
         def jac(t: float, z: np.ndarray) -> Any:
-            j = m.f_y(t, z[:n], c)
+            zk = z.reshape(k_count, width)
+            js = m.f_y_batch(t, zk[:, :n].T, ct)
             if not d:
-                return j
+                return sps.block_diag(list(js), format="csc")
             # d(S')/dS is f_y acting on each column of S, i.e. f_y ⊗ I in S's row-major layout;
             # the term in d(S')/dy is left out, as CVODES's simultaneous corrector does
-            return sps.block_diag([j, sps.kron(sps.csr_matrix(j), sps.identity(d))], format="csc")
+            eye = sps.identity(d)
+            blocks = []
+            for j in js:
+                blocks += [j, sps.kron(sps.csr_matrix(j), eye)]
+            return sps.block_diag(blocks, format="csc")
 
         return fun, jac
 
     def _integrate(self, y: np.ndarray, s: np.ndarray, c: np.ndarray, dc: np.ndarray,
                    rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
-        n, d = self.model.n, dc.shape[1]
+        k_count, n, d = y.shape[0], self.model.n, dc.shape[2]
         times = self.times
         if times.size == 0:
-            return np.zeros((0, n)), np.zeros((0, n, d))
-        z0 = np.concatenate([y, s.ravel()])
+            return np.zeros((k_count, 0, n)), np.zeros((k_count, 0, n, d))
+        z0 = np.concatenate([y, s.reshape(k_count, n * d)], axis=1).ravel()
         if times[-1] == 0.0 or n == 0:
             z = np.repeat(z0[None], times.size, axis=0)
         else:
             fun, jac = self._system(c, dc)
             sol = solve_ivp(fun, (0.0, float(times[-1])), z0, method="BDF", t_eval=times, rtol=rtol,
-                            atol=self._atol(atol, d), jac=jac)
+                            atol=self._atol(atol, d, k_count), jac=jac)
             if sol.status != 0 or sol.y.shape[1] != times.size:
-                raise SolveError(f"{self.label}: the solver stopped at t={sol.t[-1] if sol.t.size else 0:.4g}: "
+                reached = np.asarray(sol.t, dtype=np.float64)
+                raise SolveError(f"{self.label}: the solver stopped at t={reached[-1] if reached.size else 0:.4g}: "
                                  f"{sol.message}")
             z = sol.y.T
         if not np.all(np.isfinite(z)):
             raise SolveError(f"{self.label}: the solve returned non-finite values")
-        return z[:, :n], z[:, n:].reshape(times.size, n, d)
+        zk = z.reshape(times.size, k_count, n * (1 + d)).transpose(1, 0, 2)
+        return zk[:, :, :n], zk[:, :, n:].reshape(k_count, times.size, n, d)
 
-    def _atol(self, atol: float, d: int) -> np.ndarray:
+    def _atol(self, atol: float, d: int, k_count: int) -> np.ndarray:
         # sensitivities ride on the state's steps (CVODES's errconS = false): their own error
         # test would make BDF cut steps for entries that carry no weight in the likelihood
-        return np.concatenate([np.full(self.model.n, atol), np.full(self.model.n * d, SENS_ATOL)])
+        one = np.concatenate([np.full(self.model.n, atol), np.full(self.model.n * d, SENS_ATOL)])
+        return np.tile(one, k_count)
 
     def _steady(self, t0: float, y: np.ndarray, s: np.ndarray, c: np.ndarray, dc: np.ndarray,
                 rtol: float, atol: float, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Integrate until the state (and its sensitivities) stop moving: the weighted RMS norm
-        of the augmented field below one at the solve's tolerances."""
-        n, d = self.model.n, dc.shape[1]
+        """Integrate until every copy's state (and its sensitivities) stop moving: the weighted
+        RMS norm of each copy's augmented field below one at the solve's tolerances."""
+        k_count, n, d = y.shape[0], self.model.n, dc.shape[2]
         if n == 0:
             return y, s
         fun, jac = self._system(c, dc)
-        z0 = np.concatenate([y, s.ravel()])
+        z0 = np.concatenate([y, s.reshape(k_count, n * d)], axis=1).ravel()
 
         def settled(t: float, z: np.ndarray) -> float:
             scale = 100 * (atol + rtol * np.abs(z))  # a looser test than the solve's own error
-            return float(np.sqrt(np.mean((fun(t, z) / scale) ** 2))) - 1.0
+            per_copy = np.mean(((fun(t, z) / scale) ** 2).reshape(k_count, -1), axis=1)
+            return float(np.sqrt(per_copy.max())) - 1.0
 
         if settled(t0, z0) < 0:
             return y, s
@@ -199,5 +249,5 @@ class Experiment:
         if sol.status != 1:
             raise SolveError(f"{name}: no steady state reached by t={t0 + STEADY_STATE_HORIZON:.3g} "
                              f"({sol.message})")
-        z = sol.y[:, -1]
-        return z[:n], z[n:].reshape(n, d)
+        zk = sol.y[:, -1].reshape(k_count, n * (1 + d))
+        return zk[:, :n], zk[:, n:].reshape(k_count, n, d)
