@@ -36,6 +36,16 @@ def test_batched_values_and_gradients_match_one_start_at_a_time(tyson: Problem) 
         np.testing.assert_allclose(grads[k], grad, rtol=1e-4, atol=1e-6 * np.abs(grad).max())
 
 
+def test_one_solve_per_start_gives_the_single_start_values_exactly() -> None:
+    problem = Problem("tyson1991", joint_solves=False)
+    points = latin_hypercube(problem, 2, seed=3)
+    values, grads = problem.values_and_gradients(points)
+    for k, x in enumerate(points):
+        value, grad = problem.value_and_gradient(x)
+        assert values[k] == value
+        np.testing.assert_array_equal(grads[k], grad)
+
+
 def test_rows_restrict_the_sum(tyson: Problem) -> None:
     rows = np.arange(0, len(tyson.measurements), 2)
     whole, _ = tyson.values_and_gradients(tyson.nominal[None])

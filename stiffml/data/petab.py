@@ -23,6 +23,9 @@ class PEtabDataModule(pl.LightningDataModule):
             (``tyson1991``).
         rtol: Relative tolerance of every solve.
         atol: Absolute tolerance of every solve.
+        joint_solves: Integrate all starts as one joint system per experiment (faster where the
+            per-step overhead dominates, e.g. Boehm; slower where the starts' transients differ,
+            e.g. Fujita: docs/petab.md), else one solve per start.
 
     Attributes:
         problem: The loaded :class:`stiffml.petab.Problem`.
@@ -31,14 +34,14 @@ class PEtabDataModule(pl.LightningDataModule):
 
     system_label: ClassVar[str] = "a PEtab problem (--data.problem)"
 
-    def __init__(self, problem: str, rtol: float = 1e-8, atol: float = 1e-16) -> None:
+    def __init__(self, problem: str, rtol: float = 1e-8, atol: float = 1e-16, joint_solves: bool = True) -> None:
         super().__init__()
         from stiffml.petab import Problem
 
         if not rtol > 0 or not atol > 0:
             raise ValueError(f"data.rtol and data.atol must be positive, got {rtol}, {atol}")
         self.save_hyperparameters()
-        self.problem = Problem(problem, rtol=rtol, atol=atol)
+        self.problem = Problem(problem, rtol=rtol, atol=atol, joint_solves=joint_solves)
         self.n_parameters = len(self.problem.parameter_ids)
         if self.n_parameters == 0:
             raise ValueError(f"PEtab problem '{problem}' estimates no parameters (no row with estimate = 1)")

@@ -110,8 +110,14 @@ class Experiment:
         except SolveError as err:
             if v.shape[0] == 1:
                 return [err]
+        # one by one (halving was measured slower: on Crauste a failing set fails again at every level)
+        return self.solve_each(v, sensitivities, rtol, atol)
+
+    def solve_each(self, v: np.ndarray, sensitivities: bool, rtol: float = 1e-8,
+                   atol: float = 1e-12) -> list[Solution | SolveError]:
+        """:meth:`solve_batch`'s result from one solve per set of parameters."""
         out: list[Solution | SolveError] = []
-        for row in v:
+        for row in np.atleast_2d(v):
             try:
                 out.append(self._solve(row[None], sensitivities, rtol, atol)[0])
             except SolveError as err:
