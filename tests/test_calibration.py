@@ -155,6 +155,7 @@ def test_fit_calibrates_and_writes_the_report(cli, tmp_path: Path) -> None:
     assert summary["best_nllh"] == pytest.approx(problem.nllh(summary["estimates"]), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_resumed_calibration_continues_exactly(cli, tmp_path: Path) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert cli("fit", "--config", TINY, "--trainer.default_root_dir", straight, "--trainer.max_epochs", 5,
@@ -170,6 +171,7 @@ def test_resumed_calibration_continues_exactly(cli, tmp_path: Path) -> None:
     assert torch.equal(a["stiffml"]["optimizer"]["trial"], b["stiffml"]["optimizer"]["trial"])
 
 
+@pytest.mark.slow
 def test_predict_writes_the_simulation_table(cli, tmp_path: Path) -> None:
     assert cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", 1) == 0
     ckpt = _version(tmp_path) / "checkpoints" / "last.ckpt"
