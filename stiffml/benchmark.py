@@ -17,6 +17,7 @@ import platform
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,27 @@ def _number(value: Any) -> Any:
     return value
 
 
+def distinct_keys(runs: list[SuiteRun], where: str) -> None:
+    """Give unlabelled runs of configs that share a file name (in different folders) their paths
+    as labels, then refuse two runs with one label or one run folder, which would overwrite each
+    other's results."""
+    paths_by_stem: dict[str, set[str]] = {}
+    for run in runs:
+        if run.label is None:
+            paths_by_stem.setdefault(Path(run.config).stem, set()).add(str(Path(run.path or run.config).resolve()))
+    for run in runs:
+        if run.label is None and len(paths_by_stem[Path(run.config).stem]) > 1:
+            run.label = str(Path(run.config).with_suffix(""))
+    seen: dict[str, int] = {}
+    for i, run in enumerate(runs):
+        for name in {run.key, f"folder:{run.folder}"}:
+            if name in seen:
+                raise ValueError(f"{where}: runs {seen[name] + 1} and {i + 1} both have the label "
+                                 f"{runs[seen[name]].key!r}/{run.key!r} (folder runs/{run.folder}), so one would "
+                                 "overwrite the other; give them distinct labels")
+            seen[name] = i
+
+
 def load_suite(name: str) -> Suite:
     """Load a shipped suite by name (``smoke``, ``paper-table1``, ...) or a suite file, with
     every config it names resolved to a file (:func:`resolve_config`)."""
@@ -130,6 +152,7 @@ def load_suite(name: str) -> Suite:
             run.path = resolve_config(run.config, path.parent)
         except ValueError as err:
             raise ValueError(f"suite {raw.get('name', path.stem)!r} names a missing config: {err}") from None
+    distinct_keys(runs, f"suite file {path}")
     return Suite(raw.get("name", path.stem), runs, int(raw.get("repeats", 5)), raw.get("description", ""))
 
 
@@ -142,11 +165,29 @@ def _versions() -> str:
     return f"stiffml {stiffml.__version__}, torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}"
 
 
+def _raising_parser() -> type:
+    from stiffml.cli import StiffArgumentParser
+    from stiffml.errors import condense
+
+    class Raising(StiffArgumentParser):
+        """Raises the parse error as an exception (the CLI's parser prints it and exits), so one
+        run's bad config or option becomes that run's failed record."""
+
+        def error(self, message: str, ex: Exception | None = None):  # type: ignore[override]
+            raise ValueError(condense(message))
+
+    return Raising
+
+
 def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str]) -> dict[str, Any]:
     """Train one config with one seed through StiffCLI; return its record (never raises)."""
     from stiffml.cli import StiffCLI
     from stiffml.evaluation import PredictionWriter
     from stiffml.experiment import run_experiment
+
+    from stiffml.argv import check_argv
+
+    RaisingArgumentParser = _raising_parser()
 
     record: dict[str, Any] = {"suite": suite, "config": run.config, "label": run.label, "seed": seed,
                               "run_dir": str(run_dir), "versions": _versions(), "status": "failed"}
@@ -155,7 +196,10 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
                 f"--trainer.default_root_dir={run_dir}", f"--prediction.output_dir={run_dir / 'predictions'}",
                 "--trainer.enable_progress_bar=false",
                 "--trainer.enable_model_summary=false"]
-        cli = StiffCLI(args=args, run=False)
+        check_argv(args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
+            cli = StiffCLI(args=args, run=False, parser_class=RaisingArgumentParser)
         model, dm, trainer = cli.model, cli.datamodule, cli.trainer
         record.update(model=type(model).__name__, system=dm.system.name, n_params=model.n_params,
                       system_class=f"{type(dm.system).__module__}.{type(dm.system).__qualname__}",
@@ -176,7 +220,7 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
         )
         curve = _loss_curve(Path(trainer.log_dir or run_dir))
         atomic_write(run_dir / "curve.json", json.dumps(curve))
-    except Exception as err:  # a failing config is recorded and the benchmark goes on
+    except (Exception, SystemExit) as err:  # a failing config is recorded and the benchmark goes on
         record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         atomic_write(run_dir / "traceback.txt", traceback.format_exc())
     return record
@@ -455,6 +499,7 @@ def main(argv: list[str]) -> int:
         suite = load_suite(a.suite)
     else:
         suite = Suite("configs", [SuiteRun(c, path=resolve_config(c)) for c in a.configs])
+        distinct_keys(suite.runs, "--configs")
     ray_options = None
     if a.executor == "ray":
         from stiffml.ray_executor import RayOptions, connect

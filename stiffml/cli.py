@@ -30,7 +30,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from stiffml import registry
-from stiffml.callbacks import StepCheckpoint, StopOnDivergence
+from stiffml.argv import check_argv
+from stiffml.callbacks import StepCheckpoint, StopOnDivergence, last_good_checkpoint
 from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
 from stiffml.data.base import SystemDataModule
 from stiffml.data.petab import PEtabDataModule
@@ -248,12 +249,19 @@ class StiffCLI(LightningCLI):
         created = [p for p in (log_dir, log_dir.parent) if not p.exists()] if log_dir is not None else []
         try:
             super()._run_subcommand(subcommand)
-        except BaseException:
+        except BaseException as exc:
             if created and self.trainer.global_step == 0 and not any(log_dir.rglob("*.ckpt")):
                 shutil.rmtree(log_dir, ignore_errors=True)
                 if log_dir.parent in created:
                     with contextlib.suppress(OSError):
                         log_dir.parent.rmdir()  # only if empty
+            if isinstance(exc, SystemExit) and self.trainer.interrupted:
+                # Lightning turns Ctrl-C into its own message and exit 1; say what to do next
+                # (stiffml.main prints it and exits 130, the shell's code for SIGINT)
+                found = last_good_checkpoint(self.trainer)
+                hint = ("resume with --ckpt_path last" if subcommand == "fit" and not found.startswith("no ")
+                        else found)
+                raise KeyboardInterrupt(f"{subcommand} at step {self.trainer.global_step}; {hint}") from None
             raise
 
 
@@ -299,27 +307,6 @@ def check_trainer_args(trainer: Namespace) -> None:
             raise ValueError(f"trainer.{key} must be {allowed}, got {value}")
     if trainer.get("precision") is None:
         trainer.precision = "64-true" if on_cpu else "32-true"
-
-
-_NEGATIVE = re.compile(r"^-(\d|\.\d|inf\b|\.inf\b)")
-
-
-def check_argv(argv: list[str]) -> None:
-    """Mistakes jsonargparse reports confusingly: a negative value after a space (taken for an
-    option) and a config file that is not UTF-8 text."""
-    for flag, value in zip(argv, argv[1:]):
-        if flag.startswith("--") and "=" not in flag and _NEGATIVE.match(value):
-            raise ValueError(f"{flag} {value}: a value starting with '-' is read as an option; "
-                             f"write {flag}={value}")
-        if flag in ("--config", "-c"):
-            try:
-                Path(value).read_text(encoding="utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(f"config file {value} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-            except FileNotFoundError:
-                raise ValueError(f"config file {value} does not exist") from None
-            except OSError as err:
-                raise ValueError(f"config file {value} cannot be read: {err.strerror or err}") from None
 
 
 def main(argv: list[str]) -> int:

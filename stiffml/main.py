@@ -57,13 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"stiffml: error: unknown command {name!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
     try:
+        if COMMANDS[name][0] == "stiffml.cli":  # before Lightning's import (seconds)
+            from stiffml.argv import check_argv
+
+            check_argv(args[1:])
+        module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(args if module.__name__ == "stiffml.cli" else args[1:]) or 0)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except KeyboardInterrupt:
-        print("stiffml: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        detail = str(err)
+        print(f"stiffml: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
         return 130
     except Exception as err:  # every command's failure is one line, not a traceback
         if os.environ.get("STIFFML_DEBUG"):

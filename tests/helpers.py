@@ -26,3 +26,20 @@ class KillAtStep(pl.Callback):
                 with open(self.log_file, "a") as f:
                     f.write(f"killed pid {os.getpid()}\n")
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SigintAtStep(pl.Callback):
+    """Send this process SIGINT (what Ctrl-C does) once ``global_step`` reaches ``step``.
+
+    Args:
+        step: The optimizer step after which the signal is sent.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.sent = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)

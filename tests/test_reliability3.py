@@ -1,0 +1,84 @@
+"""Reliability, round three (issue #31): no run lost from a benchmark, damaged checkpoints refused,
+bounded SBML ids, Ctrl-C, empty listings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stiffml.benchmark import load_suite
+
+from .conftest import CONF, assert_one_line_error
+
+TINY = CONF / "bz_fcnn_tiny.yaml"
+
+
+@pytest.mark.slow
+def test_broken_suite_entries_become_failed_records_and_the_rest_runs(tmp_path: Path, cli) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model: [unclosed\n")
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text(
+        "name: mixed\nrepeats: 1\nruns:\n"
+        f"  - {{config: {TINY}, label: first}}\n"
+        f"  - {{config: {bad_yaml}, label: yaml_error}}\n"
+        f"  - {{config: {TINY}, label: typo, args: ['--model.hiden=3']}}\n"
+        f"  - {{config: {TINY}, label: last}}\n"
+    )
+    assert cli("benchmark", "--suite", suite, "--out", tmp_path / "out") == 1
+    records = {r["label"]: r for r in json.loads((tmp_path / "out" / "results.json").read_text())}
+    assert records["first"]["status"] == records["last"]["status"] == "ok"
+    assert records["yaml_error"]["status"] == "failed" and "bad.yaml" in records["yaml_error"]["error"]
+    assert records["typo"]["status"] == "failed" and "hiden" in records["typo"]["error"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Failed runs" in report and "typo" in report
+    assert (tmp_path / "out" / "results.csv").is_file()
+
+
+def test_an_option_every_run_rejects_fails_every_run_with_its_reason(tmp_path: Path, cli) -> None:
+    assert cli("benchmark", "--configs", TINY, "--out", tmp_path / "out", "--repeats", "1",
+               "--", "--trainer.bogus", "1") == 1
+    (record,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert record["status"] == "failed" and "bogus" in record["error"]
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_duplicate_labels_are_refused_at_load(tmp_path: Path) -> None:
+    suite = tmp_path / "dup.yaml"
+    suite.write_text(f"runs:\n  - {{config: {TINY}, label: a}}\n  - {{config: {TINY}, label: a}}\n")
+    with pytest.raises(ValueError, match="runs 1 and 2 both have the label 'a'"):
+        load_suite(str(suite))
+
+
+def test_configs_with_one_file_name_in_two_folders_get_distinct_labels(tmp_path: Path) -> None:
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "fcnn.yaml").write_text(TINY.read_text())
+    suite = tmp_path / "s.yaml"
+    suite.write_text("runs:\n  - {config: one/fcnn.yaml}\n  - {config: two/fcnn.yaml}\n")
+    runs = load_suite(str(suite)).runs
+    assert [r.key for r in runs] == ["one/fcnn", "two/fcnn"]
+    assert len({r.folder for r in runs}) == 2
+
+
+def test_the_same_config_twice_without_labels_is_refused(tmp_path: Path, cli, capsys) -> None:
+    code = cli("benchmark", "--configs", TINY, TINY, "--out", tmp_path / "out")
+    assert_one_line_error(code, capsys, "both have the label")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_fit_exits_130_and_says_how_to_resume(tmp_path: Path) -> None:
+    from .conftest import REPO, run_stiffml
+
+    proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "5",
+                       "--trainer.callbacks+=tests.helpers.SigintAtStep", "--trainer.callbacks.step", "12",
+                       env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("stiffml:")]
+    assert lines == ["stiffml: interrupted: fit at step 12; resume with --ckpt_path last"], proc.stderr[-2000:]
+    resumed = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "2",
+                          "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
