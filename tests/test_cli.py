@@ -113,7 +113,23 @@ def test_malformed_yaml(cli, tmp_path, capsys) -> None:
     bad.write_text("model: [\n  x: 1\n")
     assert cli("fit", "--config", bad) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("stiffml: error: Problems parsing config")
+    assert err == [f"stiffml: error: config file {bad} is not valid YAML at line 3, column 1: "
+                   "expected ',' or ']', but got '<stream end>'"]
+
+
+@pytest.mark.parametrize("text", [None, "model: [\n"])
+def test_a_missing_or_broken_config_is_reported_before_lightning_is_imported(tmp_path, text) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.yaml"
+    if text is not None:
+        path.write_text(text)
+    code = ("import sys; from stiffml.main import main; rc = main(['fit', '--config', sys.argv[1]]); "
+            "print(rc, 'lightning' in sys.modules, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["2", "False", "False"], proc.stderr
+    assert str(path) in proc.stderr
 
 
 @pytest.mark.slow
