@@ -55,6 +55,7 @@ def test_rows_restrict_the_sum(tyson: Problem) -> None:
     assert half[0] != pytest.approx(whole[0])
 
 
+@pytest.mark.slow
 def test_a_start_that_cannot_be_solved_fails_alone(tyson: Problem, monkeypatch) -> None:
     points = latin_hypercube(tyson, 3, seed=2)
     expected = [tyson.value_and_gradient(x) for x in points]
@@ -132,6 +133,7 @@ def _version(root: Path) -> Path:
     return version
 
 
+@pytest.mark.slow
 def test_fit_calibrates_and_writes_the_report(cli, tmp_path: Path) -> None:
     assert cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path) == 0
     version = _version(tmp_path)

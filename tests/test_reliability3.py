@@ -82,3 +82,58 @@ def test_ctrl_c_during_fit_exits_130_and_says_how_to_resume(tmp_path: Path) -> N
     resumed = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "2",
                           "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+
+def _fit_tiny(cli, root: Path) -> Path:
+    assert cli("fit", "--config", TINY, "--trainer.default_root_dir", root, "--trainer.max_epochs", "1") == 0
+    return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def test_flipped_weight_bytes_are_refused_with_one_line(cli, capsys, tmp_path: Path) -> None:
+    import torch
+
+    ckpt = _fit_tiny(cli, tmp_path)
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    name, weight = next((k, v) for k, v in state.items() if v.numel() >= 8)
+    raw = bytearray(ckpt.read_bytes())
+    at = bytes(raw).find(weight.numpy().tobytes())
+    assert at >= 0
+    raw[at + 3] ^= 0x10  # one bit inside one float of the weights
+    ckpt.write_bytes(bytes(raw))
+    assert not torch.equal(torch.load(ckpt, weights_only=True)["state_dict"][name], weight)  # torch loads it
+    capsys.readouterr()
+    code = cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", ckpt)
+    assert_one_line_error(code, capsys, f"checkpoint {ckpt} is damaged: the digest recorded when it was written does not match its model weights")
+    code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", "last")
+    assert_one_line_error(code, capsys, "is damaged")
+
+
+def test_changed_optimiser_state_is_refused(cli, capsys, tmp_path: Path) -> None:
+    import torch
+
+    ckpt = _fit_tiny(cli, tmp_path)
+    data = torch.load(ckpt, weights_only=True)
+    state = data["optimizer_states"][0]["state"]
+    first = next(iter(state))
+    state[first]["step"] = torch.tensor(-0.5)
+    torch.save(data, ckpt)  # the recorded digest is kept, the content changed
+    capsys.readouterr()
+    code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", "last",
+               "--trainer.max_epochs", "2")
+    assert_one_line_error(code, capsys, "does not match its optimiser state")
+
+
+def test_a_checkpoint_without_a_digest_loads_with_a_warning(cli, tmp_path: Path) -> None:
+    import torch
+
+    from stiffml.checkpoints import DIGEST_KEY, UnverifiedCheckpointWarning, load_checkpoint
+
+    ckpt = _fit_tiny(cli, tmp_path)
+    data = torch.load(ckpt, weights_only=True)
+    assert DIGEST_KEY in data
+    del data[DIGEST_KEY]
+    torch.save(data, ckpt)
+    with pytest.warns(UnverifiedCheckpointWarning, match="no stiffml content digest"):
+        load_checkpoint(ckpt)
+    with pytest.warns(UnverifiedCheckpointWarning):
+        assert cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", ckpt) == 0
