@@ -63,10 +63,15 @@ def _choices(message: str) -> str | None:
     return f"--{key.group(1)}: {given.group(1)!r} is not one of {', '.join(values)}"
 
 
+MAX_ERROR_CHARS = 600
+
+
 def one_line(err: BaseException) -> str:
     """``err`` as one line for ``stiffml: error:``."""
     text = str(err) if not isinstance(err, KeyError) else str(err.args[0] if err.args else err)
     text = " ".join((condense(text) if "\n" in text else text).split())
+    if len(text) > MAX_ERROR_CHARS:  # e.g. a message quoting a 200,000-character model id
+        text = f"{text[:MAX_ERROR_CHARS]}… ({len(text):,} characters)"
     name = type(err).__name__
     return text if name in _PLAIN else f"{name}: {text} (set STIFFML_DEBUG=1 for the traceback)"
 

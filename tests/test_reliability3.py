@@ -137,3 +137,35 @@ def test_a_checkpoint_without_a_digest_loads_with_a_warning(cli, tmp_path: Path)
         load_checkpoint(ckpt)
     with pytest.warns(UnverifiedCheckpointWarning):
         assert cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", ckpt) == 0
+
+
+@pytest.mark.parametrize("attribute, size", [("name", 150_000), ("id", 200_000)])
+def test_a_long_sbml_model_name_or_id_simulates_instead_of_crashing(tmp_path: Path, attribute: str, size: int) -> None:
+    import re
+    import subprocess
+    import sys
+
+    pytest.importorskip("roadrunner")
+    from stiffml.sbml.examples import resolve_model
+
+    text = resolve_model("tyson1991")[0].read_text()
+    tag = re.search(r"<model [^>]*>", text).group(0)
+    long_value = ("N" if attribute == "name" else "I") * size
+    new_tag = re.sub(rf'{attribute}="[^"]*"', f'{attribute}="{long_value}"', tag) if f' {attribute}="' in tag \
+        else tag.replace("<model ", f'<model {attribute}="{long_value}" ')
+    path = tmp_path / "long.xml"
+    path.write_text(text.replace(tag, new_tag))
+    # in a subprocess: before the fix libroadrunner killed the process with a segfault
+    code = ("import sys, numpy as np; from stiffml.sbml import SBMLSystem; s = SBMLSystem(sys.argv[1]); "
+            "y = np.asarray(s.simulate(np.linspace(0, 10, 5), s.state_names)); print(len(s.name), y.shape)")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    length, *_ = proc.stdout.split()
+    assert int(length) <= 5 + 64
+
+
+def test_error_lines_stay_short() -> None:
+    from stiffml.errors import MAX_ERROR_CHARS, one_line
+
+    line = one_line(ValueError("unknown model id " + "x" * 200_000))
+    assert len(line) < MAX_ERROR_CHARS + 40 and line.endswith("(200,017 characters)")

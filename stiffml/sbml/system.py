@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +36,43 @@ def _compile(path: Path) -> tuple[ModelMath, Generated | None, str, str]:
     return (*_COMPILED[key], key)
 
 
+MAX_MODEL_NAME = 64
+_MODEL_TAG = re.compile(r"<model\b[^>]*>", re.S)
+
+
+def short_name(text: str, limit: int = MAX_MODEL_NAME) -> str:
+    """``text`` itself when short, else its start and a hash of the whole (distinct texts stay distinct)."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{text[:limit - 13]}_{digest}"
+
+
+def bound_model_names(text: str) -> str:
+    """SBML text whose model id and name are at most :data:`MAX_MODEL_NAME` characters.
+
+    libroadrunner crashes the process (a segfault, no message) on long model names and ids:
+    measured at 20,000 characters on one model and 100,000–200,000 on the Tyson example. They
+    name nothing the simulation uses, so long ones are shortened before the text reaches it.
+    """
+    tag = _MODEL_TAG.search(text)
+    if tag is None or len(tag.group(0)) <= 4 * MAX_MODEL_NAME:
+        return text
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(text)
+    model = doc.getModel()
+    if model is None:
+        return text
+    if len(model.getId()) > MAX_MODEL_NAME:
+        model.setId(re.sub(r"\W", "_", short_name(model.getId())))
+    if len(model.getName()) > MAX_MODEL_NAME:
+        model.setName(short_name(model.getName()))
+    if len(model.getMetaId()) > MAX_MODEL_NAME:
+        model.setMetaId(re.sub(r"\W", "_", short_name(model.getMetaId())))
+    return libsbml.writeSBMLToString(doc)
+
+
 def load_roadrunner(text: str, label: str) -> Any:
     """A libroadrunner instance for SBML text (its log limited to errors)."""
     try:
@@ -41,7 +81,7 @@ def load_roadrunner(text: str, label: str) -> Any:
         raise SBMLError("solving SBML with CVODE needs libroadrunner: pip install 'stiffml[sbml]'") from None
     roadrunner.Logger.setLevel(roadrunner.Logger.LOG_ERROR)
     try:
-        return roadrunner.RoadRunner(text)
+        return roadrunner.RoadRunner(bound_model_names(text))
     except Exception as err:
         raise SBMLUnsupported(f"libroadrunner cannot load SBML model {label}: {' '.join(str(err).split())}") from None
 
@@ -124,7 +164,7 @@ class SBMLSystem(StiffSystem):
         self.path = path
         self.example = example
         self.math, self.generated, self._text, self.file_hash = _compile(path)
-        self.name = f"sbml-{example.name if example else (self.math.model_id or path.stem)}"
+        self.name = f"sbml-{short_name(example.name if example else (self.math.model_id or path.stem))}"
         self.description = example.description if example else f"SBML model {path.name}"
         self.state_names = tuple(self.math.state_ids)
         file_values = self.math.initial_values({})
