@@ -81,17 +81,23 @@ def print_registry(pattern: str = "*", refresh: bool = False) -> None:
     def match(row: list[str]) -> bool:
         return fnmatch.fnmatch(row[0].lower(), pattern.lower())
 
+    models = list(filter(match, rows["models"]))
+    datamodules = list(filter(match, rows["datamodules"]))
+    if not models and not datamodules:
+        names = len(rows["models"]) + len(rows["datamodules"])
+        raise LookupError(f"no model or datamodule matches {pattern!r} (a case-insensitive glob such as '*LSTM*'; "
+                          f"'stiffml list' shows all {names})")
     console = Console()
     table = Table(title="Models (stiffml.models)")
     for col in ("name", "family", "consumes", "params (B-Z, defaults)", "distribution"):
         table.add_column(col)
-    for row in filter(match, rows["models"]):
+    for row in models:
         table.add_row(*row)
     console.print(table)
     table = Table(title="Datamodules (stiffml.datamodules)")
     for col in ("name", "system", "states", "distribution"):
         table.add_column(col)
-    for row in filter(match, rows["datamodules"]):
+    for row in datamodules:
         table.add_row(*row)
     console.print(table)
 
@@ -106,5 +112,9 @@ def main(argv: list[str]) -> int:
     if len(rest) > 1 or (rest and rest[0].startswith("-")):
         print(f"stiffml: error: list takes one PATTERN and --refresh, got {' '.join(rest)!r}; {USAGE}", file=sys.stderr)
         return 2
-    print_registry(rest[0] if rest else "*", refresh)
+    try:
+        print_registry(rest[0] if rest else "*", refresh)
+    except LookupError as err:
+        print(f"stiffml: error: {err}", file=sys.stderr)
+        return 1
     return 0

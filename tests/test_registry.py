@@ -74,5 +74,6 @@ def test_list_command_prints_models_and_datamodules(cli, capsys) -> None:
     out = capsys.readouterr().out
     for word in ("FCNN", "non-temporal", "pointwise", "456,603", "BZDataModule", "x, y, z", "VdPDataModule"):
         assert word in out
-    assert cli("list", "*LSTMX*") == 0
-    assert "FCNN" not in capsys.readouterr().out
+    assert cli("list", "*lstm*") == 0
+    out = capsys.readouterr().out
+    assert "AttenLSTM" in out and "FCNN" not in out

@@ -169,3 +169,12 @@ def test_error_lines_stay_short() -> None:
 
     line = one_line(ValueError("unknown model id " + "x" * 200_000))
     assert len(line) < MAX_ERROR_CHARS + 40 and line.endswith("(200,017 characters)")
+
+
+def test_list_with_no_match_says_so(cli, capsys) -> None:
+    code = cli("list", "Zzz*")
+    out = capsys.readouterr()
+    assert code == 1 and "Models" not in out.out
+    assert out.err.strip().splitlines() == [
+        "stiffml: error: no model or datamodule matches 'Zzz*' (a case-insensitive glob such as '*LSTM*'; "
+        f"'stiffml list' shows all {out.err.split('shows all ')[1].split(')')[0]})"]
