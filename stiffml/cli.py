@@ -45,7 +45,13 @@ TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class StiffArgumentParser(LightningArgumentParser):
-    """Prints a one-line error instead of usage text; exits 2 like jsonargparse's own."""
+    """Prints a one-line error instead of usage text; exits 2 like jsonargparse's own. Option
+    prefixes are not expanded (argparse's default would take ``--trainer.max_epoch`` for
+    ``--trainer.max_epochs``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # type: ignore[override]
         sys.stderr.write(f"stiffml: error: {condense(message)}\n")
@@ -307,6 +313,11 @@ def check_trainer_args(trainer: Namespace) -> None:
             raise ValueError(f"trainer.{key} must be {allowed}, got {value}")
     if trainer.get("precision") is None:
         trainer.precision = "64-true" if on_cpu else "32-true"
+    elif on_cpu and str(trainer.precision) in ("16", "16-mixed", "16-true"):
+        # Lightning would silently run 16-mixed as bf16-mixed on the CPU, and 16-true as float16
+        # arithmetic the CPU emulates slowly with a fifth of float32's digits
+        raise ValueError(f"trainer.precision {trainer.precision} needs a CUDA GPU; on the CPU use 64-true (the "
+                         "default), 32-true or bf16-mixed")
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,7 @@ def condense(message: str) -> str:
 
         kind = "models" if key.group(1) == "model" else "datamodules"
         return f"unknown {kind[:-1]} {unknown.group(1)!r}; valid: {sorted(registry.load(kind))}"
-    choice = _choices(message)
+    choice = _choices(message) or _typed(message)
     if choice:
         return choice
     inner = re.search(r"Errors:\s*- (.*?)\s*- Expected a <class 'NoneType'>", message, re.S)
@@ -61,6 +61,34 @@ def _choices(message: str) -> str | None:
             if item not in values:
                 values.append(item)
     return f"--{key.group(1)}: {given.group(1)!r} is not one of {', '.join(values)}"
+
+
+_ARTICLE = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "dict": "a mapping"}
+
+
+def _typed(message: str) -> str | None:
+    """``KEY: VALUE is not an integer or ...`` for a value of the wrong type (jsonargparse says
+    only "Expected a <class 'int'>", without the key)."""
+    key = re.search(r'Parser key "([\w.]+)"', message)
+    given = re.search(r"(?:^\s*Given value|Got value): (.*)$", message, re.M)
+    expected = re.findall(r"Expected a (<class '\w+'>|typing\.Literal\[.*?\])(?:\.|$)", message, re.M)
+    if not (key and given and expected):
+        return None
+    wanted: list[str] = []
+    values: list[str] = []
+    for item in expected:
+        if item.startswith("<class"):
+            name = item[len("<class '"):-2]
+            if name != "NoneType":
+                wanted.append(_ARTICLE.get(name, f"a {name}"))
+        else:
+            values += [v.strip("'\"") for v in item.removeprefix("typing.Literal[").removesuffix("]").split(", ")]
+    if values:
+        wanted.append("one of " + ", ".join(dict.fromkeys(values)))
+    if not wanted:
+        return None
+    name = f"--{key.group(1)}" if "." in key.group(1) else key.group(1)  # nested keys come without their group
+    return f"{name}: {given.group(1).strip()!r} is not {' or '.join(wanted)}"
 
 
 MAX_ERROR_CHARS = 600

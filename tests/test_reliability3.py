@@ -178,3 +178,21 @@ def test_list_with_no_match_says_so(cli, capsys) -> None:
     assert out.err.strip().splitlines() == [
         "stiffml: error: no model or datamodule matches 'Zzz*' (a case-insensitive glob such as '*LSTM*'; "
         f"'stiffml list' shows all {out.err.split('shows all ')[1].split(')')[0]})"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trainer.max_epochs", "1.5"], "--trainer.max_epochs: '1.5' is not an integer"),
+    (["--trainer.precision", "99-weird"], "--trainer.precision: '99-weird' is not an integer or one of "),
+    (["--model.lr", "abc"], "lr: 'abc' is not a number"),
+    (["--trainer.max_epoch", "2"], "unrecognized arguments: --trainer.max_epoch 2"),
+    (["--trainer.precision", "16-mixed"], "trainer.precision 16-mixed needs a CUDA GPU"),
+    (["--trainer.precision", "16-true"], "trainer.precision 16-true needs a CUDA GPU"),
+])
+def test_wrong_values_name_their_key(cli, capsys, tmp_path: Path, args, message) -> None:
+    import torch
+
+    if "16-" in args[-1] and torch.cuda.is_available():
+        pytest.skip("16-bit precision is allowed on a GPU")
+    code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, *args)
+    assert_one_line_error(code, capsys, message)
+    assert not (tmp_path / "lightning_logs").exists()
