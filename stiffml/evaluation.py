@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from stiffml.io import atomic_write
-from stiffml.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2
+from stiffml.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2, state_range
 from stiffml.rollout import RolloutSettings
 from stiffml.solvers.integrate import StepBudgetExceeded
 from stiffml.systems import SolveError
@@ -47,10 +47,11 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     t, pred, ref = run["t"], run["pred"], run["reference"]
     if not np.all(np.isfinite(pred)):
         return dict(DIVERGED_SCORES)
+    span = reference_range(dm, ref)
 
     def scores(prefix: str, mask: Any) -> dict[str, float]:
-        return {f"{prefix}_rollout_nmae": nmae(pred[mask], ref[mask]),
-                f"{prefix}_rollout_nmae_worst": nmae_worst(pred[mask], ref[mask]),
+        return {f"{prefix}_rollout_nmae": nmae(pred[mask], ref[mask], span),
+                f"{prefix}_rollout_nmae_worst": nmae_worst(pred[mask], ref[mask], span),
                 f"{prefix}_rollout_rel_l2": rel_l2(pred[mask], ref[mask])}
 
     if getattr(dm.hparams, "split", "random") == "extrapolate":
@@ -63,6 +64,19 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
             out.update(scores("train", ~held))
         return out
     return scores("val", slice(None))
+
+
+def reference_range(dm: Any, ref: np.ndarray) -> np.ndarray:
+    """Each state's range over the datamodule's whole free-run reference (every time, every
+    held-out trajectory), the divisor of the free-run NMAE: a run cut short by
+    ``--rollout.length``, or the held-out part of an extrapolation split, is scored in units of the
+    state's full range, not of the part it covers (where a species can be flat). Falls back to
+    ``ref``'s own range where the datamodule has no reference of that width."""
+    for name in ("rollout_reference", "reference"):
+        full = getattr(dm, name, None)
+        if full is not None and np.ndim(full) >= 2 and np.shape(full)[-1] == np.shape(ref)[-1]:
+            return state_range(full)
+    return state_range(ref)
 
 
 def scored_free_run(pl_module: Any, dm: Any, settings: RolloutSettings | None = None) -> tuple[dict | None, dict[str, float]]:
@@ -214,7 +228,8 @@ class PredictionWriter(pl.Callback):
             if run is not None:
                 arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])
                 if np.all(np.isfinite(run["pred"])):
-                    parts = nmae_breakdown(run["t"], run["pred"], run["reference"])
+                    parts = nmae_breakdown(run["t"], run["pred"], run["reference"],
+                                           reference_range(dm, run["reference"]))
                     arrays.update(rollout_nmae_per_state=parts["per_state"], rollout_decades=parts["decades"],
                                   rollout_nmae_per_decade=parts["per_decade"])
             arrays.update(metrics)

@@ -13,21 +13,26 @@ def rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
 
 
-def _reduce_state_nmae(pred: np.ndarray, ref: np.ndarray, reduce) -> float:
+def state_range(ref: np.ndarray) -> np.ndarray:
+    """Each state's ``max − min`` over all leading axes of ``ref`` (the last axis is the state)."""
+    flat = np.asarray(ref, dtype=np.float64).reshape(-1, np.shape(ref)[-1])
+    return flat.max(axis=0) - flat.min(axis=0)
+
+
+def _reduce_state_nmae(pred: np.ndarray, ref: np.ndarray, reduce, span: np.ndarray | None = None) -> float:
     """``reduce`` over the states whose reference moves of ``MAE_s / range_s``; if none moves, the
     plain mean absolute error."""
     pred, ref = np.asarray(pred, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     n = ref.shape[-1]
     err = np.abs(pred - ref).reshape(-1, n).mean(axis=0)
-    flat = ref.reshape(-1, n)
-    span = flat.max(axis=0) - flat.min(axis=0)
+    span = state_range(ref) if span is None else np.asarray(span, dtype=np.float64)
     moving = span > 0
     if not moving.any():
         return float(err.mean())
     return float(reduce(err[moving] / span[moving]))
 
 
-def nmae(pred: np.ndarray, ref: np.ndarray) -> float:
+def nmae(pred: np.ndarray, ref: np.ndarray, span: np.ndarray | None = None) -> float:
     """Range-normalised mean absolute error: the mean over states of ``MAE_s / range_s``.
 
     ``range_s`` is ``max − min`` of the reference state over the evaluated span (Kim et al. 2021's
@@ -35,22 +40,25 @@ def nmae(pred: np.ndarray, ref: np.ndarray) -> float:
     distance of each state from its start, in units of its own range, where the relative L2 over
     all states is dominated by the largest ones. The last axis is the state; any leading axes
     (time, trajectories) are averaged. States whose reference is constant are left out (their
-    range is zero); if all are, the plain mean absolute error is returned.
+    range is zero); if all are, the plain mean absolute error is returned. ``span`` gives the
+    ranges instead (the free-run scores pass the whole reference's, so a part of it where a
+    state happens to be flat does not divide by almost zero).
     """
-    return _reduce_state_nmae(pred, ref, np.mean)
+    return _reduce_state_nmae(pred, ref, np.mean, span)
 
 
-def nmae_worst(pred: np.ndarray, ref: np.ndarray) -> float:
+def nmae_worst(pred: np.ndarray, ref: np.ndarray, span: np.ndarray | None = None) -> float:
     """The largest per-state term of :func:`nmae`: the state the prediction follows worst.
 
     On a many-species system the mean hides one lost species (a flat line on one of POLLU's 20
     species adds a twentieth of its error); this figure does not. States whose reference is
     constant are left out; if all are, the plain mean absolute error is returned.
     """
-    return _reduce_state_nmae(pred, ref, np.max)
+    return _reduce_state_nmae(pred, ref, np.max, span)
 
 
-def nmae_breakdown(t: np.ndarray, pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+def nmae_breakdown(t: np.ndarray, pred: np.ndarray, ref: np.ndarray,
+                   span: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Where a free run's :func:`nmae` comes from: per state, and per state and decade of time.
 
     Every entry is a state's mean absolute error divided by its range over the whole evaluated
@@ -62,6 +70,7 @@ def nmae_breakdown(t: np.ndarray, pred: np.ndarray, ref: np.ndarray) -> dict[str
         t: Times (T,).
         pred: Predicted states (T, n) or (m, T, n).
         ref: Reference states, the same shape.
+        span: Each state's range to divide by (default: over ``ref``).
 
     Returns:
         ``per_state`` (n,), ``decades`` (D,) the decade exponents and ``per_decade`` (D, n);
@@ -72,8 +81,7 @@ def nmae_breakdown(t: np.ndarray, pred: np.ndarray, ref: np.ndarray) -> dict[str
     if ref.ndim == 2:
         pred, ref = pred[None], ref[None]
     n = ref.shape[-1]
-    flat = ref.reshape(-1, n)
-    span = flat.max(axis=0) - flat.min(axis=0)
+    span = state_range(ref) if span is None else np.asarray(span, dtype=np.float64)
     span = np.where(span > 0, span, np.nan)
     err = np.abs(pred - ref)  # (m, T, n)
     per_state = err.reshape(-1, n).mean(axis=0) / span
