@@ -13,6 +13,7 @@ Besides Lightning's own behaviour, the CLI
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,20 @@ from stiffml.models.base import StiffModel
 from stiffml.models.mechanistic import MechanisticModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class _DropAdvertising(logging.Filter):
+    """Lightning prints a tip advertising its cloud logger at every run; users need none of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    if not any(isinstance(f, _DropAdvertising) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(_DropAdvertising())
+# a deprecation inside Lightning's own code (torch's pytree API), not actionable by users
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
 
 
 class StiffArgumentParser(LightningArgumentParser):
