@@ -8,6 +8,8 @@ family integrates its learned field.
 
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import io
 import os
@@ -66,6 +68,22 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     return scores("val", slice(None))
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run the block with one intra-op thread, then restore the count.
+
+    A free run is a sequence of tiny dependent steps: a second thread only adds synchronisation
+    (bench/free_run_threads.py prints the ratio; issue #31 measured the VdP RNN's free run at
+    180 s with 2 threads and 57 s with one), and other processes on the machine make it far worse.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def reference_range(dm: Any, ref: np.ndarray) -> np.ndarray:
     """Each state's range over the datamodule's whole free-run reference (every time, every
     held-out trajectory), the divisor of the free-run NMAE: a run cut short by
@@ -85,7 +103,7 @@ def scored_free_run(pl_module: Any, dm: Any, settings: RolloutSettings | None = 
     Returns ``(run, metrics)``; ``run`` is None when the free run raised on its way to infinity.
     """
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), one_thread():
             run = pl_module.free_run(dm, settings or RolloutSettings())
     except DIVERGED as err:
         rank_zero_warn(f"free run diverged: {type(err).__name__}: {err}; scored as inf")

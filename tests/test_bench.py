@@ -23,6 +23,7 @@ SCRIPTS = {
     "sync_probe.py": [TINY],
     "sbml_examples.py": ["--every", "50"],
     "petab_nllh.py": [str(REPO / "tests" / "petab_cases"), "--repeats", "1"],
+    "free_run_threads.py": ["--steps", "200", "--train-steps", "2"],
     "petab_batched.py": [str(REPO / "tests" / "petab_cases"), "--starts", "2"],
     "petab_multistart.py": [str(REPO / "tests" / "petab_cases" / "0001" / "_0001.yaml"), "--starts", "2"],
 }

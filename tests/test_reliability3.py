@@ -196,3 +196,31 @@ def test_wrong_values_name_their_key(cli, capsys, tmp_path: Path, args, message)
     code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, *args)
     assert_one_line_error(code, capsys, message)
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_free_runs_use_one_thread_and_restore_the_count() -> None:
+    import numpy as np
+    import torch
+
+    from stiffml.evaluation import scored_free_run
+
+    seen = []
+
+    class Model:
+        def free_run(self, dm, settings):
+            seen.append(torch.get_num_threads())
+            t = np.linspace(0, 1, 5)
+            y = np.stack([t, t ** 2], axis=1)
+            return {"t": t, "pred": y, "reference": y}
+
+    class Data:
+        hparams = type("H", (), {"split": "random"})()
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run, metrics = scored_free_run(Model(), Data())
+        assert seen == [1] and torch.get_num_threads() == 2
+        assert metrics["val_rollout_nmae"] == 0.0
+    finally:
+        torch.set_num_threads(before)
