@@ -224,3 +224,26 @@ def test_free_runs_use_one_thread_and_restore_the_count() -> None:
         assert metrics["val_rollout_nmae"] == 0.0
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_checkpoint_of_other_layer_sizes_is_one_line(cli, capsys, tmp_path: Path) -> None:
+    ckpt = _fit_tiny(cli, tmp_path)
+    capsys.readouterr()
+    code = cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", ckpt,
+               "--model.hidden", "7")
+    assert_one_line_error(code, capsys, "the checkpoint was written for a FCNN of other sizes")
+
+
+def test_an_sbml_model_without_species_is_one_line(cli, capsys, tmp_path: Path) -> None:
+    libsbml = pytest.importorskip("libsbml")
+    doc = libsbml.SBMLDocument(3, 2)
+    model = doc.createModel()
+    model.setId("empty")
+    k = model.createParameter()
+    k.setId("k"), k.setValue(1.0), k.setConstant(True)
+    path = tmp_path / "empty.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    code = cli("fit", "--config", CONF / "sbml_tyson_fcnn_tiny.yaml", "--data.model", path, "--data.t_span", "[0, 1]",
+               "--trainer.default_root_dir", tmp_path)
+    assert_one_line_error(code, capsys, "system 'sbml-empty' has no state to learn")
+    assert not (tmp_path / "lightning_logs").exists()

@@ -409,6 +409,9 @@ class StiffDataModule(SystemDataModule):
             raise ValueError(f"the time grid repeats or reverses at t={self.grid[repeated[0]]:.6g}; "
                              "choose a larger dt or fewer points_per_decade")
         names = list(self.system.state_names)
+        if not names:
+            raise ValueError(f"system '{self.system.name}' has no state to learn (no species and no variable "
+                             "with a rate rule); a model needs at least one changing quantity")
         outputs = list(outputs or self.default_outputs or names)
         bad = [o for o in outputs if o not in names]
         if bad or len(set(outputs)) != len(outputs):

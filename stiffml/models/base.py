@@ -150,6 +150,15 @@ class StiffModel(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this before loading the weights: a checkpoint of other layer sizes
+        # would otherwise end in torch's multi-line size-mismatch table
+        own = self.state_dict()
+        for key, value in (checkpoint.get("state_dict") or {}).items():
+            if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape):
+                raise ValueError(
+                    f"the checkpoint was written for a {type(self).__name__} of other sizes: {key} is "
+                    f"{tuple(value.shape)} there and {tuple(own[key].shape)} in this config; use the config the "
+                    "checkpoint was trained with (config.yaml in its run folder)")
         info = checkpoint.get("stiffml") or {}
         loss = info.get("epoch_loss")
         self._epoch.total = None if loss is None else loss.to(self.device)
