@@ -28,7 +28,7 @@ import yaml
 
 from stiffml.errors import OneLineArgumentParser
 from stiffml.io import atomic_write
-from stiffml.plots import write_figures
+from stiffml.plots import SKIPPED_FIGURES, write_figures
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # shipped in the package; ./configs links here
 SUITES_DIR = CONFIGS_DIR / "suites"
@@ -205,6 +205,7 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
                       system_class=f"{type(dm.system).__module__}.{type(dm.system).__qualname__}",
                       system_params=json.dumps(dm.system.init_kwargs()),
                       lr=float(model.hparams.lr), device=str(trainer.strategy.root_device),
+                      ref_rtol=dm.hparams.get("ref_rtol"), ref_atol=dm.hparams.get("ref_atol"),
                       precision=str(trainer.precision))
         writer = any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks)
         exp = run_experiment(trainer, model, dm, validate=True, predict=writer)
@@ -306,6 +307,12 @@ def write_report(out: Path, suite: Suite | None, records: list[dict[str, Any]]) 
     figures = sorted(p.name for p in out.glob("*.png"))
     if figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
+    try:
+        skipped = json.loads((out / SKIPPED_FIGURES).read_text())
+    except (OSError, ValueError):
+        skipped = {}
+    if skipped:
+        lines += ["", "Figures not drawn:", ""] + [f"- `{name}`: {why}" for name, why in skipped.items()]
     text = "\n".join(lines) + "\n"
     atomic_write(out / "report.md", text)
     return text

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from stiffml.io import atomic_write
 from stiffml.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2, state_range
+from stiffml.plots import log_time_axis as _log_time
 from stiffml.rollout import RolloutSettings
 from stiffml.solvers.integrate import StepBudgetExceeded
 from stiffml.systems import SolveError
@@ -300,17 +301,6 @@ def _breakdown_csv(arrays: dict[str, Any], names: list[str]) -> str:
     for d, row in zip(arrays["rollout_decades"], arrays["rollout_nmae_per_decade"]):
         w.writerow([f"1e{int(d)}", *(f"{v:.6g}" for v in row), f"{np.nanmean(row):.6g}"])
     return out.getvalue()
-
-
-def _log_time(t: np.ndarray) -> bool:
-    """Whether times are best shown on a log axis: a grid whose steps grow (log-spaced), all
-    positive, over three decades or more. A uniform grid stays linear however many decades its
-    first point is below its last (VdP's 0.02 … 400 s is an oscillation, not a cascade)."""
-    t = np.asarray(t, dtype=np.float64)
-    if t.size < 3 or not bool(t.min() > 0) or t.max() / t.min() < 1e3:
-        return False
-    steps = np.diff(t)
-    return bool(steps[-1] >= 10 * steps[0])
 
 
 def _plot(arrays: dict[str, Any], names: list[str], title: str) -> bytes:

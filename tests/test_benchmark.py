@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stiffml import benchmark
@@ -129,7 +130,16 @@ def test_report_survives_a_plugin_system_and_a_failing_figure(tmp_path, monkeypa
         made = plots.write_figures(tmp_path, records)
     assert (tmp_path / "stiffness_ratio.png") in made and (tmp_path / "run_times.png") in made
     write_report(tmp_path, Suite("s", [SuiteRun("c.yaml")]), records)
-    assert "stiffness_ratio.png" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "stiffness_ratio.png" in report
+    assert "Figures not drawn:" in report and "- `broken`: RuntimeError: figure exploded" in report
+
+
+def test_prediction_figure_uses_a_log_axis_on_a_log_grid() -> None:
+    from stiffml.plots import log_time_axis
+
+    assert log_time_axis(np.logspace(-5, 5, 50))
+    assert not log_time_axis(np.linspace(0.02, 400, 50))
 
 
 def test_shipped_suites_resolve_from_any_folder(tmp_path, monkeypatch) -> None:
