@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMPr
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 
 from stiffml import registry
 from stiffml.argv import check_argv
@@ -245,6 +246,9 @@ class StiffCLI(LightningCLI):
             # Lightning's default bar when rich is installed costs these tiny models about 15 % of
             # an epoch on a 2-core CPU; tqdm redrawn every 10th step, about 1 % (bench/overhead.py)
             trainer.callbacks[trainer.callbacks.index(bar)] = TQDMProgressBar(refresh_rate=10)
+        if self.subcommand == "fit":
+            # Lightning does not say which precision runs (16-mixed silently becomes bf16-mixed on a CPU)
+            rank_zero_info(f"precision: {trainer.precision} on {trainer.strategy.root_device.type}")
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         logger = trainer.logger
