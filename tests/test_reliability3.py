@@ -252,7 +252,8 @@ def test_an_sbml_model_without_species_is_one_line(cli, capsys, tmp_path: Path) 
 def test_fit_says_which_precision_runs(tmp_path: Path) -> None:
     from .conftest import run_stiffml
 
-    proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.precision", "32-true")
+    proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.precision", "32-true",
+                       "--trainer.accelerator", "cpu")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "precision: 32-true on cpu" in proc.stdout + proc.stderr
     assert "Tip" not in proc.stdout + proc.stderr and "LeafSpec" not in proc.stderr
