@@ -226,14 +226,6 @@ def test_free_runs_use_one_thread_and_restore_the_count() -> None:
         torch.set_num_threads(before)
 
 
-def test_a_checkpoint_of_other_layer_sizes_is_one_line(cli, capsys, tmp_path: Path) -> None:
-    ckpt = _fit_tiny(cli, tmp_path)
-    capsys.readouterr()
-    code = cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", ckpt,
-               "--model.hidden", "7")
-    assert_one_line_error(code, capsys, "the checkpoint was written for a FCNN of other sizes")
-
-
 def test_an_sbml_model_without_species_is_one_line(cli, capsys, tmp_path: Path) -> None:
     libsbml = pytest.importorskip("libsbml")
     doc = libsbml.SBMLDocument(3, 2)
