@@ -139,6 +139,7 @@ def test_a_checkpoint_without_a_digest_loads_with_a_warning(cli, tmp_path: Path)
         assert cli("validate", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", ckpt) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attribute, size", [("name", 150_000), ("id", 200_000)])
 def test_a_long_sbml_model_name_or_id_simulates_instead_of_crashing(tmp_path: Path, attribute: str, size: int) -> None:
     import re
@@ -241,6 +242,7 @@ def test_an_sbml_model_without_species_is_one_line(cli, capsys, tmp_path: Path) 
     assert not (tmp_path / "lightning_logs").exists()
 
 
+@pytest.mark.slow
 def test_fit_says_which_precision_runs(tmp_path: Path) -> None:
     from .conftest import run_stiffml
 
