@@ -156,9 +156,11 @@ class MechanisticModel(pl.LightningModule):
 
     @rank_zero_only
     def on_predict_end(self) -> None:
+        from stiffml.evaluation import run_folder
+
         trainer = self._trainer
-        folder = Path(trainer.ckpt_path).parent.parent / "predictions" if trainer.ckpt_path else \
-            Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
+        folder = (run_folder(trainer.ckpt_path) if trainer.ckpt_path
+                  else Path(trainer.log_dir or trainer.default_root_dir)) / "predictions"
         folder.mkdir(parents=True, exist_ok=True)
         best = int(torch.argmin(self.nllh)) if torch.isfinite(self.nllh).any() else 0
         table = self.problem.simulate(self.theta[best].detach().cpu().numpy())
