@@ -26,7 +26,8 @@ from stiffml.io import atomic_write
 from stiffml.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2, state_range
 from stiffml.plots import log_time_axis as _log_time
 from stiffml.rollout import RolloutSettings
-from stiffml.solvers.integrate import StepBudgetExceeded
+from stiffml.solvers.base import Solver
+from stiffml.solvers.rosenbrock import StepBudgetExceeded
 from stiffml.systems import SolveError
 
 # The scores of a free run that diverged (it never ends up between 0 and 1, so no table mixes it up)
@@ -130,7 +131,9 @@ class RolloutEvaluation(pl.Callback):
         length: Output intervals to run (None: the whole reference).
         solver: ``auto`` (the family's: ODE-Net Radau, physics dopri5), ``Radau`` | ``BDF`` |
             ``LSODA`` (scipy, implicit, the field's Jacobian by autograd), ``rosenbrock23`` or a
-            torchdiffeq solver (``dopri5``, ``rk4``, ...).
+            torchdiffeq solver (``dopri5``, ``rk4``, ...); or a solver object with its options,
+            e.g. ``--rollout.solver.class_path stiffml.solvers.scipy_solvers.Radau
+            --rollout.solver.init_args.max_step 10``.
         rtol: Relative tolerance of free runs.
         atol: Absolute tolerance of free runs in normalised units (None: the family's, ODE-Net
             1e-9, physics 1e-8).
@@ -142,7 +145,7 @@ class RolloutEvaluation(pl.Callback):
         self,
         every_n_epochs: int = 0,
         length: int | None = None,
-        solver: str = "auto",
+        solver: str | Solver = "auto",
         rtol: float = 1e-6,
         atol: float | None = None,
         steps_per_interval: int = 200,

@@ -6,7 +6,10 @@ callback holds them), so every family reads the same names with one meaning each
 
 * ``solver``: ``auto`` (the family's default), one of scipy's stiff solvers (``Radau``, ``BDF``,
   ``LSODA``: implicit, with the learned field's Jacobian by autograd), ``rosenbrock23`` (stiffml's
-  differentiable stiff solver) or a torchdiffeq solver (``dopri5``, ``rk4``, ...);
+  differentiable stiff solver) or a torchdiffeq solver (``dopri5``, ``rk4``, ...), by name or as a
+  :class:`~stiffml.solvers.base.Solver` object with its options
+  (``--rollout.solver.class_path stiffml.solvers.scipy_solvers.Radau --rollout.solver.init_args.max_step 10``);
+  the integration branches on the solver's declared backend and step-budget scope;
 * ``rtol`` / ``atol``: tolerances, in the model's normalised units (``atol`` unset: the family's
   default, 1e-9 for ODE-Net, 1e-8 for the physics family);
 * ``steps_per_interval``: the step budget of adaptive torch solvers per output interval (a field
@@ -26,11 +29,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stiffml.solvers import batched_jacobian, check_solver, integrate
-from stiffml.solvers.integrate import FIXED_STEP, SOLVERS as TORCH_SOLVERS
-from stiffml.systems import STIFF_METHODS, StiffSystem
+from stiffml.solvers.base import Solver
+from stiffml.solvers.registry import get_solver, solver_names
+from stiffml.solvers.rosenbrock import batched_jacobian
+from stiffml.systems import StiffSystem
 
-ROLLOUT_SOLVERS = ("auto", *STIFF_METHODS, *TORCH_SOLVERS)
+#: Backends a free run can drive: scipy (numpy, float64, the field's Jacobian by autograd) and torch.
+ROLLOUT_BACKENDS = ("scipy", "torch")
+ROLLOUT_SOLVERS = ("auto", *solver_names(backend=ROLLOUT_BACKENDS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,21 +45,25 @@ class RolloutSettings:
 
     Attributes:
         solver: ``auto`` (the family's default) | ``Radau`` | ``BDF`` | ``LSODA`` | ``rosenbrock23`` |
-            a torchdiffeq solver.
+            a torchdiffeq solver, by name or as a scipy or torch :class:`Solver` object.
         rtol: Relative tolerance.
         atol: Absolute tolerance (normalised units); ``None``: the family's default.
         steps_per_interval: Step budget of adaptive torch solvers per output interval.
         length: Output intervals to run; ``None``: the whole reference.
     """
 
-    solver: str = "auto"
+    solver: str | Solver = "auto"
     rtol: float = 1e-6
     atol: float | None = None
     steps_per_interval: int = 200
     length: int | None = None
 
     def __post_init__(self) -> None:
-        if self.solver not in ROLLOUT_SOLVERS:
+        if isinstance(self.solver, Solver):
+            if self.solver.backend not in ROLLOUT_BACKENDS:
+                raise ValueError(f"rollout solver {self.solver.name!r} runs on {self.solver.backend}; "
+                                 f"valid: {list(ROLLOUT_SOLVERS)}")
+        elif self.solver not in ROLLOUT_SOLVERS:
             raise ValueError(f"unknown rollout solver {self.solver!r}; valid: {list(ROLLOUT_SOLVERS)}")
         if not (self.rtol > 0 and (self.atol is None or self.atol > 0)):
             raise ValueError(f"rollout tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
@@ -95,27 +105,27 @@ def integrate_field(
         SolveError: A scipy solver failed or the states blew up.
         StepBudgetExceeded: A torch solver exceeded ``steps_per_interval``.
     """
-    solver = settings.solver
-    if solver == "auto" or settings.atol is None:
+    if settings.solver == "auto" or settings.atol is None:
         raise ValueError("integrate_field needs resolved settings (RolloutSettings.resolved)")
-    if solver in STIFF_METHODS:
+    spec = settings.solver
+    fixed = isinstance(spec, str) and spec in solver_names(backend="torch", adaptive=False)
+    # a fixed-step method named by string steps from output time to output time
+    step = float(times[1] - times[0]) if fixed and len(times) > 1 else (1.0 if fixed else None)
+    solver = get_solver(spec, backend=ROLLOUT_BACKENDS, **({"step_size": step} if fixed else {}))
+    if solver.backend == "scipy":
         out = [LearnedField(field, z, z0.dtype, z0.device).solve(
             times, rtol=settings.rtol, atol=settings.atol, method=solver, t0=times[0]).y for z in z0]
         return np.stack(out, axis=1)
     if z0.is_inference():  # validate/predict run in inference mode; autograd needs a normal tensor
         z0 = z0.clone()
-    step = float(times[1] - times[0]) if solver in FIXED_STEP and len(times) > 1 else None
-    check_solver(solver, settings.rtol, settings.atol, step if solver in FIXED_STEP else None)
     t = torch.as_tensor(times - times[0], dtype=z0.dtype, device=z0.device)
-    # rosenbrock23 counts its budget over the whole solve, torchdiffeq per output interval
-    budget = settings.steps_per_interval * (max(len(times) - 1, 1) if solver == "rosenbrock23" else 1)
+    budget = settings.steps_per_interval * (max(len(times) - 1, 1) if solver.budget_per == "solve" else 1)
     start = float(times[0])
-    if solver == "rosenbrock23":  # its Jacobian comes from autograd through the field
+    if solver.implicit:  # its Jacobian comes from autograd through the field
         func = lambda s, z: field(s + start, z)  # noqa: E731
-    else:  # explicit torchdiffeq steps: cut the graph per evaluation so memory stays flat
+    else:  # explicit steps: cut the graph per evaluation so memory stays flat
         func = lambda s, z: field(s + start, z).detach()  # noqa: E731
-    out = integrate(func, z0, t, method=solver, rtol=settings.rtol, atol=settings.atol, step_size=step,
-                    max_steps=budget)
+    out = solver.integrate(func, z0, t, rtol=settings.rtol, atol=settings.atol, max_steps=budget)  # type: ignore[attr-defined]
     return out.detach().to(torch.float64).cpu().numpy()
 
 

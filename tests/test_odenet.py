@@ -14,7 +14,7 @@ from stiffml.rollout import RolloutSettings
 from stiffml import StiffDataModule, StiffSystem
 from stiffml.models import ODENet
 from stiffml.solvers import SOLVERS, integrate, rosenbrock23
-from stiffml.solvers.integrate import FIXED_STEP
+from stiffml.solvers import FIXED_STEP
 from stiffml.systems import get_system
 
 from .conftest import CONF, REPO as ROOT, assert_one_line_error, logged_events

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sps
-from scipy.integrate import solve_ivp
 
 from stiffml.petab.model import CompiledModel
+from stiffml.solvers.scipy_solvers import BDF
 from stiffml.systems.base import SolveError
 
 STEADY_STATE_HORIZON = 1e10
@@ -213,8 +213,8 @@ class Experiment:
             z = np.repeat(z0[None], times.size, axis=0)
         else:
             fun, jac = self._system(c, dc)
-            sol = solve_ivp(fun, (0.0, float(times[-1])), z0, method="BDF", t_eval=times, rtol=rtol,
-                            atol=self._atol(atol, d, k_count), jac=jac)
+            sol = BDF().solve_ivp(fun, (0.0, float(times[-1])), z0, rtol, self._atol(atol, d, k_count),
+                                  t_eval=times, jac=jac)
             if sol.status != 0 or sol.y.shape[1] != times.size:
                 reached = np.asarray(sol.t, dtype=np.float64)
                 raise SolveError(f"{self.label}: the solver stopped at t={reached[-1] if reached.size else 0:.4g}: "
@@ -250,8 +250,7 @@ class Experiment:
             return y, s
         settled.terminal = True  # type: ignore[attr-defined]
         settled.direction = -1  # type: ignore[attr-defined]
-        sol = solve_ivp(fun, (t0, t0 + STEADY_STATE_HORIZON), z0, method="BDF", rtol=rtol, atol=atol,
-                        jac=jac, events=settled)
+        sol = BDF().solve_ivp(fun, (t0, t0 + STEADY_STATE_HORIZON), z0, rtol, atol, jac=jac, events=settled)
         if sol.status != 1:
             raise SolveError(f"{name}: no steady state reached by t={t0 + STEADY_STATE_HORIZON:.3g} "
                              f"({sol.message})")

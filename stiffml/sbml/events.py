@@ -18,10 +18,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy as sp
-from scipy.integrate import solve_ivp
 
 from stiffml.sbml.document import SBMLUnsupported
 from stiffml.sbml.math import T, ModelMath
+from stiffml.solvers.scipy_solvers import Radau
 from stiffml.systems.base import SolveError
 
 MAX_CASCADE = 1000
@@ -183,8 +183,8 @@ class EventSimulator:
             y = np.zeros(1)
             fun = lambda tt, z: np.zeros(1)  # noqa: E731
             jac = lambda tt, z: np.zeros((1, 1))  # noqa: E731
-        sol = solve_ivp(fun, (t0, t1), y, method="Radau", t_eval=outputs[outputs >= t0], rtol=rtol, atol=atol,
-                        jac=jac, events=fns or None)
+        sol = Radau().solve_ivp(fun, (t0, t1), y, rtol, atol, t_eval=outputs[outputs >= t0], jac=jac,
+                                events=fns or None)
         if sol.status == -1:
             raise SolveError(f"{self.label}: the generated engine failed at t={sol.t[-1] if sol.t.size else t0:.4g}: "
                              f"{sol.message}")

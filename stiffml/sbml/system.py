@@ -14,10 +14,13 @@ import numpy as np
 from stiffml.sbml.document import SBMLError, SBMLUnsupported, content_hash, read_document
 from stiffml.sbml.examples import resolve_model
 from stiffml.sbml.math import Generated, ModelMath
-from stiffml.systems.base import MAX_GRID_POINTS, STIFF_METHODS, SolveError, StiffSystem, Trajectory
+from stiffml.solvers.base import Solver
+from stiffml.solvers.registry import get_solver, solver_names
+from stiffml.systems.base import MAX_GRID_POINTS, SolveError, StiffSystem, Trajectory
 
 ENGINES = ("roadrunner", "generated")
-SOLVERS = ("CVODE", *STIFF_METHODS)
+#: The methods an SBML model can be solved with: CVODE (roadrunner) and scipy's on the generated math.
+SOLVERS = solver_names(backend=("roadrunner", "scipy"))
 
 # content hash -> (math, generated functions or None, the file's text); deriving the Jacobian and
 # lambdifying costs about a second for a 20-species model, so each file is compiled once per process
@@ -265,7 +268,7 @@ class SBMLSystem(StiffSystem):
         return super().default_grid(t_span, dt, spacing, points_per_decade)
 
     # ------------------------------------------------------------------------------ solving
-    def solve(self, t_eval, rtol: float = 1e-10, atol: float | Any = 1e-12, method: str = "CVODE",
+    def solve(self, t_eval, rtol: float = 1e-10, atol: float | Any = 1e-12, method: str | Solver = "CVODE",
               y0: Any = None, t0: float | None = None) -> Trajectory:
         """Integrate and sample at ``t_eval``.
 
@@ -279,17 +282,15 @@ class SBMLSystem(StiffSystem):
             y0: Initial state (default the system's).
             t0: Start time (default ``t_span[0]``, or 0).
         """
-        if method not in SOLVERS:
-            raise ValueError(f"unknown solver method {method!r}; valid: {list(SOLVERS)}")
-        if method != "CVODE":
+        solver = get_solver(method, backend=("roadrunner", "scipy"))
+        if solver.backend == "scipy":
             if self.has_events:
                 raise SBMLUnsupported(f"SBML model '{self.model}' has events {self.math.events}; "
                                       "only the CVODE (roadrunner) solver handles them")
             self._generated()
             t0 = (self.t_span[0] if self.t_span else 0.0) if t0 is None else t0
-            return super().solve(t_eval, rtol=rtol, atol=atol, method=method, y0=y0, t0=t0)
-        if not rtol > 0 or not np.all(np.asarray(atol) > 0):
-            raise ValueError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
+            return super().solve(t_eval, rtol=rtol, atol=atol, method=solver, y0=y0, t0=t0)
+        solver.check(rtol, atol)
         t_eval = np.asarray(t_eval, dtype=np.float64)
         t0 = (self.t_span[0] if self.t_span else 0.0) if t0 is None else float(t0)
         if t_eval.ndim != 1 or t_eval.size == 0:

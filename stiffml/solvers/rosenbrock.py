@@ -76,6 +76,10 @@ def rosenbrock23(
         scale = atol + rtol * y.detach().abs()
         d1 = float((f0.detach() / scale).pow(2).mean().sqrt())
         h = 0.01 * span if d1 == 0 else min(0.01 * span, 0.01 / d1)
+        # a fast transient from a state near zero (|f0| / atol huge) made the estimate fall under
+        # the underflow floor below, so the solve failed on its first step: start at the floor
+        # times 100 instead, from where accepted steps grow h fivefold each
+        h = max(h, min(0.01 * span, 1e-12 * max(1.0, abs(float(t[0])))))
     else:
         h = first_step
     steps = rejected = jacs = 0

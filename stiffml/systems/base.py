@@ -11,9 +11,11 @@ import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from stiffml.solvers.base import Solver
+from stiffml.solvers.registry import get_solver, solver_names
 
-STIFF_METHODS = ("Radau", "BDF", "LSODA")
+#: scipy's stiff methods (the registry's scipy backend), by name.
+STIFF_METHODS = solver_names(backend="scipy")
 
 
 # A grid above this would not fit the memory of the machines stiffml targets (3e5 points for the
@@ -137,7 +139,7 @@ class StiffSystem(abc.ABC):
         t_eval: Any,
         rtol: float = 1e-10,
         atol: float | Any = 1e-12,
-        method: str = "Radau",
+        method: str | Solver = "Radau",
         y0: Any = None,
         t0: float | None = None,
     ) -> Trajectory:
@@ -147,7 +149,8 @@ class StiffSystem(abc.ABC):
             t_eval: Increasing sample times, all at or after ``t0``.
             rtol: Relative tolerance (> 0).
             atol: Absolute tolerance, scalar or one per state (> 0).
-            method: One of scipy's stiff solvers: ``Radau``, ``BDF`` or ``LSODA``.
+            method: One of scipy's stiff solvers by name (``Radau``, ``BDF``, ``LSODA``) or as a
+                :class:`~stiffml.solvers.scipy_solvers.ScipySolver` object (with its options).
             y0: Initial state (default: the system's).
             t0: Start time (default: ``t_span[0]``).
 
@@ -158,10 +161,8 @@ class StiffSystem(abc.ABC):
             SolveError: If the solve blows up, the step size underflows or values turn non-finite.
             ValueError: For bad arguments.
         """
-        if method not in STIFF_METHODS:
-            raise ValueError(f"unknown solver method {method!r}; valid: {list(STIFF_METHODS)}")
-        if not rtol > 0 or not np.all(np.asarray(atol) > 0):
-            raise ValueError(f"tolerances must be positive, got rtol={rtol}, atol={atol}")
+        solver = get_solver(method, backend="scipy")
+        solver.check(rtol, atol)
         t_eval = np.asarray(t_eval, dtype=np.float64)
         t0 = self.t_span[0] if t0 is None else float(t0)
         if t_eval.ndim != 1 or t_eval.size == 0:
@@ -179,11 +180,9 @@ class StiffSystem(abc.ABC):
         if t_end == t0:  # t_eval == [t0]: nothing to integrate
             return Trajectory(t=t_eval.copy(), y=y_start[None, :].copy())
         with np.errstate(over="ignore", invalid="ignore"):
-            sol = solve_ivp(
-                self.rhs, (t0, t_end), y_start, method=method, t_eval=t_eval, rtol=rtol,
-                atol=atol, events=blew_up, vectorized=method != "LSODA",
-                # LSODA takes only a dense Jacobian; the stacked ensemble's is sparse
-                jac=None if method == "LSODA" and self.sparse_jacobian else self.jac,
+            sol = solver.solve_ivp(  # type: ignore[attr-defined]
+                self.rhs, (t0, t_end), y_start, rtol=rtol, atol=atol, t_eval=t_eval, events=blew_up,
+                jac=self.jac, sparse_jacobian=self.sparse_jacobian, vectorized=True,
             )
         if sol.status == 1 and sol.t_events is not None and len(sol.t_events[0]):
             raise SolveError(
@@ -193,7 +192,7 @@ class StiffSystem(abc.ABC):
         if sol.status != 0:
             t_fail = sol.t[-1] if sol.t.size else t0
             raise SolveError(
-                f"{self.name}: {method} solve failed at t≈{t_fail:.4g} of {t_end:g}: "
+                f"{self.name}: {solver.name} solve failed at t≈{t_fail:.4g} of {t_end:g}: "
                 f"{sol.message} (parameters {self.params})"
             )
         y = sol.y.T
@@ -211,7 +210,7 @@ class StiffSystem(abc.ABC):
         t_eval: Any,
         rtol: float = 1e-12,
         atol: float = 1e-12,
-        method: str = "LSODA",
+        method: str | Solver = "LSODA",
         t0: float | None = None,
     ) -> np.ndarray:
         """Integrate many initial states at once and sample them all at ``t_eval``.
@@ -225,7 +224,7 @@ class StiffSystem(abc.ABC):
             t_eval: Increasing sample times, all at or after ``t0``.
             rtol: Relative tolerance (> 0).
             atol: Absolute tolerance (> 0).
-            method: ``Radau``, ``BDF`` or ``LSODA``.
+            method: ``Radau``, ``BDF`` or ``LSODA`` (a name or a solver object).
             t0: Start time (default: ``t_span[0]``).
 
         Returns:
