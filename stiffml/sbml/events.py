@@ -7,7 +7,12 @@ false to true fires, highest priority first (document order among equals): its a
 evaluated from the values just before it fires and applied together; triggers turned true by an
 assignment fire in turn. A trigger's ``initialValue = false`` that is true at t = 0 fires at t = 0.
 
-Not covered (refused by name): delays, assignments to compartments, triggers that are equalities or
+An event with a delay is scheduled when its trigger turns true and executed at trigger time plus
+the delay (evaluated at trigger time): the integration stops there, as it stops at a root. Its
+assignments are evaluated at trigger time (``useValuesFromTriggerTime``, the default) or at
+execution; a non-persistent event whose trigger turns false before then is cancelled.
+
+Not covered (refused by name): assignments to compartments, triggers that are equalities or
 otherwise not root functions. Hand-written because no Python library simulates SBML events on
 generated code; roadrunner covers them on its own engine.
 """
@@ -63,10 +68,11 @@ class EventSimulator:
         args = [T, self._y_sym, self._c_sym]
         self.events = math.event_definitions()
         roots, truths, self.targets, self.assign, self.priority = [], [], [], [], []
+        self.delay: list[Callable | None] = []
         for ev in self.events:
             where = f"{label}: event '{ev['id']}'"
-            if ev["delay"] is not None:
-                raise SBMLUnsupported(f"{where} has a delay, which the generated engine does not simulate")
+            self.delay.append(sp.lambdify(args, ev["delay"].xreplace(rename), modules="numpy")
+                              if ev["delay"] is not None else None)
             trigger = ev["trigger"].xreplace(rename)
             if trigger in (sp.true, sp.false):
                 roots.append(sp.Integer(1 if trigger is sp.true else -1))
@@ -89,6 +95,11 @@ class EventSimulator:
                                  if ev["priority"] is not None else None)
         self.roots = [sp.lambdify(args, r, modules="numpy") for r in roots]
         self.truth = [sp.lambdify(args, tr, modules="numpy") for tr in truths]
+        self.persistent = [bool(ev["persistent"]) for ev in self.events]
+        self.trigger_time_values = [bool(ev["use_trigger_time_values"]) for ev in self.events]
+        #: Scheduled executions of delayed events: ``[time, sequence, event, values or None]``.
+        self.pending: list[list] = []
+        self._sequence = 0
 
     # ---------------------------------------------------------------------------- firing
     def _true(self, t: float, y: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -100,9 +111,46 @@ class EventSimulator:
             return -float(p(t, y, c)) if p is not None else 0.0
 
         for i in sorted(order, key=lambda i: (priority(i), i)):
-            values = [float(v) for v in np.atleast_1d(self.assign[i](t, y, c))] if self.targets[i] else []
-            for (kind, k), v in zip(self.targets[i], values):
-                (y if kind == "y" else c)[k] = v
+            delay = self.delay[i]
+            if delay is None:
+                self._apply(i, self._values(i, t, y, c), y, c)
+                continue
+            d = float(delay(t, y, c))
+            if not (np.isfinite(d) and d >= 0):
+                raise SolveError(f"{self.label}: event '{self.events[i]['id']}' has the delay {d:g} at t={t:g}; "
+                                 "a delay must be finite and >= 0")
+            values = self._values(i, t, y, c) if self.trigger_time_values[i] else None
+            self.pending.append([t + d, self._sequence, i, values])
+            self._sequence += 1
+
+    def _values(self, i: int, t: float, y: np.ndarray, c: np.ndarray) -> list[float]:
+        return [float(v) for v in np.atleast_1d(self.assign[i](t, y, c))] if self.targets[i] else []
+
+    def _apply(self, i: int, values: list[float], y: np.ndarray, c: np.ndarray) -> None:
+        for (kind, k), v in zip(self.targets[i], values):
+            (y if kind == "y" else c)[k] = v
+
+    def _execute_due(self, t: float, y: np.ndarray, c: np.ndarray) -> bool:
+        """Execute the delayed events due at ``t`` (highest priority first, then in the order they
+        were scheduled); returns whether any was."""
+        tol = 1e-12 * (1.0 + abs(t))
+        due = [p for p in self.pending if p[0] <= t + tol]
+        if not due:
+            return False
+        self.pending = [p for p in self.pending if p[0] > t + tol]
+
+        def priority(p: list) -> float:
+            f = self.priority[p[2]]
+            return -float(f(t, y, c)) if f is not None else 0.0
+
+        for p in sorted(due, key=lambda p: (priority(p), p[1])):
+            i = p[2]
+            self._apply(i, p[3] if p[3] is not None else self._values(i, t, y, c), y, c)
+        return True
+
+    def _cancel(self, state: np.ndarray) -> None:
+        """Drop scheduled executions of non-persistent events whose trigger is false."""
+        self.pending = [p for p in self.pending if self.persistent[p[2]] or state[p[2]]]
 
     def _settle(self, t: float, y: np.ndarray, c: np.ndarray, state: np.ndarray, forced: Sequence[int] = ()) -> np.ndarray:
         """Fire ``forced`` and every event whose trigger turned true, then cascades; returns the
@@ -125,8 +173,10 @@ class EventSimulator:
         roadrunner reports it), except events firing at t = 0 (``initialValue = false``)."""
         y, c = np.array(y0, dtype=np.float64), np.array(c0, dtype=np.float64)
         t = 0.0
+        self.pending, self._sequence = [], 0
         state = np.array([bool(ev["initial_value"]) for ev in self.events])
         state = self._settle(t, y, c, state)
+        state = self._run_due(t, y, c, state)
         ys, cs = np.zeros((times.size, y.size)), np.zeros((times.size, c.size))
         k = 0  # next output
         t_end = float(times[-1]) if times.size else 0.0
@@ -145,15 +195,23 @@ class EventSimulator:
                 fn.terminal = True  # type: ignore[attr-defined]
                 fn.direction = -1.0 if state[i] else 1.0  # type: ignore[attr-defined]
                 fns.append(fn)
-            sol = self._solve(t, t_end, y, c_now, times[k:], fns, rtol, atol)
+            t_stop = min([t_end, *(p[0] for p in self.pending)])  # the next delayed execution
+            outputs = times[k:][times[k:] <= t_stop]
+            sol = self._solve(t, t_stop, y, c_now, np.union1d(outputs, [t_stop]), fns, rtol, atol)
             t_event = sol.t_events_time if sol.status == 1 else np.inf
             for tt, zz in zip(sol.t, np.atleast_2d(np.asarray(sol.y)).T):
                 if tt > t_event:
                     break
-                ys[k], cs[k] = zz[:n], c
-                k += 1
+                if k < times.size and tt == times[k]:
+                    ys[k], cs[k] = zz[:n], c
+                    k += 1
             if sol.status != 1:
-                return ys, cs
+                if t_stop >= t_end:
+                    return ys, cs
+                t = t_stop  # a delayed event is due: outputs at its time show the values before it
+                y = np.asarray(sol.y[:n, -1], dtype=np.float64).copy()
+                state = self._run_due(t, y, c, state)
+                continue
             t = t_event
             y = np.asarray(sol.y_events_state[:n], dtype=np.float64).copy()
             while k < times.size and times[k] <= t:  # an output at the event's time: before it fires
@@ -172,6 +230,18 @@ class EventSimulator:
             for i, g in enumerate(self.roots):
                 if abs(float(g(t, y, c))) <= tol:  # still on its root: it takes the side it crossed to
                     state[i] = i in rising or (before[i] and i not in hit)
+            self._cancel(state)
+            state = self._run_due(t, y, c, state)
+
+    def _run_due(self, t: float, y: np.ndarray, c: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Execute what is due at ``t`` and what that sets off, until nothing more is due."""
+        self._cancel(state)
+        for _ in range(MAX_CASCADE):
+            if not self._execute_due(t, y, c):
+                return state
+            state = self._settle(t, y, c, state)
+            self._cancel(state)
+        raise SolveError(f"{self.label}: delayed events kept firing each other at t={t:g} ({MAX_CASCADE} rounds)")
 
     def _solve(self, t0: float, t1: float, y: np.ndarray, c: np.ndarray, outputs: np.ndarray, fns: list,
                rtol: float, atol: float) -> Any:

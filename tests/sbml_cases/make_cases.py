@@ -191,7 +191,17 @@ def main() -> None:
     case(27, "rateOf() of a species in an assignment rule",
          "model c27\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n x = 0; var x\nend",
          ["S1", "x"], lambda t: [E(-k * t), -k * E(-k * t)], edit=rate_of)
-    case(26, "A delayed event (the generated engine refuses delays by name)",
+    case(28, "A delayed event whose assignment is evaluated at execution (useValuesFromTriggerTime false)",
+         "model c28\n compartment C = 1; species S1 in C; species S2 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1; S2 = 0\n"
+         " E1: at 1.5 after (time > 2), fromTrigger=false: S2 = S1\n E2: at 1 after (time > 2): S1 = S1 + 1\nend",
+         ["S1", "S2"], lambda t: [np.where(t <= 3, E(-k * t), (E(-2 * k) + 1) * E(-k * (t - 3))),
+                                  np.where(t <= 3.5, 0.0, (E(-2 * k) + 1) * E(-0.5 * k))])
+    case(29, "A non-persistent delayed event cancelled when its trigger turns false; a persistent one runs",
+         "model c29\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n x = 0; y = 0\n"
+         " E1: at 2 after (time > 1 && time < 2), persistent=false: x = 1\n"
+         " E2: at 2 after (time > 1 && time < 2), persistent=true: y = 1\nend",
+         ["S1", "x", "y"], lambda t: [E(-k * t), np.zeros_like(t), np.where(t <= 3, 0.0, 1.0)])
+    case(26, "A delayed event",
          "model c26\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
          " E1: at 0.5 after (time > 2): S1 = 1\nend",
          ["S1"], lambda t: [np.where(t <= 2.5, E(-k * t), E(-k * (t - 2.5)))])

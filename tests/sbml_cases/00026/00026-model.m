@@ -1,2 +1,2 @@
-(* A delayed event (the generated engine refuses delays by name) *)
+(* A delayed event *)
 testType: TimeCourse
