@@ -1,4 +1,4 @@
-"""``stiffml list [PATTERN]``: a table of the registry.
+"""``stiffml list [PATTERN] [--json]``: the registry's models, datamodules and solvers.
 
 Building the table imports every model (torch, Lightning: seconds), so its rows are cached in the
 cache folder under :func:`stiffml.registry.fingerprint`, which changes whenever a plugin is
@@ -16,7 +16,11 @@ from typing import Any
 from stiffml import registry
 from stiffml.io import atomic_write, default_cache_dir, remove_stale_temps
 
-USAGE = "usage: stiffml list [PATTERN] [--refresh]   (PATTERN: a glob over names, e.g. '*LSTM*')"
+USAGE = ("usage: stiffml list [PATTERN] [--refresh] [--json]   (PATTERN: a glob over names, e.g. '*LSTM*'; "
+         "--json: one JSON object for programs)")
+MODEL_COLUMNS = ("name", "family", "consumes", "params", "distribution")
+DATAMODULE_COLUMNS = ("name", "system", "states", "distribution")
+SOLVER_COLUMNS = ("name", "backend", "capabilities")
 
 
 def _param_count(cls: type) -> str:
@@ -44,7 +48,19 @@ def build_rows() -> dict[str, Any]:
             rows["datamodules"].append([name, getattr(entry.cls, "system_label", "-"), "-", entry.dist])
         else:
             rows["datamodules"].append([name, system.name, ", ".join(system.state_names), entry.dist])
+    rows["solvers"] = solver_rows()
     return rows
+
+
+def solver_rows() -> list[list[str]]:
+    """Every registered integration method: name, backend, its declared capabilities."""
+    from stiffml.solvers import REGISTRY, solver_class
+
+    out = []
+    for name, (backend, _, _) in REGISTRY.items():
+        caps = [c for c, on in solver_class(name).capabilities().items() if on]
+        out.append([name, backend, ", ".join(caps)])
+    return out
 
 
 def cached_rows(refresh: bool = False) -> dict[str, Any]:
@@ -67,14 +83,15 @@ def cached_rows(refresh: bool = False) -> dict[str, Any]:
     return rows
 
 
-def print_registry(pattern: str = "*", refresh: bool = False) -> None:
-    """Print the models and datamodules whose names match ``pattern`` (case-insensitive glob)."""
+def print_registry(pattern: str = "*", refresh: bool = False, as_json: bool = False) -> None:
+    """Print the models, datamodules and solvers whose names match ``pattern`` (case-insensitive
+    glob): as tables (full width when stdout is not a terminal, so names are never cut) or, with
+    ``as_json``, as one JSON object of lists of records."""
     import fnmatch
 
-    from rich.console import Console
-    from rich.table import Table
-
     rows = cached_rows(refresh)
+    if "solvers" not in rows:  # a listing cached before solvers were listed
+        rows["solvers"] = solver_rows()
     for message in rows["warnings"]:
         print(f"warning: {message}", file=sys.stderr)
 
@@ -83,37 +100,53 @@ def print_registry(pattern: str = "*", refresh: bool = False) -> None:
 
     models = list(filter(match, rows["models"]))
     datamodules = list(filter(match, rows["datamodules"]))
-    if not models and not datamodules:
-        names = len(rows["models"]) + len(rows["datamodules"])
-        raise LookupError(f"no model or datamodule matches {pattern!r} (a case-insensitive glob such as '*LSTM*'; "
-                          f"'stiffml list' shows all {names})")
-    console = Console()
-    table = Table(title="Models (stiffml.models)")
-    for col in ("name", "family", "consumes", "params (B-Z, defaults)", "distribution"):
-        table.add_column(col)
-    for row in models:
-        table.add_row(*row)
-    console.print(table)
-    table = Table(title="Datamodules (stiffml.datamodules)")
-    for col in ("name", "system", "states", "distribution"):
-        table.add_column(col)
-    for row in datamodules:
-        table.add_row(*row)
-    console.print(table)
+    solvers = list(filter(match, rows["solvers"]))
+    if not models and not datamodules and not solvers:
+        names = len(rows["models"]) + len(rows["datamodules"]) + len(rows["solvers"])
+        raise LookupError(f"no model, datamodule or solver matches {pattern!r} (a case-insensitive glob such as "
+                          f"'*LSTM*'; 'stiffml list' shows all {names})")
+    if as_json:
+        print(json.dumps({
+            "models": [dict(zip(MODEL_COLUMNS, r)) for r in models],
+            "datamodules": [dict(zip(DATAMODULE_COLUMNS, r)) for r in datamodules],
+            "solvers": [dict(zip(SOLVER_COLUMNS, r[:2]), capabilities=r[2].split(", ") if r[2] else [])
+                        for r in solvers],
+            "warnings": rows["warnings"],
+        }, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    # piped or redirected: no terminal width to fit, so never cut a name ("RobertsonDataMod…")
+    console = Console() if sys.stdout.isatty() else Console(width=1000, soft_wrap=True)
+    for title, columns, found in (
+        ("Models (stiffml.models)", ("name", "family", "consumes", "params (B-Z, defaults)", "distribution"), models),
+        ("Datamodules (stiffml.datamodules)", DATAMODULE_COLUMNS, datamodules),
+        ("Solvers (stiffml.solvers)", SOLVER_COLUMNS, solvers),
+    ):
+        if not found:
+            continue
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col, overflow="fold" if sys.stdout.isatty() else "ignore", no_wrap=not sys.stdout.isatty())
+        for row in found:
+            table.add_row(*row)
+        console.print(table)
 
 
 def main(argv: list[str]) -> int:
-    """``stiffml list [PATTERN] [--refresh]``."""
-    refresh = "--refresh" in argv
-    rest = [a for a in argv if a != "--refresh"]
+    """``stiffml list [PATTERN] [--refresh] [--json]``."""
+    refresh, as_json = "--refresh" in argv, "--json" in argv
+    rest = [a for a in argv if a not in ("--refresh", "--json")]
     if rest and rest[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     if len(rest) > 1 or (rest and rest[0].startswith("-")):
-        print(f"stiffml: error: list takes one PATTERN and --refresh, got {' '.join(rest)!r}; {USAGE}", file=sys.stderr)
+        print(f"stiffml: error: list takes one PATTERN, --refresh and --json, got {' '.join(rest)!r}; {USAGE}",
+              file=sys.stderr)
         return 2
     try:
-        print_registry(rest[0] if rest else "*", refresh)
+        print_registry(rest[0] if rest else "*", refresh, as_json)
     except LookupError as err:
         print(f"stiffml: error: {err}", file=sys.stderr)
         return 1

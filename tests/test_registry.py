@@ -77,3 +77,23 @@ def test_list_command_prints_models_and_datamodules(cli, capsys) -> None:
     assert cli("list", "*lstm*") == 0
     out = capsys.readouterr().out
     assert "AttenLSTM" in out and "FCNN" not in out
+
+
+def test_list_output_for_programs_is_whole_and_json(cli, capsys) -> None:
+    import json
+
+    # captured (not a terminal): full names, never "RobertsonDataMod…"
+    assert cli("list", "Robertson*") == 0
+    out = capsys.readouterr().out
+    assert "RobertsonEnsembleDataModule" in out and "…" not in out
+    assert cli("list", "--json") == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert set(listing) == {"models", "datamodules", "solvers", "warnings"}
+    fcnn = next(m for m in listing["models"] if m["name"] == "FCNN")
+    assert fcnn == {"name": "FCNN", "family": "non-temporal", "consumes": "pointwise", "params": "456,603",
+                    "distribution": "stiffml"}
+    radau = next(s for s in listing["solvers"] if s["name"] == "Radau")
+    assert radau == {"name": "Radau", "backend": "scipy", "capabilities": ["implicit", "adaptive", "events"]}
+    assert cli("list", "rk4", "--json") == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["models"] == [] and [s["name"] for s in listing["solvers"]] == ["rk4"]

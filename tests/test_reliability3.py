@@ -177,7 +177,7 @@ def test_list_with_no_match_says_so(cli, capsys) -> None:
     out = capsys.readouterr()
     assert code == 1 and "Models" not in out.out
     assert out.err.strip().splitlines() == [
-        "stiffml: error: no model or datamodule matches 'Zzz*' (a case-insensitive glob such as '*LSTM*'; "
+        "stiffml: error: no model, datamodule or solver matches 'Zzz*' (a case-insensitive glob such as '*LSTM*'; "
         f"'stiffml list' shows all {out.err.split('shows all ')[1].split(')')[0]})"]
 
 

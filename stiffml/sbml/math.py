@@ -21,9 +21,10 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from stiffml.sbml.document import SBMLError
+from stiffml.sbml.document import SBMLError, SBMLUnsupported
 
 T = sp.Symbol("_t")  # model time in generated code
+DELAY_PREFIX = "delay() in "
 AVOGADRO = 6.02214076e23
 
 
@@ -133,9 +134,17 @@ class ModelMath:
             if name is None or (name not in self.state_ids and name in busy):
                 self.unsupported.append(f"rateOf({arg}) of a symbol set by a rule, in {where}")
         self.rhs: list[sp.Expr] | None = None
-        if not self.unsupported:
-            self.rhs = [self.expand(self._raw_rhs(i), f"the derivative of '{i}'") for i in self.state_ids]
+        #: ``delay(expr, tau)`` terms of the right-hand side, each replaced there by a symbol
+        #: ``_delay<j>`` whose value the delay integrator supplies (:mod:`stiffml.sbml.delays`).
+        self.delay_terms: list[tuple[sp.Expr, sp.Expr]] = []
+        self._delay_symbols: dict[sp.Expr, sp.Symbol] = {}
+        # delays stay in `unsupported` (every engine but the delay integrator refuses them) but
+        # do not stop the right-hand side from being built
+        if not [u for u in self.unsupported if not u.startswith(DELAY_PREFIX)]:
+            rhs = [self.expand(self._raw_rhs(i), f"the derivative of '{i}'") for i in self.state_ids]
+            self.rhs = [self._delays_to_symbols(e, f"the derivative of '{i}'") for i, e in zip(self.state_ids, rhs)]
             allowed = {sp.Symbol(i) for i in [*self.state_ids, *self.constant_ids]} | {T}
+            allowed |= set(self._delay_symbols.values())
             for sid, expr in zip(self.state_ids, self.rhs):
                 extra = expr.free_symbols - allowed
                 if extra:
@@ -170,8 +179,33 @@ class ModelMath:
             if name == "rateOf":  # resolved in expand(): the derivative of its argument
                 self._rate_of_calls.append((call, where))
                 continue
+            if name == "delay":
+                self.unsupported.append(f"{DELAY_PREFIX}{where}")
+                continue
             self.unsupported.append(f"{'rateOf' if name.lower() == 'rate_of' else name}() in {where}")
         return expr.xreplace(subs) if subs else expr
+
+    def _delays_to_symbols(self, expr: sp.Expr, where: str) -> sp.Expr:
+        """``expr`` with each ``delay(e, tau)`` replaced by its symbol (registered on first sight);
+        ``tau`` must be constant and ``e`` free of further delays."""
+        calls = [c for c in expr.atoms(sp.core.function.AppliedUndef) if type(c).__name__ == "delay"]
+        if not calls:
+            return expr
+        constants = {sp.Symbol(i) for i in self.constant_ids}
+        for call in calls:
+            if call in self._delay_symbols:
+                continue
+            if len(call.args) != 2:
+                raise SBMLError(f"{self.label}: delay() takes two arguments, got {call} in {where}")
+            value, tau = call.args
+            if not tau.free_symbols <= constants:
+                raise SBMLUnsupported(f"{self.label}: the delay {tau} in {where} is not constant; the generated "
+                                      "engine integrates constant delays only")
+            if any(type(c).__name__ == "delay" for c in value.atoms(sp.core.function.AppliedUndef)):
+                raise SBMLUnsupported(f"{self.label}: a delay nested in a delay in {where}")
+            self._delay_symbols[call] = sp.Symbol(f"_delay{len(self.delay_terms)}")
+            self.delay_terms.append((value, tau))
+        return expr.xreplace(self._delay_symbols)
 
     # --------------------------------------------------------------------------- structure
     def _reacts(self, sid: str) -> bool:
@@ -418,13 +452,16 @@ class ModelMath:
     def _arguments(self) -> tuple[list[sp.Symbol], list[sp.Symbol], dict[sp.Symbol, sp.Symbol]]:
         """Argument symbols of generated code (SBML ids may be Python keywords, so never used)."""
         ys = [sp.Symbol(f"_y{i}") for i in range(len(self.state_ids))]
-        cs = [sp.Symbol(f"_c{j}") for j in range(len(self.constant_ids))]
+        cs = [sp.Symbol(f"_c{j}") for j in range(len(self.constant_ids) + len(self.delay_terms))]
         rename = {sp.Symbol(s): y for s, y in zip(self.state_ids, ys)}
         rename.update({sp.Symbol(c): v for c, v in zip(self.constant_ids, cs)})
+        # delayed values follow the constants: the delay integrator appends them
+        rename.update({sym: cs[len(self.constant_ids) + j]
+                       for j, sym in enumerate(self._delay_symbols.values())})
         return ys, cs, rename
 
     def generate_observables(self, variables: list[str], amounts: set[str]) -> Callable[..., list[Any]]:
         """``f(t, y, c)`` → the values of ``variables`` (see :meth:`observable`)."""
-        ys, cs, rename = self._arguments()
-        exprs = [self.observable(v, v in amounts).xreplace(rename) for v in variables]
-        return sp.lambdify([T, ys, cs], exprs, modules="numpy", cse=True)
+        exprs = [self._delays_to_symbols(self.observable(v, v in amounts), f"'{v}'") for v in variables]
+        ys, cs, rename = self._arguments()  # after the observables' delays are registered
+        return sp.lambdify([T, ys, cs], [e.xreplace(rename) for e in exprs], modules="numpy", cse=True)

@@ -329,6 +329,8 @@ class SBMLSystem(StiffSystem):
             if not np.array_equal(self.y0, np.asarray(self.default_y0)):
                 self._set_state(rr, self.y0)
             return self._run(rr, 0.0, times, selections(variables, self.math.species, amounts), finite=False)
+        if self.math.delay_terms or (self.generated is None and self.math.rhs is not None):
+            return self._simulate_delays(times, list(variables), amounts, rtol, atol)
         self._generated()
         f = self.math.generate_observables(list(variables), amounts)
         if self.has_events:
@@ -347,6 +349,22 @@ class SBMLSystem(StiffSystem):
                                  rtol=rtol, atol=atol, method="Radau", t0=0.0)
             y = traj.y[1:] if start else traj.y
         vals = f(times, y.T, constants)
+        return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
+
+    def _simulate_delays(self, times: np.ndarray, variables: list[str], amounts: set[str], rtol: float,
+                         atol: float) -> np.ndarray:
+        """The generated engine on a model with ``delay()``: the method of steps."""
+        from stiffml.sbml.delays import DelaySimulator
+
+        if self.has_events:
+            raise SBMLUnsupported(f"SBML model '{self.model}' has delay() and events {self.math.events}; the "
+                                  "generated engine integrates delays in models without events")
+        f = self.math.generate_observables(variables, amounts)  # registers the observables' delays
+        label = f"SBML model '{self.model}'"
+        sim = DelaySimulator(self.math, self.math.generate(), label)
+        y, delayed = sim.run(np.asarray(self.y0, dtype=np.float64), np.asarray(self.constants), times, rtol, atol)
+        d = np.array([delayed(float(t)) for t in times]).reshape(times.size, len(self.math.delay_terms))
+        vals = f(times, y.T, [*self.constants, *d.T])
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
 
     # ---------------------------------------------------------------------------- roadrunner

@@ -201,6 +201,22 @@ def main() -> None:
          " E1: at 2 after (time > 1 && time < 2), persistent=false: x = 1\n"
          " E2: at 2 after (time > 1 && time < 2), persistent=true: y = 1\nend",
          ["S1", "x", "y"], lambda t: [E(-k * t), np.zeros_like(t), np.where(t <= 3, 0.0, 1.0)])
+    def delayed_decay(t: np.ndarray, tau: float = 1.0) -> np.ndarray:
+        """S1' = -k S1(t - tau), S1 = 1 before t = 0: a sum of the method of steps' polynomials."""
+        from math import factorial
+
+        out = np.zeros_like(t)
+        for j in range(int(t.max() / tau) + 2):
+            s = np.clip(t - (j - 1) * tau, 0.0, None)
+            out += (-k) ** j * s ** j / factorial(j)
+        return out
+
+    case(30, "delay(): S1' = -k S1(t - 1) with the initial state as history; x = delay(S1, 0.5) by a rule "
+         "(roadrunner refuses delays)",
+         "model c30\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*delay(S1, tau)\n k1 = 0.7; tau = 1; S1 = 1\n"
+         " x := delay(S1, 0.5)\nend",
+         ["S1", "x"], lambda t: [delayed_decay(t), np.where(t <= 0.5, 1.0, delayed_decay(np.clip(t - 0.5, 0, None)))],
+         absolute=1e-6)
     case(26, "A delayed event",
          "model c26\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
          " E1: at 0.5 after (time > 2): S1 = 1\nend",
