@@ -12,8 +12,11 @@ the delay (evaluated at trigger time): the integration stops there, as it stops 
 assignments are evaluated at trigger time (``useValuesFromTriggerTime``, the default) or at
 execution; a non-persistent event whose trigger turns false before then is cancelled.
 
-Not covered (refused by name): assignments to compartments, triggers that are equalities or
-otherwise not root functions. Hand-written because no Python library simulates SBML events on
+An event that resizes a compartment keeps the amounts of the species inside it: their
+concentrations scale by old size / new size, those the same event sets included (SBML Test Suite
+case 01779).
+
+Not covered (refused by name): triggers that are equalities or otherwise not root functions. Hand-written because no Python library simulates SBML events on
 generated code; roadrunner covers them on its own engine.
 """
 
@@ -83,7 +86,7 @@ class EventSimulator:
             for var, _ in ev["assignments"]:
                 if var in math.state_ids:
                     targets.append(("y", math.state_ids.index(var)))
-                elif var in math.constant_ids and var not in math.compartments:
+                elif var in math.constant_ids:
                     targets.append(("c", math.constant_ids.index(var)))
                 else:
                     what = "the compartment" if var in math.compartments else "the rule-defined symbol"
@@ -93,6 +96,19 @@ class EventSimulator:
             self.assign.append(sp.lambdify(args, [e.xreplace(rename) for _, e in ev["assignments"]], modules="numpy"))
             self.priority.append(sp.lambdify(args, ev["priority"].xreplace(rename), modules="numpy")
                                  if ev["priority"] is not None else None)
+        # a compartment resized by an event keeps the amounts inside it: the concentrations of its
+        # species scale by old size / new size, also those the same event sets (all assignments
+        # read the state before the event, so a species' new value is an amount in the old size:
+        # SBML Test Suite case 01779)
+        self._contents: dict[int, list[tuple[str, int]]] = {}
+        for sid, species in math.species.items():
+            cid = species.getCompartment()
+            if cid not in math.constant_ids or not math.concentration_valued(sid) or species.getConstant():
+                continue
+            slot = ("y", math.state_ids.index(sid)) if sid in math.state_ids else (
+                ("c", math.constant_ids.index(sid)) if sid in math.constant_ids else None)
+            if slot is not None:
+                self._contents.setdefault(math.constant_ids.index(cid), []).append(slot)
         self.roots = [sp.lambdify(args, r, modules="numpy") for r in roots]
         self.truth = [sp.lambdify(args, tr, modules="numpy") for tr in truths]
         self.persistent = [bool(ev["persistent"]) for ev in self.events]
@@ -127,8 +143,13 @@ class EventSimulator:
         return [float(v) for v in np.atleast_1d(self.assign[i](t, y, c))] if self.targets[i] else []
 
     def _apply(self, i: int, values: list[float], y: np.ndarray, c: np.ndarray) -> None:
+        before = {k: float(c[k]) for kind, k in self.targets[i] if kind == "c" and k in self._contents}
         for (kind, k), v in zip(self.targets[i], values):
             (y if kind == "y" else c)[k] = v
+        for k, old in before.items():
+            if c[k] != old:
+                for kind, j in self._contents[k]:
+                    (y if kind == "y" else c)[j] *= old / c[k]
 
     def _execute_due(self, t: float, y: np.ndarray, c: np.ndarray) -> bool:
         """Execute the delayed events due at ``t`` (highest priority first, then in the order they

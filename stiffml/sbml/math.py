@@ -6,8 +6,8 @@ spatial dimensions); reactions change amounts, so a concentration's derivative i
 sum over the compartment size, with the product rule when the size itself follows a rate rule;
 assignment rules hold at every time and are substituted; initial assignments are evaluated once
 at t = 0. What the generated right-hand side cannot express (delays, algebraic rules left unsolved
-on reading, fast reactions, ``rateOf`` of a rule-set symbol, compartments resized by assignment
-rules) is recorded by name in
+on reading, fast reactions, ``rateOf`` of a rule-set symbol, compartments sized by an assignment
+rule that reads a species it dilutes) is recorded by name in
 :attr:`ModelMath.unsupported`; events are recorded in :attr:`ModelMath.events` (the generated
 field is the one that holds between them).
 """
@@ -115,12 +115,6 @@ class ModelMath:
             if ref_id in self.rate:
                 self.unsupported.append(f"a rate rule on the stoichiometry '{ref_id}'")
 
-        for cid in self.compartments:
-            if cid in self.assigned:
-                inside = [s for s, sp_ in self.species.items() if sp_.getCompartment() == cid and self._reacts(s)]
-                if inside:
-                    self.unsupported.append(f"compartment '{cid}' resized by an assignment rule")
-
         self.state_ids = [s for s in self.species if self._is_state_species(s)]
         self.state_ids += [c for c in self.compartments if c in self.rate]
         self.state_ids += [p for p in self.parameters if p in self.rate]
@@ -128,6 +122,21 @@ class ModelMath:
         self.constant_ids = [i for i in [*self.compartments, *self.species, *self.parameters, *self.stoich_refs]
                              if i not in busy]
         self.parameter_ids = [p for p in self.parameters if p not in busy and p not in self.initial]
+        # a compartment sized by an assignment rule dilutes the concentrations inside by dV/dt, the
+        # rule's derivative by the chain rule; it must not read a state that is itself diluted
+        for cid in self.compartments:
+            inside = [s for s, sp_ in self.species.items() if sp_.getCompartment() == cid
+                      and self.concentration_valued(s) and s not in self.rate]
+            if cid in self.assigned and inside:
+                try:
+                    reads = {y.name for y in self.expand(sp.Symbol(cid), f"the size of '{cid}'").free_symbols}
+                except SBMLError:
+                    reads = set()
+                diluted = sorted(r for r in reads if r in self.species and r in self.state_ids
+                                 and self.species[r].getCompartment() in self.assigned)
+                if diluted:
+                    self.unsupported.append(f"compartment '{cid}' sized by an assignment rule of the diluted "
+                                            f"species {diluted}")
         for call, where in self._rate_of_calls:
             arg = call.args[0] if len(call.args) == 1 else None
             name = getattr(arg, "name", None)
@@ -251,6 +260,12 @@ class ModelMath:
         size = sp.Symbol(cid)
         if cid in self.rate:  # d[S]/dt = (dn/dt − [S]·dV/dt) / V
             return (flux - sp.Symbol(sid) * self.rate[cid]) / size
+        if cid in self.assigned:  # V(t, y) by a rule: dV/dt = ∂V/∂t + Σ ∂V/∂y_j · dy_j/dt
+            volume = self.expand(size, f"the size of '{cid}'")
+            rate = sp.diff(volume, T) + sum(
+                (sp.diff(volume, y) * self.expand(self._raw_rhs(y.name), f"the derivative of '{y.name}'")
+                 for y in volume.free_symbols if y.name in self.state_ids), sp.Integer(0))
+            return (flux - sp.Symbol(sid) * rate) / size
         return flux / size
 
     def expand(self, expr: sp.Expr, where: str) -> sp.Expr:

@@ -217,6 +217,16 @@ def main() -> None:
          " x := delay(S1, 0.5)\nend",
          ["S1", "x"], lambda t: [delayed_decay(t), np.where(t <= 0.5, 1.0, delayed_decay(np.clip(t - 0.5, 0, None)))],
          absolute=1e-6)
+    case(31, "An event resizes a compartment: amounts inside are kept; S2 set by the same event is an amount "
+         "in the old size (as in the official case 01779)",
+         "model c31\n compartment C = 1; species S1 in C, S2 in C\n J1: S1 -> ; k1*S1*C\n k1 = 0.7; S1 = 1; S2 = 1\n"
+         " E1: at (time > 2): C = 2, S2 = 3\nend",
+         ["S1", "S2", "C"], lambda t: [np.where(t <= 2, E(-k * t), 0.5 * E(-k * t)), np.where(t <= 2, 1.0, 1.5),
+                                       np.where(t <= 2, 1.0, 2.0)])
+    case(32, "A compartment sized by an assignment rule C = 1 + t/2: concentrations inside are diluted",
+         "model c32\n compartment C; species S1 in C, S2 in C\n C := 1 + time/2\n J1: S1 -> ; k1*S1*C\n"
+         " k1 = 0.7; S1 = 1; S2 = 1\nend",
+         ["S1", "S2", "C"], lambda t: [E(-k * t) / (1 + t / 2), 1 / (1 + t / 2), 1 + t / 2])
     case(26, "A delayed event",
          "model c26\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
          " E1: at 0.5 after (time > 2): S1 = 1\nend",
