@@ -284,6 +284,20 @@ class ModelMath:
             expr = expr.xreplace(hit)
         raise SBMLError(f"{self.label}: assignment rules form a cycle in {where}")
 
+    def switch_conditions(self) -> list[sp.Basic]:
+        """The conditions of piecewise terms in the right-hand side that can change during a solve
+        (they read time or a state): where the field jumps, so solvers should stop there."""
+        if self.rhs is None:
+            return []
+        moving = {sp.Symbol(i) for i in self.state_ids} | {T}
+        out: list[sp.Basic] = []
+        for expr in self.rhs:
+            for pw in expr.atoms(sp.Piecewise):
+                for _, cond in pw.args:
+                    if cond not in (sp.true, sp.false) and cond.free_symbols & moving and cond not in out:
+                        out.append(cond)
+        return out
+
     def event_definitions(self) -> list[dict[str, Any]]:
         """Each event's trigger, flags and assignments, expanded into states, constants and time.
 

@@ -191,6 +191,7 @@ class SBMLSystem(StiffSystem):
         self.default_y0 = tuple(model_y0)
         self._rr: Any = None
         self._torch_constants: dict[Any, list[Any]] = {}
+        self._torch_events: Any = None  # the differentiable event simulator, built on first use
 
     # -------------------------------------------------------------------------- descriptions
     @property
@@ -333,7 +334,7 @@ class SBMLSystem(StiffSystem):
             return self._simulate_delays(times, list(variables), amounts, rtol, atol)
         self._generated()
         f = self.math.generate_observables(list(variables), amounts)
-        if self.has_events:
+        if self.has_events or self.math.switch_conditions():
             from stiffml.sbml.events import EventSimulator
 
             sim = EventSimulator(self.math, self._generated().rhs, self._jac_at, f"SBML model '{self.model}'")
@@ -366,6 +367,31 @@ class SBMLSystem(StiffSystem):
         d = np.array([delayed(float(t)) for t in times]).reshape(times.size, len(self.math.delay_terms))
         vals = f(times, y.T, [*self.constants, *d.T])
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
+
+    def simulate_torch(self, times: Any, variables: Sequence[str], amounts: Sequence[str] = (),
+                       constants: Any = None, y0: Any = None, rtol: float = 1e-8, atol: float = 1e-10) -> Any:
+        """:meth:`simulate` on the generated torch math, differentiable with respect to the
+        constants and the initial state through events (event times by the implicit-function
+        theorem): :class:`stiffml.sbml.torch_events.TorchEventSimulator`.
+
+        Args:
+            times: Output times (increasing, from 0 on).
+            variables: SBML ids, as :meth:`simulate` takes them.
+            amounts: Species reported as amounts.
+            constants: A tensor of the constants' values, ordered as ``math.constant_ids``
+                (default the system's).
+            y0: A tensor of initial states (default the system's).
+            rtol: Relative tolerance (Rosenbrock23 between events).
+            atol: Absolute tolerance.
+
+        Returns:
+            Tensor ``[len(times), len(variables)]``.
+        """
+        from stiffml.sbml.torch_events import TorchEventSimulator
+
+        if self._torch_events is None:
+            self._torch_events = TorchEventSimulator(self)
+        return self._torch_events.simulate(times, variables, amounts, constants, y0, rtol, atol)
 
     # ---------------------------------------------------------------------------- roadrunner
     def _selector(self, sid: str) -> str:
