@@ -43,11 +43,8 @@ def range_error(a: np.ndarray, b: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------- the runner
 @pytest.mark.parametrize("case", find_cases(CASES), ids=lambda p: p.name)
 def test_suite_case_passes_with_roadrunner(case: Path) -> None:
-    outcome = run_case(case, "roadrunner")
-    if case.name == "00030":  # delay(): roadrunner refuses it, the generated engine integrates it
-        assert outcome.status == "unsupported" and "Unable to support delay differential equations" in outcome.reason
-    else:
-        assert outcome.status == "passed", outcome.reason
+    outcome = run_case(case, "roadrunner")  # delay() (00030): the method of steps, which roadrunner lacks
+    assert outcome.status == "passed", outcome.reason
 
 
 @pytest.mark.parametrize("case", find_cases(CASES), ids=lambda p: p.name)
@@ -199,7 +196,7 @@ def test_bad_arguments_are_one_clear_error(bad: dict, message: str) -> None:
         SBMLSystem(**bad)
 
 
-def test_delay_is_named_and_refused(tmp_path: Path) -> None:
+def test_delay_is_named_by_the_field_and_solved_by_steps(tmp_path: Path) -> None:
     text = DECAY.read_text().replace("<ci> S1 </ci>\n            </apply>",
                                      "<apply><csymbol encoding=\"text\" definitionURL=\"http://www.sbml.org/sbml/"
                                      "symbols/delay\"> delay </csymbol><ci> S1 </ci><cn> 0.5 </cn></apply>\n"
@@ -211,9 +208,10 @@ def test_delay_is_named_and_refused(tmp_path: Path) -> None:
     assert not s.smooth_rhs and "delay() in the kinetic law of reaction 'J1'" in s.why_not_smooth()
     with pytest.raises(SBMLUnsupported, match="delay"):
         s.rhs(0.0, s.y0)
-    # libroadrunner 2.10 has no delay equations either: refused, named, nothing simulated
-    with pytest.raises(SBMLUnsupported, match="delay"):
-        s.solve(np.linspace(0, 2, 5))
+    # libroadrunner 2.10 has no delay equations: the reference solve takes the method of steps;
+    # on [0, 0.5] the history is S1(0) = 1, so S1 = 1 - k t there (k1 = 0.7)
+    traj = s.solve(np.array([0.25, 0.5]), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(traj.y[:, 0], 1 - 0.7 * np.array([0.25, 0.5]), rtol=1e-9)
 
 
 # -------------------------------------------------------------------------------------- CLI
@@ -372,10 +370,18 @@ def test_delays_integrate_only_in_the_generated_simulate_and_refuse_what_they_ca
 
     case = CASES / "00030" / "00030-sbml-l3v2.xml"
     s = SBMLSystem(case, t_span=(0, 5))
-    # the training and reference paths refuse delays by name, pointing at what integrates them
+    # the generated field refuses delays by name (derivative samples, scipy solves, PEtab)
     assert not s.smooth_rhs and "delay() in the kinetic law of reaction 'J1'" in s.why_not_smooth()
     with pytest.raises(SBMLUnsupported, match="delay\\(\\) in the kinetic law of reaction 'J1'"):
         s.rhs(0.0, s.y0)
+    with pytest.raises(SBMLUnsupported, match="delay\\(\\) in the kinetic law"):
+        s.solve([0.0, 1.0], method="Radau")
+    # the reference solve (a datamodule's trajectories) takes the method of steps
+    traj = s.solve(np.linspace(0.5, 5, 10), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(traj.y[:, 0], s.simulate(np.linspace(0.5, 5, 10), ["S1"], engine="generated")[:, 0],
+                               rtol=1e-9)
+    with pytest.raises(SBMLUnsupported, match="its history starts at t = 0"):
+        s.solve([2.0, 3.0], t0=1.0)
     # a delay that changes with the state, and delays with events: refused by name
     doc = libsbml.readSBMLFromFile(str(case))
     doc.getModel().getReaction(0).getKineticLaw().setMath(libsbml.parseL3Formula("k1 * delay(S1, S1)"))
@@ -402,3 +408,16 @@ def test_delays_integrate_only_in_the_generated_simulate_and_refuse_what_they_ca
     libsbml.writeSBMLToFile(doc, str(tmp_path / "zero.xml"))
     with pytest.raises(SBMLUnsupported, match="has the delay 0; the method of steps needs a positive"):
         SBMLSystem(tmp_path / "zero.xml").simulate(np.linspace(0, 2, 3), ["S1"], engine="generated")
+
+
+@pytest.mark.parametrize("method", ["Radau", "BDF", "LSODA"])
+def test_scipy_solves_of_models_with_events_agree_with_cvode(method: str) -> None:
+    # events (a reset at 2.55; delayed events) in `solve` as in `simulate`, with every scipy method
+    for case in ("00009", "00028"):
+        s = SBMLSystem(CASES / case / f"{case}-sbml-l3v2.xml", t_span=(0, 5))
+        grid = np.linspace(0.5, 5.0, 10)
+        ours = s.solve(grid, method=method, rtol=1e-10, atol=1e-12)
+        cvode = s.solve(grid, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours.y, cvode.y, rtol=1e-6, atol=1e-9, err_msg=f"{case} {method}")
+    with pytest.raises(SBMLUnsupported, match="solves start there, not at t0=1"):
+        s.solve([2.0, 3.0], method=method, t0=1.0)

@@ -68,8 +68,8 @@ def _jacobian_column(out: torch.Tensor, c: torch.Tensor, j: int) -> np.ndarray:
     return np.asarray(rows).reshape(out.shape)
 
 
-# the cases with events or jumps of the field in the quick loop, the others (smooth ODEs) in the slow set
-MOVING = ("00009", "00020", "00023", "00024", "00025", "00026", "00028", "00029", "00031")
+# an event, jumps of the field and delayed events in the quick loop, the other cases in the slow set
+MOVING = ("00009", "00020", "00028")
 
 
 @pytest.mark.parametrize("case", [c if c.name in MOVING else pytest.param(c, marks=pytest.mark.slow)
@@ -99,10 +99,10 @@ def test_gradient_through_a_state_triggered_event_matches_the_analytic_one(tmp_p
 
 
 @pytest.mark.parametrize(("case", "name"), [
-    ("00023", "k1"),  # an event changes the rate constant at t = 2
+    pytest.param("00023", "k1", marks=pytest.mark.slow),  # an event changes the rate constant at t = 2
     pytest.param("00028", "k1", marks=pytest.mark.slow),  # delayed executions, values at trigger / execution
     pytest.param("00029", "k1", marks=pytest.mark.slow),  # a cancelled and a persistent delayed event
-    ("00031", "k1"),  # an event resizes a compartment
+    pytest.param("00031", "k1", marks=pytest.mark.slow),  # an event resizes a compartment
 ])
 def test_gradients_through_events_match_finite_differences(case: str, name: str) -> None:
     path = next((CASES / case).glob("*-sbml-*.xml"))
@@ -115,6 +115,7 @@ def test_gradients_through_events_match_finite_differences(case: str, name: str)
     np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6, err_msg=case)
 
 
+@pytest.mark.slow
 def test_gradient_with_respect_to_an_event_threshold_and_the_initial_state(tmp_path: Path) -> None:
     path = _model(tmp_path, "model m\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
                             " th = 0.5\n E1: at (S1 < th): S1 = 1\nend")
@@ -130,6 +131,7 @@ def test_gradient_with_respect_to_an_event_threshold_and_the_initial_state(tmp_p
     assert float(g[0]) == pytest.approx(2 * np.exp(-0.7 * times[-1]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_through_a_breakpoint_of_the_field(tmp_path: Path) -> None:
     # x' = a before tb, -1 after: x = a t, then a tb - (t - tb); d x / d tb = a + 1 after tb
     path = _model(tmp_path, "model m\n x' = piecewise(a, time < tb, -1)\n x = 0; a = 1; tb = 2\nend")

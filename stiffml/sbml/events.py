@@ -29,7 +29,7 @@ import sympy as sp
 
 from stiffml.sbml.document import SBMLUnsupported
 from stiffml.sbml.math import T, ModelMath
-from stiffml.solvers.scipy_solvers import Radau
+from stiffml.solvers.scipy_solvers import Radau, ScipySolver
 from stiffml.systems.base import SolveError
 
 MAX_CASCADE = 1000
@@ -59,10 +59,13 @@ class EventSimulator:
         rhs: ``rhs(t, y, c)`` → list of derivatives (the generated numpy field).
         jac: ``jac(t, y, c)`` → dense Jacobian.
         label: For messages.
+        solver: The scipy method between events (default Radau).
     """
 
-    def __init__(self, math: ModelMath, rhs: Callable, jac: Callable, label: str) -> None:
+    def __init__(self, math: ModelMath, rhs: Callable, jac: Callable, label: str,
+                 solver: ScipySolver | None = None) -> None:
         self.math, self.rhs, self.jac, self.label = math, rhs, jac, label
+        self.solver = solver or Radau()
         ys = [sp.Symbol(s) for s in math.state_ids]
         cs = [sp.Symbol(c) for c in math.constant_ids]
         self._y_sym = [sp.Symbol(f"_y{i}") for i in range(len(ys))]
@@ -321,7 +324,7 @@ class EventSimulator:
             y = np.zeros(1)
             fun = lambda tt, z: np.zeros(1)  # noqa: E731
             jac = lambda tt, z: np.zeros((1, 1))  # noqa: E731
-        sol = Radau().solve_ivp(fun, (t0, t1), y, rtol, atol, t_eval=outputs[outputs >= t0], jac=jac,
+        sol = self.solver.solve_ivp(fun, (t0, t1), y, rtol, atol, t_eval=outputs[outputs >= t0], jac=jac,
                                 events=fns or None)
         if sol.status == -1:
             raise SolveError(f"{self.label}: the generated engine failed at t={sol.t[-1] if sol.t.size else t0:.4g}: "

@@ -97,9 +97,11 @@ def simulate_file(path: Path, times: np.ndarray, variables: Sequence[str], amoun
         from stiffml.sbml.system import SBMLSystem
 
         return SBMLSystem(path).simulate(times, variables, amounts, engine="generated", rtol=rtol, atol=atol)
-    from stiffml.sbml.system import roadrunner_simulate
+    from stiffml.sbml.system import SBMLSystem, roadrunner_simulate
 
     doc, raw = read_document(path)
+    if b"http://www.sbml.org/sbml/symbols/delay" in raw:  # libroadrunner cannot load delay()
+        return SBMLSystem(path).simulate(times, variables, amounts, engine="roadrunner", rtol=rtol, atol=atol)
     species = {s.getId() for s in doc.getModel().getListOfSpecies()}
     return roadrunner_simulate(raw.decode("utf-8", "replace"), species, times, variables, amounts, rtol, atol)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from stiffml.sbml.document import SBMLError, SBMLUnsupported, content_hash, read_document
 from stiffml.sbml.examples import resolve_model
-from stiffml.sbml.math import Generated, ModelMath
+from stiffml.sbml.math import DELAY_PREFIX, Generated, ModelMath
 from stiffml.solvers.base import Solver
 from stiffml.solvers.registry import get_solver, solver_names
 from stiffml.systems.base import MAX_GRID_POINTS, SolveError, StiffSystem, Trajectory
@@ -285,11 +285,10 @@ class SBMLSystem(StiffSystem):
         """
         solver = get_solver(method, backend=("roadrunner", "scipy"))
         if solver.backend == "scipy":
-            if self.has_events:
-                raise SBMLUnsupported(f"SBML model '{self.model}' has events {self.math.events}; "
-                                      "only the CVODE (roadrunner) solver handles them")
             self._generated()
             t0 = (self.t_span[0] if self.t_span else 0.0) if t0 is None else t0
+            if self.has_events or self.math.switch_conditions():
+                return self._solve_events(t_eval, rtol, atol, solver, y0, float(t0))
             return super().solve(t_eval, rtol=rtol, atol=atol, method=solver, y0=y0, t0=t0)
         solver.check(rtol, atol)
         t_eval = np.asarray(t_eval, dtype=np.float64)
@@ -299,6 +298,13 @@ class SBMLSystem(StiffSystem):
         if np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0:
             raise ValueError(f"t_eval must be strictly increasing and start at or after t0={t0}")
         start = self.y0 if y0 is None else np.asarray(y0, dtype=np.float64)
+        if self.has_delays:  # libroadrunner cannot load delay(): the method of steps instead
+            if t0 != 0.0:
+                raise SBMLUnsupported(f"SBML model '{self.model}' has delay(): its history starts at t = 0, "
+                                      f"so solves start there, not at t0={t0:g}")
+            grid = np.union1d([0.0], t_eval)
+            y, _ = self._delay_simulator().run(start, np.asarray(self.constants), grid, float(rtol), float(np.min(atol)))
+            return Trajectory(t=t_eval.copy(), y=np.ascontiguousarray(y[np.searchsorted(grid, t_eval)]))
         rr = self._roadrunner(float(rtol), float(np.min(atol)))
         self._set_state(rr, start)
         values = self._run(rr, t0, t_eval, [self._selector(s) for s in self.state_names])
@@ -314,7 +320,9 @@ class SBMLSystem(StiffSystem):
                 compartments, parameters, reactions (their rates), species references.
             amounts: Species reported as amounts.
             engine: ``roadrunner`` (CVODE) or ``generated`` (the generated math, scipy Radau;
-                events located by scipy's root finding, :mod:`stiffml.sbml.events`).
+                events located by scipy's root finding, :mod:`stiffml.sbml.events`). Models with
+                ``delay()``, which libroadrunner cannot load, take the method of steps on the
+                generated math (:mod:`stiffml.sbml.delays`) with either engine.
 
         Returns:
             Array of shape ``[len(times), len(variables)]``.
@@ -325,12 +333,12 @@ class SBMLSystem(StiffSystem):
         amounts = set(amounts)
         for v in variables:
             self.math.observable(v, v in amounts)  # unknown ids: one error naming the valid ones
-        if engine == "roadrunner":
+        if engine == "roadrunner" and not self.has_delays:
             rr = self._roadrunner(rtol, atol)
             if not np.array_equal(self.y0, np.asarray(self.default_y0)):
                 self._set_state(rr, self.y0)
             return self._run(rr, 0.0, times, selections(variables, self.math.species, amounts), finite=False)
-        if self.math.delay_terms or (self.generated is None and self.math.rhs is not None):
+        if self.has_delays:  # libroadrunner cannot load delay(): both engines take the method of steps
             return self._simulate_delays(times, list(variables), amounts, rtol, atol)
         self._generated()
         f = self.math.generate_observables(list(variables), amounts)
@@ -352,17 +360,44 @@ class SBMLSystem(StiffSystem):
         vals = f(times, y.T, constants)
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), times.shape) for v in vals], axis=1)
 
-    def _simulate_delays(self, times: np.ndarray, variables: list[str], amounts: set[str], rtol: float,
-                         atol: float) -> np.ndarray:
-        """The generated engine on a model with ``delay()``: the method of steps."""
+    def _solve_events(self, t_eval: Any, rtol: float, atol: Any, solver: Solver, y0: Any, t0: float) -> Trajectory:
+        """A scipy solve of the generated math with events (and jumps of the field) from t = 0."""
+        from stiffml.sbml.events import EventSimulator
+
+        solver.check(rtol, atol)
+        t_eval = np.asarray(t_eval, dtype=np.float64)
+        if t0 != 0.0:
+            raise SBMLUnsupported(f"SBML model '{self.model}' has events {self.math.events}: their triggers' "
+                                  f"history starts at t = 0, so solves start there, not at t0={t0:g}")
+        if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0:
+            raise ValueError("t_eval must be a non-empty, strictly increasing 1-D array of times from 0 on")
+        start = np.asarray(self.y0 if y0 is None else y0, dtype=np.float64)
+        grid = np.union1d([0.0], t_eval)
+        sim = EventSimulator(self.math, self._generated().rhs, self._jac_at, f"SBML model '{self.model}'", solver)
+        y, _ = sim.run(start, np.asarray(self.constants, dtype=np.float64), grid, float(rtol), float(np.min(atol)))
+        if not np.all(np.isfinite(y)):
+            raise SolveError(f"SBML model '{self.model}': the {solver.name} solve returned non-finite values")
+        return Trajectory(t=t_eval.copy(), y=np.ascontiguousarray(y[np.searchsorted(grid, t_eval)]))
+
+    @property
+    def has_delays(self) -> bool:
+        """Whether the model uses ``delay()`` (integrated by the method of steps,
+        :mod:`stiffml.sbml.delays`, in :meth:`simulate` and :meth:`solve`)."""
+        return any(u.startswith(DELAY_PREFIX) for u in self.math.unsupported)
+
+    def _delay_simulator(self) -> Any:
         from stiffml.sbml.delays import DelaySimulator
 
         if self.has_events:
             raise SBMLUnsupported(f"SBML model '{self.model}' has delay() and events {self.math.events}; the "
                                   "generated engine integrates delays in models without events")
+        return DelaySimulator(self.math, self.math.generate(), f"SBML model '{self.model}'")
+
+    def _simulate_delays(self, times: np.ndarray, variables: list[str], amounts: set[str], rtol: float,
+                         atol: float) -> np.ndarray:
+        """The generated engine on a model with ``delay()``: the method of steps."""
         f = self.math.generate_observables(variables, amounts)  # registers the observables' delays
-        label = f"SBML model '{self.model}'"
-        sim = DelaySimulator(self.math, self.math.generate(), label)
+        sim = self._delay_simulator()  # generated after the observables' delays are known
         y, delayed = sim.run(np.asarray(self.y0, dtype=np.float64), np.asarray(self.constants), times, rtol, atol)
         d = np.array([delayed(float(t)) for t in times]).reshape(times.size, len(self.math.delay_terms))
         vals = f(times, y.T, [*self.constants, *d.T])
