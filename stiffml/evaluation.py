@@ -110,7 +110,7 @@ def scored_free_run(pl_module: Any, dm: Any, settings: RolloutSettings | None = 
     except DIVERGED as err:
         rank_zero_warn(f"free run diverged: {type(err).__name__}: {err}; scored as inf")
         return None, dict(DIVERGED_SCORES)
-    if hasattr(pl_module, "rollout_metrics"):  # e.g. the physics family's ensemble scores
+    if getattr(pl_module, "rollout_metrics", None) is not None:  # e.g. the physics family's ensemble scores
         return run, pl_module.rollout_metrics(dm, run)
     return run, rollout_errors(dm, run)
 
@@ -160,7 +160,7 @@ class RolloutEvaluation(pl.Callback):
 
     def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
         dm = trainer.datamodule
-        if not hasattr(pl_module, "free_run") or dm is None or getattr(dm, "samples", None) is None:
+        if getattr(pl_module, "free_run", None) is None or dm is None or getattr(dm, "samples", None) is None:
             return None
         start = time.perf_counter()
         _, metrics = scored_free_run(pl_module, dm, self.settings)
@@ -235,7 +235,7 @@ class PredictionWriter(pl.Callback):
 
     @rank_zero_only
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._batches and not hasattr(pl_module, "free_run"):
+        if not self._batches and getattr(pl_module, "free_run", None) is None:
             return  # nothing of a trajectory to write (MechanisticModel writes its own table)
         dm = trainer.datamodule
         names = list(getattr(dm, "outputs", []))
@@ -245,7 +245,7 @@ class PredictionWriter(pl.Callback):
             arrays["t"] = dm.target_times
             arrays["reference"] = torch.cat([b["target"] for b in self._batches]).double().numpy()
             arrays["prediction"] = pred  # one step ahead from true inputs for window/pair models
-        if hasattr(pl_module, "free_run"):
+        if getattr(pl_module, "free_run", None) is not None:
             run, metrics = scored_free_run(pl_module, dm, rollout_settings(trainer))
             if run is not None:
                 arrays.update(t_rollout=run["t"], rollout=run["pred"], reference_rollout=run["reference"])

@@ -291,7 +291,7 @@ def report_kanlnn(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path |
     full = normalise_lagrangian(terms, d)
     learned = prune_terms(full, opts.tolerance)
     lines += [f"  normalised: L = {format_terms(learned, names)}", dropped_line(full, learned, names, opts.tolerance)]
-    lagr = getattr(dm.system, "lagrangian", None)
+    lagr = dm.system.lagrangian
     if lagr is None:
         return "\n".join(lines + ["  (the system defines no Lagrangian to compare with)"])
     true_expr = lagr(*syms)
@@ -347,7 +347,7 @@ def report_hnn(model: Any, dm: Any, opts: argparse.Namespace) -> str:
         u = torch.as_tensor(np.vstack([np.zeros((1, 2)), grid]), dtype=torch.float64)
         h = model.energy(u).numpy()
     learned = h[1:] - h[0]
-    true_fn = getattr(dm.system, "energy", None)
+    true_fn = dm.system.energy
     lines = [f"{type(model).__name__}: learned H on a {opts.grid}×{opts.grid} grid over the data "
              f"(5th–95th percentiles), shifted so H(0, 0) = 0"]
     true = None if true_fn is None else true_fn(grid) - true_fn(np.zeros(2))
@@ -375,7 +375,7 @@ def report(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | None) 
     """The symbolic report for a loaded model."""
     from stiffml.models.physics import HNN, KAN, KANLNN
 
-    if hasattr(model, "symbolic_report"):
+    if model.symbolic_report is not None:
         return model.symbolic_report(dm, opts)
     if isinstance(model, KANLNN):
         return report_kanlnn(model, dm, opts, out_dir)

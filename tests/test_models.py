@@ -79,3 +79,29 @@ def test_bad_sizes_are_clear_errors() -> None:
         registry.get_model("MixNet")(kernel_sizes=(3, 4))
     with pytest.raises(ValueError, match="lr must be positive"):
         registry.get_model("FCNN")(lr=0)
+
+
+HOOKS = ("free_run", "rollout_metrics", "symbolic_report")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_optional_hooks_are_declared_on_the_base_and_either_unset_or_methods(name: str) -> None:
+    from stiffml.models.base import StiffModel
+
+    cls = registry.get_model(name)
+    for hook in HOOKS:
+        assert hasattr(StiffModel, hook) and getattr(StiffModel, hook) is None, hook
+        value = getattr(cls, hook)
+        assert value is None or callable(value), (name, hook)
+    # the pointwise family predicts free-running already; every solve-based family has a free run
+    assert (cls.free_run is None) == (cls.consumes({}) == "pointwise"), name
+
+
+def test_system_capabilities_are_declared_on_the_base() -> None:
+    from stiffml.systems import Duffing, Robertson, StiffSystem
+
+    for attr in ("conservative", "energy", "lagrangian", "cache_token"):
+        assert hasattr(StiffSystem, attr), attr
+    rober, duffing = Robertson(), Duffing()
+    assert rober.energy is None and rober.lagrangian is None and not rober.conservative and rober.cache_token == ""
+    assert callable(duffing.energy) and callable(duffing.lagrangian)

@@ -272,13 +272,13 @@ class SystemDataModule(pl.LightningDataModule, abc.ABC):
 
     def energy(self, y: np.ndarray) -> np.ndarray | None:
         """The system's energy of states ``(..., n)``, or None if it defines none."""
-        fn = getattr(self.system, "energy", None)
+        fn = self.system.energy
         return fn(y) if fn is not None else None
 
     @property
     def conservative(self) -> bool:
         """Whether the system conserves its energy (then free runs report energy drift)."""
-        return bool(getattr(self.system, "conservative", False))
+        return bool(self.system.conservative)
 
     # ----------------------------------------------------------------------------- loaders
     def batch_size(self, train: bool) -> int:

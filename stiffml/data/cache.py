@@ -28,7 +28,7 @@ def cache_key(system: StiffSystem, t_eval: np.ndarray, solver: dict) -> str:
         "grid": grid,
         "solver": {k: repr(v) for k, v in sorted(solver.items())},
     }
-    token = getattr(system, "cache_token", "")  # e.g. an SBML file's content hash
+    token = system.cache_token  # e.g. an SBML file's content hash
     if token:
         spec["token"] = token
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()

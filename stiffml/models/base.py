@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -78,6 +79,21 @@ class StiffModel(pl.LightningModule):
     representation: ClassVar[str] = "pointwise"
     # what the model knows of its data (scaler, reference series, widths): set once in setup
     data_spec: DataSpec | None = None
+
+    # Optional capabilities, declared here so a plugin author sees them in one place; a family
+    # that has one defines the method, and callers test ``model.<hook> is not None``.
+    #: ``free_run(datamodule, settings: RolloutSettings) -> dict``: integrate the model from the
+    #: reference's first state(s) over its times (``t``, ``pred``, ``reference`` in physical
+    #: units, ``states``); scored as ``val_rollout_*`` by ``RolloutEvaluation`` and written by
+    #: ``stiffml predict``. ``None``: the model's prediction is already free-running (pointwise).
+    free_run: ClassVar[Callable[..., dict] | None] = None
+    #: ``rollout_metrics(datamodule, run) -> dict[str, float]``: the scores of a free run, where a
+    #: family scores more than the common ones (the physics family's ensemble and energy drift).
+    #: ``None``: :func:`stiffml.evaluation.rollout_errors`.
+    rollout_metrics: ClassVar[Callable[..., dict[str, float]] | None] = None
+    #: ``symbolic_report(datamodule, opts) -> str``: what ``stiffml symbolic`` prints for the
+    #: model (``None``: the built-in reports of the physics family, or none).
+    symbolic_report: ClassVar[Callable[..., str] | None] = None
 
     def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3) -> None:
         super().__init__()

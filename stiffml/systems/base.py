@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,6 +71,18 @@ class StiffSystem(abc.ABC):
     blowup: ClassVar[float] = 1e12
     spacing: ClassVar[str] = "linear"
     sparse_jacobian: ClassVar[bool] = False
+
+    # Optional capabilities, declared here so a system's author sees them in one place; a system
+    # that has one overrides the attribute (with a method or a property).
+    #: Whether the system conserves :meth:`energy` (then free runs report energy drift).
+    conservative: ClassVar[bool] = False
+    #: ``energy(y (..., n)) -> (...)``: the system's energy, where it has one (``None``: none).
+    energy: ClassVar[Callable[[np.ndarray], np.ndarray] | None] = None
+    #: ``lagrangian(q, v)``: the sympy Lagrangian the symbolic report compares with (``None``: none).
+    lagrangian: ClassVar[Callable[..., Any] | None] = None
+    #: A string that changes whenever the system's definition does beyond its class and
+    #: parameters (an SBML file's content hash): part of every trajectory cache key.
+    cache_token: ClassVar[str] = ""
 
     def __init__(self, y0: Any = None, **params: float) -> None:
         unknown = sorted(set(params) - set(self.defaults))
