@@ -195,7 +195,7 @@ def last_good_checkpoint(trainer: pl.Trainer) -> str:
 
 
 class StepCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` for the CLI's ``--step_checkpoint.*`` group (``last.ckpt`` every N
-    training steps; off by default). A class of its own because Lightning keys a callback's saved
+    """``ModelCheckpoint`` for the CLI's ``--step_checkpoint.*`` group (``last.ckpt`` every 5
+    minutes of training by default, and every N training steps if asked). A class of its own because Lightning keys a callback's saved
     state by class name and trigger settings: as a plain ``ModelCheckpoint`` it would collide with
     the epoch-end ``last`` callback whenever their settings coincide (both switched off, say)."""

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from stiffml.benchmark import load_suite
 
@@ -82,6 +83,26 @@ def test_ctrl_c_during_fit_exits_130_and_says_how_to_resume(tmp_path: Path) -> N
     resumed = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "2",
                           "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_time_based_step_checkpoint_is_written_by_default_before_the_epoch_ends(tmp_path: Path) -> None:
+    import yaml
+
+    from .conftest import REPO, run_stiffml
+
+    # the default: every 5 minutes of training; here every step, and Ctrl-C at step 5 of an 8-step epoch
+    proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "5",
+                       "--step_checkpoint.train_time_interval", "0:00:00",
+                       "--trainer.callbacks+=tests.helpers.SigintAtStep", "--trainer.callbacks.step", "5",
+                       env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    run = tmp_path / "lightning_logs" / "version_0"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert 1 <= ckpt["global_step"] <= 5 and ckpt["epoch"] == 0  # saved inside the first epoch
+    defaults = run_stiffml("fit", "--config", TINY, "--print_config")
+    cfg = yaml.safe_load(defaults.stdout)
+    assert cfg["step_checkpoint"]["train_time_interval"] == "0:05:00"
 
 
 def _fit_tiny(cli, root: Path) -> Path:
