@@ -38,7 +38,7 @@ from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find
 from stiffml.data.base import SystemDataModule
 from stiffml.data.petab import PEtabDataModule
 from stiffml.errors import condense
-from stiffml.evaluation import PredictionWriter, RolloutEvaluation
+from stiffml.evaluation import PredictionWriter, RolloutEvaluation, run_folder
 from stiffml.experiment import run_experiment
 from stiffml.models.base import StiffModel
 from stiffml.models.mechanistic import MechanisticModel
@@ -260,6 +260,12 @@ class StiffCLI(LightningCLI):
         if self._resume_version is not None and isinstance(logger, (TensorBoardLogger, CSVLogger)):
             # continue the resumed run's curves in its own version folder
             trainer.logger = type(logger)(save_dir=logger.save_dir, name=logger.name, version=self._resume_version)
+        ckpt = self._active_config().get("ckpt_path")
+        if (self.subcommand in ("validate", "test", "predict") and isinstance(logger, (TensorBoardLogger, CSVLogger))
+                and ckpt and Path(ckpt).parent.name == "checkpoints"):
+            # an evaluation of a trained run belongs to that run: <run>/validate/version_N, not a new
+            # lightning_logs/version_N beside the training runs that holds only its config
+            trainer.logger = type(logger)(save_dir=str(run_folder(ckpt)), name=self.subcommand)
 
     def fit(self, model: StiffModel, datamodule: SystemDataModule | None = None, ckpt_path: str | None = None,
             **kwargs: Any) -> None:

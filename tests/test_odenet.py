@@ -220,11 +220,12 @@ def test_explicit_model_flags_win_over_checkpoint_hparams(cli, tmp_path) -> None
     assert cli("fit", "--config", tiny, "--model.mode", "derivative", "--trainer.max_steps", 2,
                "--trainer.limit_val_batches", 1, "--trainer.default_root_dir", tmp_path / "fit") == 0
     ckpt = next((tmp_path / "fit").glob("lightning_logs/version_0/checkpoints/last.ckpt"))
-    for flags, mode in (([], "derivative"), (["--model.mode", "pair"], "pair")):
+    for i, (flags, mode) in enumerate((([], "derivative"), (["--model.mode", "pair"], "pair"))):
         root = tmp_path / f"val-{mode}"
         assert cli("validate", "--config", tiny, "--ckpt_path", ckpt, *flags, "--trainer.limit_val_batches", 1,
                    "--rollout.length", 5, "--trainer.default_root_dir", root) == 0
-        cfg = yaml.safe_load(next(root.glob("lightning_logs/version_0/config.yaml")).read_text())
+        # a validation of a trained run is logged in that run's folder, one version per validation
+        cfg = yaml.safe_load((ckpt.parent.parent / "validate" / f"version_{i}" / "config.yaml").read_text())
         assert cfg["model"]["init_args"]["mode"] == mode  # the checkpoint's unless given explicitly
         assert cfg["data"]["init_args"]["representation"] == {"derivative": "derivative", "pair": "pair"}[mode]
 

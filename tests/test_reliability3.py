@@ -105,6 +105,23 @@ def test_a_time_based_step_checkpoint_is_written_by_default_before_the_epoch_end
     assert cfg["step_checkpoint"]["train_time_interval"] == "0:05:00"
 
 
+def test_validate_and_predict_log_inside_the_run_they_evaluate(tmp_path: Path, cli) -> None:
+    ckpt = _fit_tiny(cli, tmp_path)
+    trained_config = (ckpt.parent.parent / "config.yaml").read_text()
+    for sub in ("validate", "predict", "validate"):
+        assert cli(sub, "--config", TINY, "--ckpt_path", "last", "--trainer.default_root_dir", tmp_path) == 0
+    logs = tmp_path / "lightning_logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["version_0"]  # no empty version_1, version_2 ...
+    run = ckpt.parent.parent
+    assert sorted(p.name for p in (run / "validate").iterdir()) == ["version_0", "version_1"]
+    assert (run / "validate" / "version_1" / "config.yaml").is_file() and (run / "predictions" / "predictions.npz").is_file()
+    assert (run / "config.yaml").read_text() == trained_config  # the training run's config is not overwritten
+    # and the next resume still finds the training run
+    assert cli("fit", "--config", TINY, "--ckpt_path", "last", "--trainer.max_epochs", "2",
+               "--trainer.default_root_dir", tmp_path) == 0
+    assert sorted(p.name for p in logs.iterdir()) == ["version_0"]
+
+
 def _fit_tiny(cli, root: Path) -> Path:
     assert cli("fit", "--config", TINY, "--trainer.default_root_dir", root, "--trainer.max_epochs", "1") == 0
     return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
