@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import sys
 import traceback
 import warnings
@@ -191,6 +192,7 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
 
     record: dict[str, Any] = {"suite": suite, "config": run.config, "label": run.label, "seed": seed,
                               "run_dir": str(run_dir), "versions": _versions(), "status": "failed"}
+    clear_partial(run_dir)
     try:
         args = ["--config", run.path or run.config, *run.args, *extra, f"--seed_everything={seed}",
                 f"--trainer.default_root_dir={run_dir}", f"--prediction.output_dir={run_dir / 'predictions'}",
@@ -225,6 +227,24 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
         record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         atomic_write(run_dir / "traceback.txt", traceback.format_exc())
     return record
+
+
+PARTIAL = ("lightning_logs", "predictions", "traceback.txt", "curve.json")
+
+
+def clear_partial(run_dir: Path) -> None:
+    """Remove what an unfinished attempt of this run left (an interrupted benchmark's
+    ``lightning_logs/version_0``, its predictions): a run without ``result.json`` starts again from
+    nothing, so its curves and figures never mix two attempts (a stale ``version_0`` beside the
+    new ``version_1``)."""
+    if (run_dir / "result.json").exists():
+        return
+    for name in PARTIAL:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
 
 
 def _loss_curve(log_dir: Path) -> dict[str, list[float]]:

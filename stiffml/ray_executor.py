@@ -131,6 +131,9 @@ def _task(suite: str, run: Any, config_text: str, seed: int, extra: list[str], t
 
 def _store(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """On the driver: write a task's files under ``run_dir``; the record now points there."""
+    from stiffml.benchmark import clear_partial
+
+    clear_partial(run_dir)  # what an earlier, unfinished attempt left there
     for rel, data in result["files"].items():
         if rel != "result.json":
             atomic_write(run_dir / rel, data)

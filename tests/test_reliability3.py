@@ -46,6 +46,20 @@ def test_an_option_every_run_rejects_fails_every_run_with_its_reason(tmp_path: P
     assert (tmp_path / "out" / "report.md").is_file()
 
 
+@pytest.mark.slow
+def test_a_rerun_after_an_interrupted_benchmark_leaves_no_stale_version(tmp_path: Path, cli) -> None:
+    out = tmp_path / "out"
+    assert cli("benchmark", "--configs", TINY, "--out", out, "--repeats", "1", "--", "--trainer.max_steps", "2") == 0
+    (seed_dir,) = (out / "runs").glob("*/seed0")
+    # what Ctrl-C in the middle of this run would have left: a version folder, no result.json
+    (seed_dir / "result.json").unlink()
+    (seed_dir / "lightning_logs" / "version_0" / "stale.txt").write_text("from the interrupted attempt")
+    assert cli("benchmark", "--configs", TINY, "--out", out, "--repeats", "1", "--", "--trainer.max_steps", "2") == 0
+    assert sorted(p.name for p in (seed_dir / "lightning_logs").iterdir()) == ["version_0"]
+    assert not (seed_dir / "lightning_logs" / "version_0" / "stale.txt").exists()
+    assert (seed_dir / "result.json").is_file()
+
+
 def test_duplicate_labels_are_refused_at_load(tmp_path: Path) -> None:
     suite = tmp_path / "dup.yaml"
     suite.write_text(f"runs:\n  - {{config: {TINY}, label: a}}\n  - {{config: {TINY}, label: a}}\n")
