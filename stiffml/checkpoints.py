@@ -13,7 +13,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from stiffml.io import atomic_write, remove_stale_temps
+from stiffml.io import atomic_write, remove_stale_temps, write_failure
 
 
 class CheckpointError(ValueError):
@@ -130,7 +130,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         remove_stale_temps(Path(path).parent)
         checkpoint = {**checkpoint, DIGEST_KEY: content_digest(checkpoint)}
-        atomic_write(path, lambda f: torch.save(checkpoint, f))
+        try:
+            atomic_write(path, lambda f: torch.save(checkpoint, f))
+        except (OSError, RuntimeError) as err:
+            raise write_failure(err, "the checkpoint", path, "the checkpoints written before it are intact") from None
 
     def load_checkpoint(self, path: _PATH, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Lightning's load, then the content digest checked (:func:`verify_digest`)."""

@@ -316,6 +316,23 @@ def _init_parameters(cls: Any) -> set[str] | None:
     return None
 
 
+def check_root_dir(root: str | os.PathLike | None) -> None:
+    """One line naming ``--trainer.default_root_dir`` when runs cannot be written there (a file,
+    or a folder without write permission), before anything is trained."""
+    if root is None:
+        return
+    path = Path(root)
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        where = "" if existing == path else f" (its parent {existing} is)"
+        raise ValueError(f"trainer.default_root_dir {str(path)!r} is a file, not a folder{where}; give a folder for the runs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"trainer.default_root_dir {str(path)!r}: no permission to write in {existing}; "
+                         "give a writable folder for the runs")
+
+
 def check_trainer_args(trainer: Namespace) -> None:
     """One-line errors for trainer settings Lightning would accept and then fail on, and the
     precision default (64-bit on the CPU, 32-bit on an accelerator)."""
@@ -340,6 +357,7 @@ def check_trainer_args(trainer: Namespace) -> None:
         if value is not None and value < least:
             allowed = "-1 (no limit) or a non-negative integer" if least == -1 else "a non-negative integer"
             raise ValueError(f"trainer.{key} must be {allowed}, got {value}")
+    check_root_dir(trainer.get("default_root_dir"))
     if trainer.get("precision") is None:
         trainer.precision = "64-true" if on_cpu else "32-true"
     elif on_cpu and str(trainer.precision) in ("16", "16-mixed", "16-true"):

@@ -10,8 +10,10 @@ workers write into shared folders side by side).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,25 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_failure(err: BaseException, what: str, path: str | os.PathLike, hint: str = "") -> OSError:
+    """A one-line OSError for a file that could not be written, naming what and where; a full disk
+    says so with the space left (torch.save on a full disk raises only "[enforce fail at
+    inline_container.cc] unexpected pos", a RuntimeError)."""
+    path = Path(path)
+    folder = next((p for p in [path.parent, *path.parents] if p.exists()), path.parent)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    full = getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in str(err) or "inline_container" in str(err)
+    if full:
+        left = f" ({free / 2**20:.1f} MiB left)" if free is not None else ""
+        reason = f"no space left on the device of {folder}{left}"
+    else:
+        reason = getattr(err, "strerror", None) or " ".join(str(err).split())
+    return OSError(f"cannot write {what} {path}: {reason}" + (f"; {hint}" if hint else ""))
 
 
 def default_cache_dir() -> Path:

@@ -303,3 +303,43 @@ def test_fit_says_which_precision_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "precision: 32-true on cpu" in proc.stdout + proc.stderr
     assert "Tip" not in proc.stdout + proc.stderr and "LeafSpec" not in proc.stderr
+
+
+def test_a_file_as_the_root_folder_is_named_before_training(tmp_path: Path, cli, capsys) -> None:
+    (tmp_path / "afile").write_text("")
+    code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path / "afile" / "runs")
+    assert_one_line_error(code, capsys, f"trainer.default_root_dir '{tmp_path / 'afile' / 'runs'}' is a file, not a folder")
+    assert code == 2
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_naming_the_file(tmp_path: Path, cli, capsys, monkeypatch) -> None:
+    real = torch.save
+
+    def full(obj, f, *args, **kwargs):  # what torch.save raises when the disk fills up
+        if isinstance(obj, dict) and "state_dict" in obj:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "1")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
+    assert code != 0 and len(lines) == 1 and "cannot write the checkpoint" in lines[0], lines
+    assert "no space left on the device" in lines[0] and ".ckpt" in lines[0]
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("*.tmp"))  # nothing half-written
+
+
+def test_a_full_cache_disk_names_the_cache_and_the_way_out(tmp_path: Path, cli, capsys, monkeypatch) -> None:
+    import errno
+
+    import numpy as np
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    code = cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path / "runs",
+               "--data.cache_dir", tmp_path / "cache")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stiffml: error:")]
+    assert code != 0 and len(lines) == 1, lines
+    assert "cannot write the trajectory cache" in lines[0] and "no space left on the device" in lines[0]
+    assert "--data.cache_dir (or STIFFML_CACHE_DIR)" in lines[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stiffml.io import atomic_write, default_cache_dir, remove_stale_temps
+from stiffml.io import atomic_write, default_cache_dir, remove_stale_temps, write_failure
 from stiffml.systems import StiffSystem, Trajectory
 
 CACHE_VERSION = 1
@@ -88,7 +88,11 @@ def _write(path: Path, **arrays: np.ndarray) -> None:
     except OSError as err:
         raise OSError(f"cannot create cache directory {path.parent}: {err}") from None
     remove_stale_temps(path.parent)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    try:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+    except OSError as err:
+        raise write_failure(err, "the trajectory cache", path,
+                            "free space there or point --data.cache_dir (or STIFFML_CACHE_DIR) elsewhere") from None
 
 
 def cached_ensemble(
