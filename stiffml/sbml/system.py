@@ -269,7 +269,7 @@ class SBMLSystem(StiffSystem):
         return super().default_grid(t_span, dt, spacing, points_per_decade)
 
     # ------------------------------------------------------------------------------ solving
-    def solve(self, t_eval, rtol: float = 1e-10, atol: float | Any = 1e-12, method: str | Solver = "CVODE",
+    def solve(self, t_eval: Any, rtol: float = 1e-10, atol: float | Any = 1e-12, method: str | Solver = "CVODE",
               y0: Any = None, t0: float | None = None) -> Trajectory:
         """Integrate and sample at ``t_eval``.
 

@@ -1,4 +1,4 @@
-"""Example stiffml plugin: the worked example of the plugin guide (README, "Writing a plugin")."""
+"""Example stiffml plugin: the worked example of the plugin guide (docs/plugins.md)."""
 
 from stiffml_example.siren import Siren
 from stiffml_example.toggle import ToggleSwitch, ToggleSwitchDataModule
