@@ -133,6 +133,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             atomic_write(path, lambda f: torch.save(checkpoint, f))
         except (OSError, RuntimeError) as err:
+            # torch.save on a full disk raises a RuntimeError of its zip writer; other runtime
+            # errors are not about the disk and go on as they are
+            if isinstance(err, RuntimeError) and "inline_container" not in str(err) and "unexpected pos" not in str(err):
+                raise
             raise write_failure(err, "the checkpoint", path, "the checkpoints written before it are intact") from None
 
     def load_checkpoint(self, path: _PATH, *args: Any, **kwargs: Any) -> dict[str, Any]:

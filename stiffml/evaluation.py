@@ -58,8 +58,9 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
                 f"{prefix}_rollout_nmae_worst": nmae_worst(pred[mask], ref[mask], span),
                 f"{prefix}_rollout_rel_l2": rel_l2(pred[mask], ref[mask])}
 
-    if getattr(dm.hparams, "split", "random") == "extrapolate":
-        cut = dm.times[0] + dm.hparams.train_fraction * (dm.times[-1] - dm.times[0])
+    data = _free_run_data(dm)
+    cut = data.cut if data is not None else None  # the data's own split, not recomputed here
+    if cut is not None:
         held = t > cut
         out = {}
         if held.any():
@@ -86,15 +87,21 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+def _free_run_data(dm: Any) -> Any:
+    """The datamodule's :class:`~stiffml.rollout.FreeRunData`; ``None`` for a datamodule that is not
+    a :class:`~stiffml.data.base.SystemDataModule` (the evaluation takes any Lightning datamodule)."""
+    return dm.free_run_data() if hasattr(dm, "free_run_data") else None
+
+
 def reference_range(dm: Any, ref: np.ndarray) -> np.ndarray:
     """Each state's range over the datamodule's whole free-run reference (every time, every
     held-out trajectory), the divisor of the free-run NMAE: a run cut short by
     ``--rollout.length``, or the held-out part of an extrapolation split, is scored in units of the
     state's full range, not of the part it covers (where a species can be flat). Falls back to
     ``ref``'s own range where the datamodule has no reference of that width."""
-    for name in ("rollout_reference", "reference"):
-        full = getattr(dm, name, None)
-        if full is not None and np.ndim(full) >= 2 and np.shape(full)[-1] == np.shape(ref)[-1]:
+    data = _free_run_data(dm)
+    for full in ((data.reference, data.series) if data is not None else ()):
+        if np.ndim(full) >= 2 and np.shape(full)[-1] == np.shape(ref)[-1]:
             return state_range(full)
     return state_range(ref)
 

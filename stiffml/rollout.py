@@ -81,6 +81,91 @@ class RolloutSettings:
         return n_times if self.length is None else min(n_times, self.length + 1)
 
 
+@dataclasses.dataclass(frozen=True)
+class FreeRunData:
+    """Everything a free run needs from the data, in one object
+    (:meth:`stiffml.data.base.SystemDataModule.free_run_data`), so that neither models nor the
+    evaluation reach into the datamodule for it.
+
+    Attributes:
+        times: Output times of free runs of a field, the initial time first, ``(T,)``.
+        reference: The states they are scored against, physical units, ``(m, T, n)``.
+        horizon_index: ``times[:horizon_index]`` is the span trained on (the physics family's
+            long horizon runs past it).
+        ensemble: ``reference`` holds ``m`` held-out trajectories (else one reference, ``m = 1``).
+        series_times: Times of the outputs' reference series (window models roll out over it).
+        series: The outputs' reference series in physical units, ``(T', n_outputs)``.
+        window: The window length of window samples (``None`` for other representations).
+        cut: Time after which the data were held out (an ``extrapolate`` split), else ``None``.
+        spec: Units conversion (:class:`stiffml.data.base.DataSpec`).
+        energy: The system's energy of states ``(..., n)`` where it has one, else ``None``.
+        conservative: Whether the system conserves that energy.
+    """
+
+    times: np.ndarray
+    reference: np.ndarray
+    horizon_index: int
+    ensemble: bool
+    series_times: np.ndarray
+    series: np.ndarray
+    window: int | None
+    cut: float | None
+    spec: Any
+    energy: Callable[[np.ndarray], np.ndarray] | None = None
+    conservative: bool = False
+
+    def initial_states(self) -> np.ndarray:
+        """The true initial state of every reference trajectory, ``(m, n)``."""
+        return self.reference[:, 0]
+
+
+def field_free_run(field: Callable[[Tensor, Tensor], Tensor], data: FreeRunData, settings: RolloutSettings,
+                   like: Tensor) -> dict[str, np.ndarray]:
+    """A learned field's free run from every reference trajectory's true initial state: unit
+    conversion in, :func:`integrate_field`, unit conversion out. Models supply only the field.
+
+    Args:
+        field: ``(t, z (B, n)) → (B, n)`` in the model's units.
+        data: The free-run data.
+        settings: Resolved free-run settings (``settings.length`` cuts the run).
+        like: A tensor of the model's dtype and device.
+
+    Returns:
+        ``t`` (T,), ``pred`` and ``reference`` (m, T, n) in physical units, the initial states first.
+
+    Raises:
+        SolveError, StepBudgetExceeded: As :func:`integrate_field`.
+    """
+    keep = settings.cut(len(data.times))
+    times, ref = data.times[:keep], data.reference[:, :keep]
+    z0 = torch.as_tensor(data.spec.states_to_model(ref[:, 0]), dtype=like.dtype, device=like.device)
+    z = integrate_field(field, z0, times, settings)
+    return {"t": times, "pred": data.spec.states_to_physical(z).transpose(1, 0, 2), "reference": ref}
+
+
+def window_free_run(step: Callable[[Tensor, int], Tensor], data: FreeRunData, length: int | None,
+                    like: Tensor) -> dict[str, np.ndarray]:
+    """A window model's free run over the output series from its first true window.
+
+    Args:
+        step: ``rollout(init (1, k, n), steps) → (1, steps, n)`` in the model's units.
+        data: The free-run data (``window`` set).
+        length: Steps to run (``None``: the whole series).
+        like: A tensor of the model's dtype and device.
+
+    Returns:
+        ``t``, ``pred`` and ``reference`` ``(steps, n)`` in physical units (the predicted states).
+    """
+    k = data.window
+    if k is None:
+        raise ValueError("window_free_run needs window samples (FreeRunData.window is None)")
+    n = len(data.series) - k
+    steps = n if length is None else min(length, n)
+    init = torch.as_tensor(data.spec.states_to_model(data.series[:k]), dtype=like.dtype, device=like.device)
+    pred = data.spec.states_to_physical(step(init.unsqueeze(0), steps)[0])
+    return {"t": data.series_times[k:k + steps], "pred": pred, "reference": data.series[k:k + steps]}
+
+
 def integrate_field(
     field: Callable[[Tensor, Tensor], Tensor],
     z0: Tensor,

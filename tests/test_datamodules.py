@@ -225,6 +225,26 @@ def test_single_trajectory_and_ensemble_datamodules_are_siblings(tmp_path) -> No
     assert ens.spec().reference.shape == (20, 2) and ens.rollout_reference.shape[1] == 9
 
 
+def test_free_run_data_carries_what_a_free_run_needs_in_one_object() -> None:
+    from stiffml.data import DuffingDataModule
+
+    dm = BZDataModule(representation="window", dt=0.01, window=5, split="extrapolate", train_fraction=0.7)
+    dm.setup("fit")
+    data = dm.free_run_data()
+    assert data.cut == pytest.approx(7.0) and not data.ensemble and data.window == 5
+    assert data.reference.shape == (1, len(data.times), 3) and data.series.shape == dm.reference.shape
+    np.testing.assert_array_equal(data.initial_states(), data.reference[:, 0])
+    assert data.energy is None and not data.conservative
+    random = BZDataModule(representation="pointwise", dt=0.01)
+    random.setup("fit")
+    assert random.free_run_data().cut is None and random.free_run_data().window is None
+    ens = DuffingDataModule(n_trajectories=4, n_points=5, rollout_factor=2, representation="derivative")
+    ens.setup("fit")
+    data = ens.free_run_data()
+    assert data.ensemble and data.reference.shape[0] == len(ens.val_trajectories) and data.horizon_index == 5
+    assert callable(data.energy) and data.conservative == ens.conservative
+
+
 @pytest.mark.slow  # five tight ROBER solves over ten decades
 def test_rober_ensemble_holds_out_the_chosen_initial_state() -> None:
     from stiffml.data import RobertsonEnsembleDataModule

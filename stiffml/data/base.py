@@ -32,6 +32,7 @@ from stiffml.data.samples import (
     WindowSamples,
 )
 from stiffml.data.scaling import NORMALIZATIONS, Normalization, Scaler
+from stiffml.rollout import FreeRunData
 from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory
 
 Representation = Literal["pointwise", "window", "pair", "segment", "derivative", "trajectory"]
@@ -110,6 +111,7 @@ class Built:
         rollout_times: Output times of free runs of a learned field.
         rollout_reference: States free runs are scored against, ``(m, T, n)``.
         horizon_index: ``rollout_times[:horizon_index]`` is the training horizon.
+        cut: Time after which samples were held out (an ``extrapolate`` split), else ``None``.
     """
 
     samples: SampleSet
@@ -121,6 +123,7 @@ class Built:
     rollout_times: np.ndarray
     rollout_reference: np.ndarray
     horizon_index: int
+    cut: float | None = None
 
 
 class SystemDataModule(pl.LightningDataModule, abc.ABC):
@@ -156,6 +159,10 @@ class SystemDataModule(pl.LightningDataModule, abc.ABC):
     # required arguments or no fixed system (e.g. SBML's model); empty: the defaults with a short grid
     example_args: ClassVar[dict[str, Any]] = {}
     rollout_factor: ClassVar[int] = 1  # free runs cover the one span (ensembles: several)
+    #: Indices of the held-out trajectories of an ensemble (set in its setup); ``None``: one trajectory.
+    val_trajectories: np.ndarray | None = None
+    #: Time after which samples are held out (an ``extrapolate`` split, set in setup); ``None``: none.
+    extrapolation_cut: float | None = None
 
     def __init__(
         self,
@@ -259,6 +266,7 @@ class SystemDataModule(pl.LightningDataModule, abc.ABC):
         self.times, self.reference = built.times, built.reference
         self.rollout_times, self.rollout_reference = built.rollout_times, built.rollout_reference
         self.horizon_index = built.horizon_index
+        self.extrapolation_cut = built.cut
         self.samples = built.samples.to(device, dtype)
         self.train_idx = torch.as_tensor(built.train, device=device)
         self.val_idx = torch.as_tensor(built.val, device=device)
@@ -269,6 +277,17 @@ class SystemDataModule(pl.LightningDataModule, abc.ABC):
             raise RuntimeError(f"{type(self).__name__}.spec() needs setup() first")
         return DataSpec(self.representation, self.n_inputs, self.n_outputs, self.hparams.normalization,
                         self.target_scaler, self.times, self.reference)
+
+    def free_run_data(self) -> FreeRunData:
+        """What a free run needs, after :meth:`setup` (:class:`stiffml.rollout.FreeRunData`)."""
+        spec = self.spec()
+        return FreeRunData(
+            times=self.rollout_times, reference=self.rollout_reference, horizon_index=self.horizon_index,
+            ensemble=self.val_trajectories is not None, series_times=self.times, series=self.reference,
+            window=self.hparams.get("window") if self.representation in ("window", "segment") else None,
+            cut=self.extrapolation_cut, spec=spec, energy=self.system.energy,
+            conservative=bool(self.system.conservative),
+        )
 
     def energy(self, y: np.ndarray) -> np.ndarray | None:
         """The system's energy of states ``(..., n)``, or None if it defines none."""
@@ -506,6 +525,7 @@ class StiffDataModule(SystemDataModule):
             times=traj.t, reference=reference,
             # free runs of a learned field (physics family): the one trajectory over the whole span
             rollout_times=traj.t, rollout_reference=traj.y[None], horizon_index=len(traj.t),
+            cut=None if h.split == "random" else float(cut),
         )
 
     def _samples(self, traj: Trajectory, reference: np.ndarray, scaler: Scaler) -> SampleSet:

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel
-from stiffml.rollout import RolloutSettings, integrate_field
+from stiffml.rollout import RolloutSettings, field_free_run
 from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
 from stiffml.systems import SolveError
 
@@ -329,18 +329,16 @@ class ODENet(StiffModel):
         initial state in one batched solve, ``(m, T, n)``.
         """
         settings = (settings or RolloutSettings()).resolved(solver="Radau", atol=1e-9)
-        keep = settings.cut(len(dm.rollout_times))
-        times, ref = dm.rollout_times[:keep], dm.rollout_reference[:, :keep]
-        data = dm.spec()
-        param = next(self.parameters())
-        z0 = torch.as_tensor(data.states_to_model(ref[:, 0]), dtype=param.dtype, device=param.device)
+        data = dm.free_run_data()
         try:
             with torch.inference_mode(False), torch.enable_grad():
-                z = integrate_field(self.field, z0, times, settings)
-            pred = data.states_to_physical(z).transpose(1, 0, 2)
+                run = field_free_run(self.field, data, settings, next(self.parameters()))
         except (SolveError, StepBudgetExceeded) as err:
             rank_zero_warn(f"free run of the learned field failed: {err}")
-            pred = np.full(ref.shape, np.nan)
-        if getattr(dm, "val_trajectories", None) is None:  # one trajectory, not an ensemble
+            keep = settings.cut(len(data.times))
+            run = {"t": data.times[:keep], "reference": data.reference[:, :keep]}
+            run["pred"] = np.full(run["reference"].shape, np.nan)
+        times, pred, ref = run["t"], run["pred"], run["reference"]
+        if not data.ensemble:  # one trajectory
             return {"t": times[1:], "pred": pred[0, 1:], "reference": ref[0, 1:]}
         return {"t": times[1:], "pred": pred[:, 1:], "reference": ref[:, 1:]}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stiffml.rollout import RolloutSettings
+from stiffml.rollout import RolloutSettings, window_free_run
 from stiffml.models.base import StiffModel, check_positive
 from stiffml.models.chains import CELL_KINDS, READOUTS, chain_rollout
 
@@ -181,12 +181,8 @@ class WindowModel(StiffModel):
         Returns:
             ``t`` (times of the predicted states), ``pred`` and ``reference`` in physical units.
         """
-        series = dm.samples.tensors["y"]
-        k = dm.hparams.window
         length = settings.length if settings is not None else None
-        steps = len(series) - k if length is None else min(length, len(series) - k)
-        pred = dm.spec().states_to_physical(self.rollout(series[:k].unsqueeze(0).to(self.dtype), steps)[0])
-        return {"t": dm.times[k : k + steps], "pred": pred, "reference": dm.reference[k : k + steps]}
+        return window_free_run(self.rollout, dm.free_run_data(), length, next(self.parameters()))
 
 
 class LastStateReadout(WindowModel):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from stiffml.mechanics import SingularLagrangianError
 from stiffml.metrics import nmae
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel, check_positive
-from stiffml.rollout import RolloutSettings, integrate_field
+from stiffml.rollout import RolloutSettings, field_free_run
 from stiffml.solvers import StepBudgetExceeded
 from stiffml.systems import SolveError
 
@@ -117,9 +117,9 @@ class PhysicsModel(StiffModel, abc.ABC):
         fails (step budget, non-finite values) has ``pred`` filled with NaN from there on.
         """
         settings = (settings or RolloutSettings()).resolved(solver="dopri5", atol=1e-8)
-        ref, data = dm.rollout_reference, dm.spec()
-        keep = settings.cut(len(dm.rollout_times))
-        ref, times = ref[:, :keep], dm.rollout_times[:keep]
+        data = dm.free_run_data()
+        keep = settings.cut(len(data.times))
+        ref, times = data.reference[:, :keep], data.times[:keep]
         param = next(self.parameters())
         # tolerances below the dtype's resolution (e.g. atol 1e-8 in float32) would make the
         # adaptive solver shrink its steps without end
@@ -129,10 +129,8 @@ class PhysicsModel(StiffModel, abc.ABC):
         self.eval()
         try:
             with autograd_enabled():
-                z0 = torch.as_tensor(data.states_to_model(ref[:, 0]), device=param.device, dtype=param.dtype)
                 try:
-                    out = integrate_field(lambda _t, z: self.field(z), z0, times, settings)
-                    pred = data.states_to_physical(out).transpose(1, 0, 2)
+                    pred = field_free_run(lambda _t, z: self.field(z), data, settings, param)["pred"]
                 except (StepBudgetExceeded, SolveError):
                     pred = np.full_like(ref, np.nan)
                 except SingularLagrangianError as err:
