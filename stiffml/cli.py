@@ -101,10 +101,10 @@ class StiffCLI(LightningCLI):
         # steps where a top-k checkpoint is saved, so a run whose val_loss stops improving would
         # keep a stale "last". A monitor-less callback overwrites last.ckpt at every epoch end; a
         # third refreshes it every 5 minutes of training (--step_checkpoint.train_time_interval;
-        # and/or every N steps, --step_checkpoint.every_n_train_steps N), so a run killed before
+        # or every N steps instead, --step_checkpoint.every_n_train_steps N), so a run killed before
         # its first epoch ends loses minutes, not the epoch (the epoch of a paper-sized config takes
-        # over 10 minutes on a loaded 2-core machine). Resuming from such a mid-epoch checkpoint
-        # continues the epoch where it stopped, but is not bitwise like an epoch-end resume.
+        # over 10 minutes on a loaded 2-core machine); the batch loader saves its place, so the
+        # resume continues the epoch where it stopped.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(StepCheckpoint, "step_checkpoint")
@@ -201,6 +201,10 @@ class StiffCLI(LightningCLI):
     # --------------------------------------------------------------------------- validation
     def before_instantiate_classes(self) -> None:
         cfg = self._active_config()
+        step = cfg.get("step_checkpoint")
+        if step is not None and ((step.get("every_n_train_steps") or 0) > 0 or (step.get("every_n_epochs") or 0) > 0):
+            # a step (or epoch) trigger replaces the 5-minute default: Lightning allows one trigger
+            step.train_time_interval = None
         if self.subcommand in ("validate", "test", "predict") and cfg.get("ckpt_path") is None and not cfg.get("allow_untrained"):
             raise ValueError(
                 f"{self.subcommand} needs --ckpt_path PATH (or 'last': the newest run under the root folder); "
