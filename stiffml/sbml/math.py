@@ -111,13 +111,11 @@ class ModelMath:
             expr = self._parse(law, f"the kinetic law of reaction '{rid}'")
             local = {sp.Symbol(p.getId()): sp.Float(p.getValue()) for p in law.getListOfLocalParameters()}
             self.kinetics[rid] = expr.xreplace(local)
-        for ref_id in self.stoich_refs:
-            if ref_id in self.rate:
-                self.unsupported.append(f"a rate rule on the stoichiometry '{ref_id}'")
 
         self.state_ids = [s for s in self.species if self._is_state_species(s)]
         self.state_ids += [c for c in self.compartments if c in self.rate]
         self.state_ids += [p for p in self.parameters if p in self.rate]
+        self.state_ids += [r for r in self.stoich_refs if r in self.rate]  # a stoichiometry under a rate rule
         busy = set(self.state_ids) | set(self.assigned)
         self.constant_ids = [i for i in [*self.compartments, *self.species, *self.parameters, *self.stoich_refs]
                              if i not in busy]

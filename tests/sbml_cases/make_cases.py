@@ -227,6 +227,20 @@ def main() -> None:
          "model c32\n compartment C; species S1 in C, S2 in C\n C := 1 + time/2\n J1: S1 -> ; k1*S1*C\n"
          " k1 = 0.7; S1 = 1; S2 = 1\nend",
          ["S1", "S2", "C"], lambda t: [E(-k * t) / (1 + t / 2), 1 / (1 + t / 2), 1 + t / 2])
+    def stoichiometry_rate_rule(model):
+        import libsbml
+
+        ref = model.getReaction("J1").getReactant(0)
+        ref.setId("st1")
+        ref.setStoichiometry(1.0)
+        ref.setConstant(False)
+        rule = model.createRateRule()
+        rule.setVariable("st1")
+        rule.setMath(libsbml.parseL3Formula("0.5"))
+
+    case(33, "A stoichiometry under a rate rule: st1' = 1/2, so dS1/dt = -(1 + t/2) k S1",
+         "model c33\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\nend",
+         ["S1"], lambda t: [E(-k * (t + t ** 2 / 4))], edit=stoichiometry_rate_rule)
     case(26, "A delayed event",
          "model c26\n compartment C = 1; species S1 in C\n J1: S1 -> ; k1*S1\n k1 = 0.7; S1 = 1\n"
          " E1: at 0.5 after (time > 2): S1 = 1\nend",
