@@ -119,6 +119,7 @@ def test_a_time_based_step_checkpoint_is_written_by_default_before_the_epoch_end
     assert cfg["step_checkpoint"]["train_time_interval"] == "0:05:00"
 
 
+@pytest.mark.slow
 def test_validate_and_predict_log_inside_the_run_they_evaluate(tmp_path: Path, cli) -> None:
     ckpt = _fit_tiny(cli, tmp_path)
     trained_config = (ckpt.parent.parent / "config.yaml").read_text()
@@ -328,6 +329,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_naming_the_file(tmp_path: P
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("*.tmp"))  # nothing half-written
 
 
+@pytest.mark.slow
 def test_a_full_cache_disk_names_the_cache_and_the_way_out(tmp_path: Path, cli, capsys, monkeypatch) -> None:
     import errno
 

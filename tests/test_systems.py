@@ -70,6 +70,7 @@ def test_solvers_agree_on_vdp() -> None:
     assert np.max(np.abs(a - b)) < 1e-5 * np.abs(a).max()
 
 
+@pytest.mark.slow  # two long VdP solves
 def test_lienard_form_is_the_same_oscillator() -> None:
     """``vdp_lienard``'s x is ``vdp``'s x (two jumps included), and y = x − x³/3 − x'/μ along the way."""
     t = np.linspace(0, 140, 1401)  # past the first two jumps (about 65 s and 130 s)
