@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import sys
 import traceback
 import warnings
@@ -29,6 +28,7 @@ import yaml
 
 from stiffml.errors import OneLineArgumentParser
 from stiffml.io import atomic_write
+from stiffml.jobs import clear_partial, lost_run
 from stiffml.plots import SKIPPED_FIGURES, write_figures
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # shipped in the package; ./configs links here
@@ -227,24 +227,6 @@ def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str
         record["error"] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         atomic_write(run_dir / "traceback.txt", traceback.format_exc())
     return record
-
-
-PARTIAL = ("lightning_logs", "predictions", "traceback.txt", "curve.json")
-
-
-def clear_partial(run_dir: Path) -> None:
-    """Remove what an unfinished attempt of this run left (an interrupted benchmark's
-    ``lightning_logs/version_0``, its predictions): a run without ``result.json`` starts again from
-    nothing, so its curves and figures never mix two attempts (a stale ``version_0`` beside the
-    new ``version_1``)."""
-    if (run_dir / "result.json").exists():
-        return
-    for name in PARTIAL:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink(missing_ok=True)
 
 
 def _loss_curve(log_dir: Path) -> dict[str, list[float]]:
@@ -448,7 +430,8 @@ def run_benchmark(
         if ray is not None and pending:
             from stiffml.ray_executor import run_on_ray
 
-            run_on_ray(suite.name, pending, lambda run, seed: out / "runs" / run.folder / f"seed{seed}", extra, ray, done)
+            run_on_ray(suite.name, pending, lambda run, seed: out / "runs" / run.folder / f"seed{seed}", extra, ray, done,
+                       job=_run_job)
         elif jobs <= 1:
             for run, seed in pending:
                 progress.update(task, description=f"{run.key} seed {seed}")
@@ -477,14 +460,6 @@ def run_benchmark(
     if write_figures(out, ordered):
         write_report(out, suite, ordered)  # again, now listing the figures
     return ordered
-
-
-def lost_run(suite: str, run: SuiteRun, seed: int, run_dir: Path, error: str) -> dict[str, Any]:
-    """The failed record of a run whose worker died, written as its ``result.json`` too."""
-    record = {"suite": suite, "config": run.config, "label": run.label, "seed": seed, "status": "failed",
-              "error": " ".join(error.split())[:500], "run_dir": str(run_dir)}
-    atomic_write(run_dir / "result.json", json.dumps(record, default=str))
-    return record
 
 
 def _finished(path: Path) -> dict[str, Any] | None:

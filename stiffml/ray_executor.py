@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stiffml.io import atomic_write
+from stiffml.jobs import clear_partial, lost_run
 
 # Files of a run folder that travel back to the driver (relative paths; directories recursively).
 RETURNED = ("result.json", "curve.json", "traceback.txt", "predictions")
@@ -107,17 +108,17 @@ def _check_resources(ray: Any, options: RayOptions) -> None:
         raise ValueError(f"--ray.cpus_per_run {options.cpus_per_run:g}: no node has more than {cpus:g} CPUs")
 
 
-def _task(suite: str, run: Any, config_text: str, seed: int, extra: list[str], threads: int) -> dict[str, Any]:
-    """On a worker: train one run in a temporary folder; return its record and report files.
+def _task(job: Callable[..., dict[str, Any]], suite: str, run: Any, config_text: str, seed: int, extra: list[str],
+          threads: int) -> dict[str, Any]:
+    """On a worker: train one run in a temporary folder with ``job`` (the benchmark's job
+    function); return its record and report files.
 
     The config travels as text (the driver's path may not exist on the worker's node)."""
-    from stiffml.benchmark import _run_job
-
     tmp = Path(tempfile.mkdtemp(prefix="stiffml-ray-"))
     try:
         config = tmp / "config.yaml"
         config.write_text(config_text, encoding="utf-8")
-        record = _run_job(suite, dataclasses.replace(run, path=str(config)), seed, tmp / "run", extra, threads)
+        record = job(suite, dataclasses.replace(run, path=str(config)), seed, tmp / "run", extra, threads)
         files: dict[str, bytes] = {}
         for name in RETURNED:
             path = tmp / "run" / name
@@ -131,8 +132,6 @@ def _task(suite: str, run: Any, config_text: str, seed: int, extra: list[str], t
 
 def _store(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """On the driver: write a task's files under ``run_dir``; the record now points there."""
-    from stiffml.benchmark import clear_partial
-
     clear_partial(run_dir)  # what an earlier, unfinished attempt left there
     for rel, data in result["files"].items():
         if rel != "result.json":
@@ -145,21 +144,22 @@ def _store(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 def run_on_ray(
     suite: str, pending: list[tuple[Any, int]], folder: Callable[[Any, int], Path], extra: list[str],
     options: RayOptions, done: Callable[[tuple[str, int], dict[str, Any]], None],
+    job: Callable[..., dict[str, Any]],
 ) -> None:
-    """Run ``pending`` (run, seed) pairs as Ray tasks; ``done(key, record)`` as each finishes.
+    """Run ``pending`` (run, seed) pairs as Ray tasks of ``job`` (``job(suite, run, seed, run_dir,
+    extra, threads) -> record``, the benchmark's, passed in so this module does not import the
+    benchmark); ``done(key, record)`` as each finishes.
 
     The caller must have connected (:func:`connect`). A task whose worker died twice (the first
     death is retried by Ray) is recorded as failed with Ray's error.
     """
     import ray
 
-    from stiffml.benchmark import lost_run
-
     remote = ray.remote(_task).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
                                        max_retries=1, retry_exceptions=False)
     threads = max(1, int(options.cpus_per_run))
     texts = {run.key: Path(run.path or run.config).read_text(encoding="utf-8") for run, _ in pending}
-    refs = {remote.remote(suite, run, texts[run.key], seed, extra, threads): (run, seed) for run, seed in pending}
+    refs = {remote.remote(job, suite, run, texts[run.key], seed, extra, threads): (run, seed) for run, seed in pending}
     waiting = list(refs)
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
