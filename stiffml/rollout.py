@@ -138,7 +138,7 @@ def field_free_run(field: Callable[[Tensor, Tensor], Tensor], data: FreeRunData,
     """
     keep = settings.cut(len(data.times))
     times, ref = data.times[:keep], data.reference[:, :keep]
-    z0 = torch.as_tensor(data.spec.states_to_model(ref[:, 0]), dtype=like.dtype, device=like.device)
+    z0 = torch.as_tensor(data.spec.states_to_model(data.initial_states()), dtype=like.dtype, device=like.device)
     z = integrate_field(field, z0, times, settings)
     return {"t": times, "pred": data.spec.states_to_physical(z).transpose(1, 0, 2), "reference": ref}
 

@@ -125,8 +125,10 @@ class TorchEventSimulator:
         with torch.enable_grad():
             rr = torch.as_tensor(self._roots[i](tt, yy, [v.detach() for v in c]), dtype=dtype)
             grads = torch.autograd.grad(rr, [tt, *yy], allow_unused=True) if rr.requires_grad else [None] * (1 + len(yy))
-        rdot = sum(((g if g is not None else torch.zeros((), dtype=dtype)) * (f[j].detach() if j >= 0 else 1.0)
-                    for j, g in zip(range(-1, len(yy)), grads)), torch.zeros((), dtype=dtype))
+        zero = torch.zeros((), dtype=dtype)
+        d_dt, d_dy = grads[0], grads[1:]  # ṙ = ∂r/∂t + Σ_j ∂r/∂y_j · f_j
+        rdot = (d_dt if d_dt is not None else zero) + sum(
+            (g * f[j].detach() for j, g in enumerate(d_dy) if g is not None), zero)
         if float(rdot) == 0.0:  # the root is touched, not crossed: no derivative through its time
             return t0
         return t0 - r / rdot.detach()
