@@ -287,14 +287,16 @@ class ModelMath:
         (they read time or a state): where the field jumps, so solvers should stop there."""
         if self.rhs is None:
             return []
-        moving = {sp.Symbol(i) for i in self.state_ids} | {T}
-        out: list[sp.Basic] = []
-        for expr in self.rhs:
-            for pw in expr.atoms(sp.Piecewise):
-                for _, cond in pw.args:
-                    if cond not in (sp.true, sp.false) and cond.free_symbols & moving and cond not in out:
-                        out.append(cond)
-        return out
+        if getattr(self, "_switches", None) is None:  # the rhs is fixed: walk it once per model
+            moving = {sp.Symbol(i) for i in self.state_ids} | {T}
+            out: list[sp.Basic] = []
+            for expr in self.rhs:
+                for pw in expr.atoms(sp.Piecewise):
+                    for _, cond in pw.args:
+                        if cond not in (sp.true, sp.false) and cond.free_symbols & moving and cond not in out:
+                            out.append(cond)
+            self._switches = out
+        return list(self._switches)
 
     def event_definitions(self) -> list[dict[str, Any]]:
         """Each event's trigger, flags and assignments, expanded into states, constants and time.

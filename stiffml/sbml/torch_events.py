@@ -53,6 +53,7 @@ class TorchEventSimulator:
     def __init__(self, system: Any) -> None:
         self.system = system
         self.math = system.math
+        self._observed: dict[tuple, Any] = {}
         gen = system._generated()  # refuses what the generated math cannot express, by name
         self._rhs = gen.rhs_torch
         label = f"SBML model '{system.model}'"
@@ -229,7 +230,10 @@ class TorchEventSimulator:
         return torch.stack(rows) if rows else torch.zeros((0, len(variables)), dtype=dtype)
 
     def _observables(self, variables: list[str], amounts: set[str]) -> Any:
-        math = self.math
-        exprs = [math.observable(v, v in amounts) for v in variables]
-        ys, cs, rename = math._arguments()
-        return sp.lambdify([T, ys, cs], [e.xreplace(rename) for e in exprs], modules="torch")
+        key = (tuple(variables), frozenset(amounts))
+        if key not in self._observed:  # lambdified once per selection, not per simulate call
+            math = self.math
+            exprs = [math.observable(v, v in amounts) for v in variables]
+            ys, cs, rename = math._arguments()
+            self._observed[key] = sp.lambdify([T, ys, cs], [e.xreplace(rename) for e in exprs], modules="torch")
+        return self._observed[key]
