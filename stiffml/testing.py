@@ -94,7 +94,8 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[Sy
         model_cls: The model class (a :class:`StiffModel` subclass named like its entry point).
         tmp_path: An empty folder for the runs.
         datamodule: The datamodule to train on (default: the model's ``contract_datamodule``
-            registry name if it sets one, else B-Z).
+            registry name if it sets one, else B-Z); a model's ``contract_args`` (CLI arguments)
+            are added to every run.
         precisions: Lightning precisions to run the contract in (``64-true``, ``32-true``).
     """
     from stiffml import registry
@@ -109,7 +110,8 @@ def check_model(model_cls: type[StiffModel], tmp_path: Path, datamodule: type[Sy
     model_cls()  # instantiates with defaults
     default = getattr(model_cls, "contract_datamodule", None)
     dm_cls = datamodule or (registry.get_datamodule(default) if default else BZDataModule)
-    _fit_reload(model_cls, dm_cls, tmp_path, [], precisions)
+    # a model that needs settings no default can give (a hybrid model's replaced rate) names them
+    _fit_reload(model_cls, dm_cls, tmp_path, list(getattr(model_cls, "contract_args", [])), precisions)
 
 
 def check_datamodule(dm_cls: type[SystemDataModule], tmp_path: Path, model: type[StiffModel] | None = None,

@@ -33,9 +33,32 @@ def _inputs(cls, n_in: int, batch: int = 8):
     return torch.rand(batch, n_in, dtype=torch.float64)
 
 
+def _contract_kwargs(cls) -> dict:
+    """A model's ``contract_args`` (``--model.KEY VALUE`` pairs) as constructor keywords."""
+    args = list(getattr(cls, "contract_args", []))
+    return {args[i].removeprefix("--model."): yaml.safe_load(args[i + 1]) for i in range(0, len(args), 2)}
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_forward_shape_and_one_training_step(name: str) -> None:
+def test_forward_shape_and_one_training_step(name: str, tmp_path: Path) -> None:
     cls = registry.get_model(name)
+    if cls.consumes({}) == "trajectory":  # whole trajectories (and a hybrid's mechanism) come from data
+        import lightning.pytorch as pl
+
+        dm_cls = registry.get_datamodule(cls.contract_datamodule)
+        dm = dm_cls(representation="trajectory", **dm_cls.example_args)
+        torch.manual_seed(0)
+        model = cls(n_inputs=dm.n_inputs, n_outputs=dm.n_outputs, **_contract_kwargs(cls)).double()
+        before = [p.detach().clone() for p in model.parameters()]
+        trainer = pl.Trainer(max_steps=1, precision="64-true", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                             default_root_dir=tmp_path)
+        trainer.fit(model, dm)
+        assert torch.isfinite(trainer.callback_metrics["train_loss"])
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        (x, y), = [dm.samples.batch(dm.train_idx)]
+        assert model(x).shape == y.shape
+        return
     n = 4  # even: Hamiltonian and Lagrangian models need (q, p) pairs
     n_in = 1 if cls.consumes({}) == "pointwise" else n
     torch.manual_seed(0)

@@ -41,6 +41,10 @@ class EnsembleDataModule(SystemDataModule):
         points_per_decade: Density of a log grid.
         noise_std: Standard deviation of Gaussian noise added to the observed states and
             derivatives (train and held-out samples alike, as in the seed); 0 for exact data.
+        noise: ``absolute`` (``noise_std`` in the states' units) or ``relative`` (each value
+            times ``1 + noise_std·ε``: ``noise_std: 0.05`` is 5 % measurement noise).
+        noisy_initial_states: Whether the initial states are observed with noise too; ``false``
+            when they are a known experimental condition (a designed initial state).
         rollout_factor: Free runs are scored over this many training horizons (and over one).
         representation: ``derivative`` or ``trajectory`` (whole trajectories from their initial
             states, split by trajectory); set by the CLI from the model.
@@ -74,6 +78,8 @@ class EnsembleDataModule(SystemDataModule):
         dt: float | None = None,
         points_per_decade: int = 5,
         noise_std: float = 0.0,
+        noise: Literal["absolute", "relative"] = "absolute",
+        noisy_initial_states: bool = True,
         rollout_factor: int = 10,
         representation: Literal["derivative", "trajectory"] | None = None,
         train_fraction: float = 0.8,
@@ -97,6 +103,8 @@ class EnsembleDataModule(SystemDataModule):
             raise ValueError(f"y0_std must be positive, got {y0_std}")
         if not noise_std >= 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if noise not in ("absolute", "relative"):
+            raise ValueError(f"unknown noise {noise!r}; valid: ['absolute', 'relative']")
         if rollout_factor < 1:
             raise ValueError(f"rollout_factor must be a positive integer, got {rollout_factor}")
         super().__init__(
@@ -174,9 +182,14 @@ class EnsembleDataModule(SystemDataModule):
         clean = full[:, :T]
         times = self.grid[:T]
         dclean = np.stack([self.system.rhs(t, clean[:, k].T).T for k, t in enumerate(times)], axis=1)
-        noise = np.random.default_rng([h.seed, 1])
-        observed = clean + self.noise_std * noise.standard_normal(clean.shape)
-        dobserved = dclean + self.noise_std * noise.standard_normal(clean.shape)
+        rng = np.random.default_rng([h.seed, 1])
+        eps, deps = rng.standard_normal(clean.shape), rng.standard_normal(clean.shape)
+        if not h.get("noisy_initial_states", True):
+            eps[:, 0] = deps[:, 0] = 0.0
+        if h.get("noise", "absolute") == "relative":
+            observed, dobserved = clean * (1 + self.noise_std * eps), dclean * (1 + self.noise_std * deps)
+        else:
+            observed, dobserved = clean + self.noise_std * eps, dclean + self.noise_std * deps
 
         if self.held_out is not None:
             self.val_trajectories = np.asarray(self.held_out)

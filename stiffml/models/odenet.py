@@ -175,7 +175,7 @@ class ODENet(StiffModel):
 
     @property
     def _log_scaled(self) -> bool:
-        return bool(self.hparams.scale_output) and self.hparams.field_scale == "log"
+        return bool(self.hparams.get("scale_output", False)) and self.hparams.field_scale == "log"
 
     def log_time_of(self, t: Tensor) -> Tensor:
         """τ = ln(1 + (t − t0)/t_ref) of ``field_scale: log`` (0 at the data's first time)."""
@@ -194,7 +194,8 @@ class ODENet(StiffModel):
             dt = np.diff(data.times)
             if not np.allclose(dt, dt[0], rtol=1e-9):
                 raise ValueError("mode 'segment' (multiple shooting) needs a uniform time grid (spacing: linear)")
-        if self.hparams.scale_output and not bool(self.field_scale_set):
+        # subclasses without the MLP field (HybridModel) have no scale_output setting
+        if self.hparams.get("scale_output", False) and not bool(self.field_scale_set):
             if self.hparams.field_scale == "span":
                 t_end = self.hparams.time_scale or float(data.times[-1] - data.times[0])
                 rate = np.full(self.hparams.n_outputs, 1.0 / t_end)
@@ -277,7 +278,7 @@ class ODENet(StiffModel):
         if self.hparams.mode == "derivative":  # per state in units of the data's typical rate
             scaled_target = target / self.field_scale
             err = pred / self.field_scale - scaled_target
-            if self.hparams.derivative_loss == "relative":
+            if self.hparams.get("derivative_loss", "scaled") == "relative":
                 size = scaled_target.pow(2).sum(-1, keepdim=True)
                 # the floor only guards exact equilibria; it is far below any rate in the data
                 return torch.mean(err.pow(2) / size.clamp_min(torch.finfo(size.dtype).tiny ** 0.5))

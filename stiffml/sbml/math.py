@@ -489,6 +489,58 @@ class ModelMath:
                        for j, sym in enumerate(self._delay_symbols.values())})
         return ys, cs, rename
 
+    # ---------------------------------------------------------------------------- hybrid
+    def hybrid_targets(self) -> dict[str, list[str]]:
+        """What a network may replace: reaction rates and constant global parameters."""
+        busy = set(self.state_ids) | set(self.assigned) | set(self.initial)
+        return {"reactions": list(self.reactions),
+                "parameters": [p for p in self.parameters if p not in busy]}
+
+    def hybrid_rhs(self, targets: list[str]) -> list[sp.Expr]:
+        """The right-hand side with each target (a reaction's rate or a constant parameter)
+        replaced by a symbol ``_h<j>``, whose value a network supplies at every call.
+
+        Raises:
+            SBMLError: A target that is neither a reaction nor a constant parameter (named, with
+                what is allowed), or a model whose generated right-hand side is unavailable.
+        """
+        if self.rhs is None or self.delay_terms:
+            raise SBMLError(f"{self.label}: a hybrid model needs the whole dynamics as one generated "
+                            f"right-hand side, and the model has {'; '.join(self.unsupported) or 'delays'}")
+        allowed = self.hybrid_targets()
+        bad = [t for t in targets if t not in allowed["reactions"] and t not in allowed["parameters"]]
+        if bad:
+            raise SBMLError(f"{self.label}: hybridization target {bad[0]!r} is not a model entity a network can "
+                            f"replace; reactions {allowed['reactions']}, constant parameters {allowed['parameters']}")
+        slots = {t: sp.Symbol(f"_h{j}") for j, t in enumerate(targets)}
+        saved = dict(self.kinetics)
+        try:  # a replaced rate enters wherever the reaction's id is read (fluxes, rules)
+            self.kinetics.update({t: s for t, s in slots.items() if t in self.reactions})
+            rhs = [self.expand(self._raw_rhs(i), f"the derivative of '{i}'") for i in self.state_ids]
+        finally:
+            self.kinetics.clear()
+            self.kinetics.update(saved)
+        params = {sp.Symbol(t): s for t, s in slots.items() if t not in self.reactions}
+        return [e.xreplace(params) for e in rhs]
+
+    def generate_hybrid(self, targets: list[str], inputs: list[str]) -> tuple[Callable[..., list[Any]],
+                                                                              Callable[..., list[Any]]]:
+        """Torch functions of a hybrid model: ``rhs(t, y, c, h)`` (``h`` the targets' values, see
+        :meth:`hybrid_rhs`) and ``inputs(t, y, c)`` (the values of the ids in ``inputs``: species,
+        compartments, parameters, assigned symbols or reactions, as :meth:`observable`), both on
+        lists of tensors."""
+        exprs = self.hybrid_rhs(targets)
+        known = {*self.species, *self.compartments, *self.parameters, *self.reactions, *self.stoich_refs}
+        bad = [i for i in inputs if i not in known]
+        if bad:
+            raise SBMLError(f"{self.label}: network input {bad[0]!r} is not a species, compartment, parameter or "
+                            f"reaction of the model; the model has {sorted(known)}")
+        ys, cs, rename = self._arguments()
+        hs = [sp.Symbol(f"_h{j}") for j in range(len(targets))]
+        rhs = sp.lambdify([T, ys, cs, hs], [e.xreplace(rename) for e in exprs], modules="torch", cse=True)
+        values = [self.observable(i).xreplace(rename) for i in inputs]
+        return rhs, sp.lambdify([T, ys, cs], values, modules="torch", cse=True)
+
     def generate_observables(self, variables: list[str], amounts: set[str]) -> Callable[..., list[Any]]:
         """``f(t, y, c)`` → the values of ``variables`` (see :meth:`observable`)."""
         exprs = [self._delays_to_symbols(self.observable(v, v in amounts), f"'{v}'") for v in variables]

@@ -1,0 +1,188 @@
+"""A mechanistic right-hand side with networks inside it (a universal differential equation).
+
+The SBML model's own math is generated once with each replaced quantity — a reaction's rate or a
+constant parameter — as a slot ``_h<j>`` (:meth:`stiffml.sbml.math.ModelMath.hybrid_rhs`); at
+every right-hand-side call each slot is filled by a small network of chosen model quantities
+(species, parameters, assigned symbols), so the network is evaluated at every solver stage and
+its gradients come through the stiff solver. Everything here is plain torch: no Lightning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from stiffml.models.base import ACTIVATIONS
+
+SPEC_KEYS = ("inputs", "hidden", "activation", "positive", "scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class Replacement:
+    """One model quantity replaced by a network.
+
+    Attributes:
+        target: A reaction id (its rate is replaced) or a constant global parameter's id.
+        inputs: Model ids the network reads (species, compartments, parameters, assigned
+            symbols, reactions), evaluated from the state at every call.
+        hidden: Widths of the hidden layers.
+        activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu``.
+        positive: The output passes through softplus (a rate law that cannot be negative).
+        scale: The output's unit: the network's O(1) output times this; ``None``: set from the
+            data (a reaction: the typical rate of the states it changes; a parameter: its value).
+    """
+
+    target: str
+    inputs: tuple[str, ...]
+    hidden: tuple[int, ...] = (16, 16)
+    activation: str = "tanh"
+    positive: bool = False
+    scale: float | None = None
+
+
+def parse_replace(spec: Mapping[str, Any] | None) -> list[Replacement]:
+    """``{target: {inputs: [...], hidden: [...], activation, positive, scale}}`` → replacements.
+
+    Raises:
+        ValueError: One line naming the bad entry and what is allowed.
+    """
+    if not spec or not isinstance(spec, Mapping):
+        raise ValueError(f"replace must map at least one reaction or parameter id to its network, e.g. "
+                         f"{{R3: {{inputs: [S1, S2], hidden: [16, 16]}}}}; got {spec!r}")
+    out = []
+    for target, entry in spec.items():
+        entry = {} if entry is None else entry
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"replace[{target!r}] must be a mapping with keys {list(SPEC_KEYS)}, got {entry!r}")
+        unknown = sorted(set(entry) - set(SPEC_KEYS))
+        if unknown:
+            raise ValueError(f"replace[{target!r}] has unknown key(s) {unknown}; valid: {list(SPEC_KEYS)}")
+        inputs = entry.get("inputs")
+        if not inputs or isinstance(inputs, str) or not all(isinstance(i, str) for i in inputs):
+            raise ValueError(f"replace[{target!r}].inputs must be a non-empty list of model ids, got {inputs!r}")
+        hidden = entry.get("hidden", [16, 16])
+        if isinstance(hidden, int) or not all(isinstance(h, int) and h >= 1 for h in hidden):
+            raise ValueError(f"replace[{target!r}].hidden must be a list of positive widths, got {hidden!r}")
+        activation = entry.get("activation", "tanh")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"replace[{target!r}].activation {activation!r} is unknown; valid: {list(ACTIVATIONS)}")
+        scale = entry.get("scale")
+        if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(f"replace[{target!r}].scale must be a positive number, got {scale!r}")
+        out.append(Replacement(str(target), tuple(inputs), tuple(hidden), activation,
+                               bool(entry.get("positive", False)), None if scale is None else float(scale)))
+    return out
+
+
+class TermNetwork(nn.Module):
+    """An MLP from scaled inputs to one term: ``scale · g(NN(x / in_scale))`` with ``g`` identity
+    or softplus. The last layer starts at zero (softplus: far below one), so a hybrid model starts
+    as the mechanism without the unknown term, which keeps the first solves stable."""
+
+    def __init__(self, replacement: Replacement) -> None:
+        super().__init__()
+        r = replacement
+        layers: list[nn.Module] = []
+        width = len(r.inputs)
+        for h in r.hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[r.activation]()]
+            width = h
+        last = nn.Linear(width, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, -6.0 if r.positive else 0.0)
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+        self.positive = r.positive
+        self.register_buffer("in_scale", torch.ones(len(r.inputs)))
+        self.register_buffer("out_scale", torch.ones(()))
+        self.register_buffer("scales_set", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.net(x / self.in_scale).squeeze(-1)
+        return self.out_scale * (nn.functional.softplus(out) if self.positive else out)
+
+
+class HybridField(nn.Module):
+    """``dy/dt = f_mechanism(t, y; h)`` with ``h_j = network_j(inputs_j(t, y))``, batched.
+
+    Built from the replacements alone (so a checkpoint loads before any model file is read);
+    :meth:`bind` attaches an SBML system's generated math, :meth:`set_scales` the networks'
+    input and output units from reference states.
+
+    Args:
+        replacements: What each network replaces and reads.
+    """
+
+    def __init__(self, replacements: Sequence[Replacement]) -> None:
+        super().__init__()
+        self.replacements = list(replacements)
+        targets = [r.target for r in self.replacements]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"each quantity can be replaced once, got targets {targets}")
+        self.networks = nn.ModuleList([TermNetwork(r) for r in self.replacements])
+        self.input_ids: list[str] = list(dict.fromkeys(i for r in self.replacements for i in r.inputs))
+        self._columns = [[self.input_ids.index(i) for i in r.inputs] for r in self.replacements]
+        self._constants: dict[tuple, list[Tensor]] = {}
+        self._constant_values: list[float] = []
+        self._rhs: Any = None
+        self._inputs: Any = None
+        self.state_ids: list[str] = []
+
+    @property
+    def targets(self) -> list[str]:
+        return [r.target for r in self.replacements]
+
+    def bind(self, system: Any) -> None:
+        """Generate the hybrid right-hand side of an :class:`~stiffml.sbml.SBMLSystem` (one-line
+        :class:`~stiffml.sbml.SBMLError` for a bad target or input)."""
+        self._rhs, self._inputs = system.math.generate_hybrid(self.targets, self.input_ids)
+        self.state_ids = list(system.state_names)
+        self.constant_ids = list(system.math.constant_ids)
+        self._constant_values = [float(c) for c in system.constants]
+        self._constants = {}
+
+    def _c(self, like: Tensor) -> list[Tensor]:
+        """The model's constants as 0-d tensors of ``like``'s dtype and device (cached)."""
+        key = (like.dtype, like.device)
+        if key not in self._constants:
+            self._constants[key] = list(torch.tensor(self._constant_values, dtype=like.dtype,
+                                                     device=like.device).unbind(0))
+        return self._constants[key]
+
+    def input_values(self, t: Tensor, y: Tensor) -> Tensor:
+        """The networks' inputs at states ``y`` (``(..., n)``), shape ``(..., n_inputs)``."""
+        shape = y.shape[:-1]
+        vals = self._inputs(t, list(y.unbind(-1)), self._c(y))
+        return torch.stack([torch.as_tensor(v, dtype=y.dtype, device=y.device).expand(shape) for v in vals], -1)
+
+    def terms(self, t: Tensor, y: Tensor) -> list[Tensor]:
+        """Each network's value at states ``y``, shape ``(...)`` each."""
+        x = self.input_values(t, y)
+        return [net(x[..., cols]) for net, cols in zip(self.networks, self._columns)]
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        """dy/dt in physical units at states ``y`` of shape ``(..., n)``."""
+        if self._rhs is None:
+            raise RuntimeError("HybridField.bind(system) must be called before the field is evaluated")
+        shape = y.shape[:-1]
+        values = self._rhs(t, list(y.unbind(-1)), self._c(y), self.terms(t, y))
+        return torch.stack([torch.as_tensor(v, dtype=y.dtype, device=y.device).expand(shape) for v in values], -1)
+
+    @torch.no_grad()
+    def set_scales(self, times: Tensor, states: Tensor, rate_scales: Mapping[str, float]) -> None:
+        """Input units from the inputs' largest magnitude over reference ``states`` (``(..., n)``,
+        at ``times`` of shape ``(...)``) and output units from ``Replacement.scale``, else ``rate_scales[target]``; once per model
+        (a resumed or loaded model keeps its own)."""
+        x = self.input_values(times, states).reshape(-1, len(self.input_ids))
+        top = x.abs().amax(0)
+        top = torch.where(torch.isfinite(top) & (top > 0), top, torch.ones_like(top))
+        for r, net, cols in zip(self.replacements, self.networks, self._columns):
+            if bool(net.scales_set):
+                continue
+            net.in_scale.copy_(top[cols])
+            net.out_scale.fill_(r.scale if r.scale is not None else rate_scales.get(r.target, 1.0))
+            net.scales_set.fill_(True)

@@ -1,0 +1,160 @@
+"""Hybrid models: networks inside an SBML model's right-hand side (issue #27, without PEtab)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("libsbml")
+
+from stiffml.hybrid import HybridField, parse_replace  # noqa: E402
+from stiffml.hybrid.symbolic import propose  # noqa: E402
+from stiffml.sbml import SBMLError, SBMLSystem  # noqa: E402
+
+from .conftest import CONF, assert_one_line_error  # noqa: E402
+
+TINY = CONF / "sbml_robertson_hybrid_tiny.yaml"
+STATES = torch.tensor([[0.9, 1e-5, 0.1], [1.0, 0.0, 0.0], [0.3, 2e-6, 0.7]], dtype=torch.float64)
+
+
+def _field(spec: dict) -> tuple[HybridField, SBMLSystem]:
+    system = SBMLSystem("robertson")
+    field = HybridField(parse_replace(spec)).double()
+    field.bind(system)
+    return field, system
+
+
+def test_a_network_that_computes_the_true_rate_gives_the_true_right_hand_side() -> None:
+    # R1 = k1·y1: a linear network of y1 (no hidden layer) with weight k1 reproduces it exactly
+    field, system = _field({"R1": {"inputs": ["y1"], "hidden": []}})
+    (net,) = field.networks
+    with torch.no_grad():
+        net.net[0].weight.fill_(0.04)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    assert torch.allclose(field(t, STATES), system.rhs_torch(t, STATES), rtol=1e-13, atol=0)
+    # and without it (the network at zero) R1 is missing: y1 no longer decays
+    with torch.no_grad():
+        net.net[0].weight.zero_()
+    assert torch.all(field(t, STATES)[:, 0] >= 0)
+
+
+def test_a_replaced_parameter_takes_the_networks_value_at_every_call() -> None:
+    field, system = _field({"k3": {"inputs": ["y3"], "hidden": [4]}})
+    (net,) = field.networks
+    with torch.no_grad():
+        net.net[-1].bias.fill_(1e4)  # the last layer starts at zero: the output is the bias
+    t = torch.tensor(0.0, dtype=torch.float64)
+    assert torch.allclose(field(t, STATES), system.rhs_torch(t, STATES), rtol=1e-13, atol=0)
+    with torch.no_grad():
+        net.net[-1].bias.fill_(2e4)
+    dy = field(t, STATES) - system.rhs_torch(t, STATES)
+    k3_term = 1e4 * STATES[:, 1] * STATES[:, 2]  # doubling k3 adds one more R3 to y1, takes it from y2
+    assert torch.allclose(dy, torch.stack([k3_term, -k3_term, 0 * k3_term], -1), rtol=1e-12, atol=1e-18)
+
+
+def test_gradients_reach_the_network_through_the_stiff_solver() -> None:
+    from stiffml.solvers import integrate
+
+    field, _ = _field({"R3": {"inputs": ["y2", "y3"], "hidden": [4]}})
+    (net,) = field.networks
+    y0 = torch.tensor([[0.8, 0.0, 0.2]], dtype=torch.float64)
+    t = torch.tensor([0.0, 1e-3, 1e-1, 1.0], dtype=torch.float64)
+    params = tuple(field.parameters())
+
+    def loss(bias: float) -> torch.Tensor:
+        with torch.no_grad():
+            net.net[-1].bias.fill_(bias)
+        out = integrate(field, y0, t, method="rosenbrock23", rtol=1e-10, atol=1e-14, params=params)
+        return out[-1, 0, 0]
+
+    value = loss(1e-3)
+    (grad,) = torch.autograd.grad(value, [net.net[-1].bias])
+    h = 1e-7
+    fd = (loss(1e-3 + h).item() - loss(1e-3 - h).item()) / (2 * h)
+    assert grad.item() == pytest.approx(fd, rel=1e-4)
+    assert grad.item() > 0  # a faster R3 returns more y2 to y1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"R9": {"inputs": ["y1"]}}, "hybridization target 'R9' is not a model entity"),
+    ({"y1": {"inputs": ["y1"]}}, "hybridization target 'y1' is not a model entity"),
+    ({"R3": {"inputs": ["S1"]}}, "network input 'S1' is not a species"),
+])
+def test_bad_targets_and_inputs_are_named(spec: dict, message: str) -> None:
+    with pytest.raises(SBMLError, match=message):
+        _field(spec)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"R3": {"inputs": []}}, "inputs must be a non-empty list"),
+    ({"R3": {"inputs": ["y2"], "width": 3}}, "unknown key(s) ['width']"),
+    ({"R3": {"inputs": ["y2"], "hidden": [0]}}, "hidden must be a list of positive widths"),
+    ({"R3": {"inputs": ["y2"], "activation": "relu6"}}, "activation 'relu6' is unknown"),
+    ({"R3": {"inputs": ["y2"], "scale": -1}}, "scale must be a positive number"),
+    ({}, "replace must map at least one"),
+])
+def test_bad_replace_specs_are_one_line(spec: dict, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_replace(spec)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_propose_recovers_a_mass_action_law_from_samples() -> None:
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.uniform(0, 4e-5, 200), rng.uniform(0, 1, 200)])
+    expr, misfit = propose(x, 1e4 * x[:, 0] * x[:, 1], ["y2", "y3"])
+    assert str(expr) == "10000.0*y2*y3" and misfit < 1e-10
+
+
+def test_relative_noise_leaves_known_initial_states_exact() -> None:
+    from stiffml.data.sbml import SBMLEnsembleDataModule
+
+    dm = SBMLEnsembleDataModule("robertson", y0s=[[1.0, 0.0, 0.0], [0.8, 0.0, 0.2]], t_span=(0.0, 10.0),
+                                points_per_decade=2, noise_std=0.05, representation="trajectory")
+    dm.setup("fit")
+    clean = dm.make_ensemble()[:, : dm.n_points]
+    observed = dm.spec().reference.reshape(clean.shape)
+    assert np.array_equal(observed[:, 0], clean[:, 0])
+    ratio = observed[:, 1:] / clean[:, 1:]
+    assert 0.02 < np.nanstd(ratio[clean[:, 1:] > 0]) < 0.08  # 5 % relative noise
+    with pytest.raises(ValueError, match="unknown noise 'percent'"):
+        SBMLEnsembleDataModule("robertson", y0s=[[1, 0, 0], [0.8, 0, 0.2]], noise="percent")
+
+
+def test_fit_predict_and_symbolic_through_the_cli(cli, tmp_path: Path, capsys) -> None:
+    assert cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path) == 0
+    version = tmp_path / "lightning_logs" / "version_0"
+    ckpt = version / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=False)
+    # the networks' units are set from the training conditions and kept in the checkpoint
+    assert state["state_dict"]["hybrid.networks.0.scales_set"]
+    assert float(state["state_dict"]["hybrid.networks.0.out_scale"]) > 0
+    metrics = json.loads((version / "metrics.json").read_text()) if (version / "metrics.json").exists() else None
+    assert metrics is None or np.isfinite(metrics.get("val_rollout_nmae", 0.0))
+    capsys.readouterr()
+    assert cli("symbolic", "--ckpt", ckpt) == 0
+    out = capsys.readouterr().out
+    assert "R3: network of ['y2', 'y3']" in out and "true law:          k3*y2*y3 = 10000.0*y2*y3" in out
+    assert "proposed formula:" in out
+    assert cli("predict", "--config", TINY, "--ckpt_path", ckpt, "--trainer.default_root_dir", tmp_path) == 0
+
+
+@pytest.mark.parametrize("replace, message", [
+    ("{R9: {inputs: [y1]}}", "hybridization target 'R9' is not a model entity"),
+    ("{R3: {inputs: [S9]}}", "network input 'S9' is not a species"),
+])
+def test_bad_replace_is_one_cli_line_and_no_run_folder(replace: str, message: str, cli, tmp_path: Path,
+                                                         capsys) -> None:
+    code = cli("fit", "--config", TINY, "--model.replace", replace, "--trainer.default_root_dir", tmp_path)
+    assert_one_line_error(code, capsys, message)
+    assert code == 2 and not (tmp_path / "lightning_logs").exists()
+
+
+def test_a_hybrid_model_needs_an_sbml_system(cli, tmp_path: Path, capsys) -> None:
+    code = cli("fit", "--config", TINY, "--data", "RobertsonEnsembleDataModule", "--data.points_per_decade", "2",
+               "--trainer.default_root_dir", tmp_path)
+    assert_one_line_error(code, capsys, "is not an SBML model")
