@@ -25,6 +25,7 @@ SCRIPTS = {
     "petab_nllh.py": [str(REPO / "tests" / "petab_cases"), "--repeats", "1"],
     "free_run_threads.py": ["--steps", "200", "--train-steps", "2"],
     "petab_batched.py": [str(REPO / "tests" / "petab_cases"), "--starts", "2"],
+    "hybrid_step.py": ["--t-end", "1", "--repeats", "1"],
     "petab_multistart.py": [str(REPO / "tests" / "petab_cases" / "0001" / "_0001.yaml"), "--starts", "2"],
 }
 GPU_ONLY = {"sync_probe.py"}

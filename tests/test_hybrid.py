@@ -158,3 +158,138 @@ def test_a_hybrid_model_needs_an_sbml_system(cli, tmp_path: Path, capsys) -> Non
     code = cli("fit", "--config", TINY, "--data", "RobertsonEnsembleDataModule", "--data.points_per_decade", "2",
                "--trainer.default_root_dir", tmp_path)
     assert_one_line_error(code, capsys, "is not an SBML model")
+
+
+# ------------------------------------------------------------------ PEtab SciML network files
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from stiffml.hybrid.network_file import (  # noqa: E402
+    NetworkFileError, load_parameters, read_arrays, read_network, write_arrays, write_network,
+)
+
+LAYERS = {  # layer, input shape (batch first)
+    "Linear": (lambda: nn.Linear(3, 4), (2, 3)),
+    "Bilinear": (None, None),
+    "Flatten": (lambda: nn.Flatten(1, -1), (2, 3, 4)),
+    "Dropout": (lambda: nn.Dropout(0.3), (2, 3)),
+    "Conv1d": (lambda: nn.Conv1d(2, 3, 3, padding=1), (2, 2, 7)),
+    "Conv2d": (lambda: nn.Conv2d(2, 3, (3, 2), stride=(1, 2)), (2, 2, 6, 6)),
+    "Conv3d": (lambda: nn.Conv3d(1, 2, 2), (1, 1, 4, 4, 4)),
+    "ConvTranspose1d": (lambda: nn.ConvTranspose1d(2, 3, 3), (2, 2, 5)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(2, 1, 2, stride=2), (1, 2, 3, 3)),
+    "MaxPool1d": (lambda: nn.MaxPool1d(2), (2, 3, 8)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(2, padding=1), (1, 2, 5, 5)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), (1, 2, 4, 4)),
+    "LPPool1d": (lambda: nn.LPPool1d(2, 2), (1, 2, 6)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d((2, 3)), (1, 2, 5, 7)),
+    "AdaptiveMaxPool1d": (lambda: nn.AdaptiveMaxPool1d(3), (1, 2, 7)),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(3), (4, 3)),
+    "LayerNorm": (lambda: nn.LayerNorm(5), (2, 5)),
+}
+ACTIVATIONS = ["relu", "relu6", "hardtanh", "hardswish", "selu", "leaky_relu", "gelu", "tanhshrink", "softsign",
+               "softplus", "tanh", "sigmoid", "hardsigmoid", "silu", "mish", "elu", "celu", "softmax", "log_softmax"]
+
+
+class _Wrap(nn.Module):
+    def __init__(self, layer: nn.Module, activation: str) -> None:
+        super().__init__()
+        self.layer1 = layer
+        self.activation = activation
+
+    def forward(self, x):
+        y = self.layer1(x)
+        fn = getattr(F, self.activation)
+        return fn(y, dim=-1) if self.activation in ("softmax", "log_softmax") else fn(y)
+
+
+def _round_trip(module: nn.Module, tmp_path: Path, *inputs: torch.Tensor) -> None:
+    module = module.double()
+    write_network(module, "net1", tmp_path / "net.yaml")
+    write_arrays(tmp_path / "net.hdf5", {"net1": module})
+    net = read_network(tmp_path / "net.yaml")
+    net.module.double()
+    load_parameters(net, read_arrays(tmp_path / "net.hdf5")["parameters"].get("net1", {}))
+    net.module.train(module.training)
+    torch.manual_seed(0)
+    want = module(*inputs)
+    torch.manual_seed(0)
+    assert torch.equal(net.module(*inputs), want)
+
+
+@pytest.mark.parametrize("layer", sorted(k for k, v in LAYERS.items() if v[0] is not None))
+def test_every_layer_reads_back_from_the_network_format(layer: str, tmp_path: Path) -> None:
+    make, shape = LAYERS[layer]
+    module = _Wrap(make(), "tanh")
+    if layer in ("Dropout", "BatchNorm1d"):  # evaluated as inference (batch statistics and masks are random)
+        module.eval()
+    _round_trip(module, tmp_path, torch.rand(*shape, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_reads_back_from_the_network_format(activation: str, tmp_path: Path) -> None:
+    _round_trip(_Wrap(nn.Linear(3, 4), activation), tmp_path, torch.randn(5, 3, dtype=torch.float64))
+
+
+def test_graphs_with_several_inputs_outputs_and_tensor_methods(tmp_path: Path) -> None:
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bil = nn.Bilinear(2, 3, 4)
+            self.lin = nn.Linear(4, 2)
+
+        def forward(self, a, b):
+            h = torch.tanh(self.bil(a, b)) + 1.0
+            return self.lin(h), h.sum(dim=-1).unsqueeze(-1)
+
+    _round_trip(Two(), tmp_path, torch.rand(3, 2, dtype=torch.float64), torch.rand(3, 3, dtype=torch.float64))
+    net = read_network(tmp_path / "net.yaml")
+    assert net.input_ids == ["a", "b"] and net.n_outputs == 2
+
+
+def test_bad_network_files_are_one_line(tmp_path: Path) -> None:
+    write_network(nn.Sequential(nn.Linear(2, 3)), "net1", tmp_path / "ok.yaml")
+    text = (tmp_path / "ok.yaml").read_text()
+    cases = {
+        "layer_type: Linear": ("layer_type: Lineer", "has unknown layer_type 'Lineer'"),
+        "out_features: 3": ("out_features: -3", "layer '0' (Linear)"),
+    }
+    for old, (new, message) in cases.items():
+        (tmp_path / "bad.yaml").write_text(text.replace(old, new))
+        with pytest.raises(NetworkFileError) as err:
+            read_network(tmp_path / "bad.yaml")
+        assert message in str(err.value) and "\n" not in str(err.value)
+    spec = write_network(nn.Sequential(nn.Linear(2, 3), nn.Tanh()), "net1")
+    spec["forward"][2]["op"], spec["forward"][2]["target"] = "call_function", "tanhh"
+    with pytest.raises(NetworkFileError, match="unknown function 'tanhh'"):
+        read_network(spec)
+    module = nn.Sequential(nn.Linear(2, 3)).double()
+    write_arrays(tmp_path / "wrong.hdf5", {"net1": nn.Sequential(nn.Linear(3, 3)).double()})
+    net = read_network(write_network(module, "net1"))
+    with pytest.raises(NetworkFileError, match=r"net1.0.weight has shape \(3, 3\) in the file but \(3, 2\)"):
+        load_parameters(net, read_arrays(tmp_path / "wrong.hdf5")["parameters"]["net1"])
+
+
+def test_a_file_network_replaces_a_rate_and_its_parameters_come_from_the_array_file(tmp_path: Path) -> None:
+    # R3 = k3·y2·y3 written as a network: a Bilinear layer of (y2, y3) with weight k3
+    class Mass(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rate = nn.Bilinear(1, 1, 1, bias=False)
+
+        def forward(self, x):
+            return self.rate(x[..., :1], x[..., 1:])
+
+    module = Mass().double()
+    with torch.no_grad():
+        module.rate.weight.fill_(1e4)
+    write_network(module, "net1", tmp_path / "net.yaml")
+    write_arrays(tmp_path / "net.hdf5", {"net1": module})
+    field, system = _field({"R3": {"inputs": ["y2", "y3"], "network": str(tmp_path / "net.yaml"),
+                                   "arrays": str(tmp_path / "net.hdf5")}})
+    t = torch.tensor(0.0, dtype=torch.float64)
+    assert torch.allclose(field(t, STATES), system.rhs_torch(t, STATES), rtol=1e-13, atol=0)
+    wide = nn.Sequential(nn.Linear(2, 3))
+    write_network(wide, "net2", tmp_path / "wide.yaml")
+    with pytest.raises(NetworkFileError, match="gives 3 outputs per sample for 2 inputs; the quantity 'R3'"):
+        _field({"R3": {"inputs": ["y2", "y3"], "network": str(tmp_path / "wide.yaml")}})

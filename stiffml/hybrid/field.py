@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from stiffml.models.base import ACTIVATIONS
 
-SPEC_KEYS = ("inputs", "hidden", "activation", "positive", "scale")
+SPEC_KEYS = ("inputs", "hidden", "activation", "positive", "scale", "network", "arrays")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,10 @@ class Replacement:
         positive: The output passes through softplus (a rate law that cannot be negative).
         scale: The output's unit: the network's O(1) output times this; ``None``: set from the
             data (a reaction: the typical rate of the states it changes; a parameter: its value).
+        network: A PEtab SciML network YAML file to use instead of an MLP (``hidden`` and
+            ``activation`` then do not apply); it reads the inputs as they are (no scaling) and
+            its output is the term itself (times ``scale`` if given).
+        arrays: A PEtab SciML HDF5 array file with the file network's parameters.
     """
 
     target: str
@@ -42,6 +46,8 @@ class Replacement:
     activation: str = "tanh"
     positive: bool = False
     scale: float | None = None
+    network: str | None = None
+    arrays: str | None = None
 
 
 def parse_replace(spec: Mapping[str, Any] | None) -> list[Replacement]:
@@ -73,8 +79,12 @@ def parse_replace(spec: Mapping[str, Any] | None) -> list[Replacement]:
         scale = entry.get("scale")
         if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
             raise ValueError(f"replace[{target!r}].scale must be a positive number, got {scale!r}")
+        network, arrays = entry.get("network"), entry.get("arrays")
+        if arrays is not None and network is None:
+            raise ValueError(f"replace[{target!r}].arrays holds a file network's parameters: give its network file too")
         out.append(Replacement(str(target), tuple(inputs), tuple(hidden), activation,
-                               bool(entry.get("positive", False)), None if scale is None else float(scale)))
+                               bool(entry.get("positive", False)), None if scale is None else float(scale),
+                               None if network is None else str(network), None if arrays is None else str(arrays)))
     return out
 
 
@@ -86,6 +96,13 @@ class TermNetwork(nn.Module):
     def __init__(self, replacement: Replacement) -> None:
         super().__init__()
         r = replacement
+        self.register_buffer("in_scale", torch.ones(len(r.inputs)))
+        self.register_buffer("out_scale", torch.ones(()))
+        self.register_buffer("scales_set", torch.zeros((), dtype=torch.bool))
+        self.positive = r.positive
+        if r.network is not None:
+            self.net = self._file_network(r)
+            return
         layers: list[nn.Module] = []
         width = len(r.inputs)
         for h in r.hidden:
@@ -96,13 +113,30 @@ class TermNetwork(nn.Module):
         nn.init.constant_(last.bias, -6.0 if r.positive else 0.0)
         layers.append(last)
         self.net = nn.Sequential(*layers)
-        self.positive = r.positive
-        self.register_buffer("in_scale", torch.ones(len(r.inputs)))
-        self.register_buffer("out_scale", torch.ones(()))
-        self.register_buffer("scales_set", torch.zeros((), dtype=torch.bool))
+
+    def _file_network(self, r: Replacement) -> nn.Module:
+        from stiffml.hybrid.network_file import NetworkFileError, load_parameters, read_arrays, read_network
+
+        net = read_network(r.network)
+        if len(net.input_ids) != 1 or net.n_outputs != 1:
+            raise NetworkFileError(f"network file {r.network}: a replaced quantity takes a network of one input "
+                                   f"array and one output, this one has inputs {net.input_ids} and {net.n_outputs} outputs")
+        if r.arrays is not None:
+            arrays = read_arrays(r.arrays)["parameters"]
+            if net.net_id not in arrays:
+                raise NetworkFileError(f"array file {r.arrays} has no parameters for network {net.net_id!r}; "
+                                       f"it has {sorted(arrays)}")
+            load_parameters(net, arrays[net.net_id], r.arrays)
+        probe = net.module(torch.zeros(1, len(r.inputs)))
+        if probe.numel() != 1:
+            raise NetworkFileError(f"network {net.net_id!r} ({r.network}) gives {probe.numel()} outputs per sample "
+                                   f"for {len(r.inputs)} inputs; the quantity {r.target!r} it replaces takes 1")
+        self.out_scale.fill_(r.scale if r.scale is not None else 1.0)
+        self.scales_set.fill_(True)  # a file network reads and gives physical units
+        return net.module
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.net(x / self.in_scale).squeeze(-1)
+        out = self.net(x / self.in_scale).reshape(x.shape[:-1])
         return self.out_scale * (nn.functional.softplus(out) if self.positive else out)
 
 

@@ -121,6 +121,25 @@ class Problem:
         >>> p.nllh(), p.gradient()["k_phos"]
     """
 
+    def __new__(cls, path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        # a PEtab v2 problem with the SciML extension (networks in the model) has its own engine
+        from stiffml.petab.examples import resolve_problem
+
+        resolved = resolve_problem(path)
+        if resolved.is_file() and resolved.suffix in (".yaml", ".yml"):
+            import yaml
+
+            from stiffml.petab.sciml import SciMLProblem, is_sciml
+
+            try:
+                spec = yaml.safe_load(resolved.read_text())
+            except yaml.YAMLError:
+                spec = None
+            if is_sciml(spec):
+                keep = {k: v for k, v in kwargs.items() if k in ("rtol", "atol", "solver")}
+                return SciMLProblem(resolved, **keep)
+        return super().__new__(cls)
+
     def __init__(self, path: str | Path, rtol: float = 1e-8, atol: float = 1e-16, joint_solves: bool = True) -> None:
         from stiffml.petab.examples import EXAMPLES, resolve_problem
 

@@ -8,6 +8,12 @@ suite (the ``petabtests`` package's ``cases/v1.0.0/sbml``). A case passes when
 the simulation tables (rows matched by observable, conditions and time) is below
 ``tol_simulations``, the suite's own criteria. A problem stiffml refuses by name counts as
 unsupported, with the reason.
+
+PEtab SciML cases (the layout of the PEtab SciML test suite: ``petab/problem.yaml``,
+``solutions.yaml`` with ``llh``, ``tol_llh``, ``tol_simulations``, ``tol_grad_llh``, the simulation
+table and the expected gradients — ``grad`` inline or ``grad_files``: a TSV for the mechanistic
+parameters and an HDF5 file per network) also pass on their gradients: every entry within
+``tol_grad_llh`` (absolute, and relative to the entry's size).
 """
 
 from __future__ import annotations
@@ -31,12 +37,85 @@ def _sorted_simulations(df) -> np.ndarray:
     return table.sort_values([*keys, "time", "simulation"])["simulation"].to_numpy(dtype=float)
 
 
+def _expected_gradient(folder: Path, solution: dict) -> dict:
+    import pandas as pd
+
+    if "grad" in solution:
+        return solution["grad"]
+    out: dict = {}
+    for key, file in (solution.get("grad_files") or {}).items():
+        path = folder / file
+        if path.suffix == ".tsv":
+            table = pd.read_csv(path, sep="\t")
+            out.update(dict(zip(table.iloc[:, 0].astype(str), table.iloc[:, 1].astype(float))))
+        else:
+            from stiffml.hybrid.network_file import read_arrays
+
+            params = read_arrays(path)["parameters"]
+            nets = params if key not in params else {key: params[key]}
+            for net_id, layers in nets.items():
+                out[net_id] = {f"{layer}.{name}": value for layer, arrays in layers.items()
+                               for name, value in arrays.items()}
+    return out
+
+
+def _gradient_problems(got: dict, want: dict, tol: float) -> list[str]:
+    problems = []
+    for key, value in want.items():
+        if isinstance(value, dict):
+            for name, arr in value.items():
+                mine = np.asarray(got.get(key, {}).get(name, np.nan), dtype=float)
+                arr = np.asarray(arr, dtype=float)
+                if mine.shape != arr.shape or not np.all(np.abs(mine - arr) <= tol * (1 + np.abs(arr))):
+                    problems.append(f"gradient of {key}.{name} differs")
+        elif not abs(float(got.get(key, np.nan)) - float(value)) <= tol * (1 + abs(float(value))):
+            problems.append(f"gradient of {key}: {got.get(key)} expected {value}")
+    return problems
+
+
+def run_sciml_case(folder: Path) -> Outcome:
+    """Evaluate one PEtab SciML case: llh, simulations and gradients."""
+    import pandas as pd
+    import yaml
+
+    name = folder.name
+    try:
+        solution = yaml.safe_load((folder / "solutions.yaml").read_text())
+        problem = Problem(folder / "petab" / "problem.yaml")
+        llh = -problem.nllh()
+        simulated = problem.simulate()
+        gradient = problem.gradient()
+    except PEtabUnsupported as err:
+        return Outcome(name, "unsupported", str(err))
+    except Exception as err:
+        return Outcome(name, "failed", f"{type(err).__name__}: {' '.join(str(err).split())}")
+    problems = []
+    if abs(llh - solution["llh"]) >= solution.get("tol_llh", 1e-3):
+        problems.append(f"llh {llh:.10g}, expected {solution['llh']:.10g}")
+    for sim_file in solution.get("simulation_files") or ["simulations.tsv"]:
+        if not (folder / sim_file).is_file():
+            continue
+        expected = pd.read_csv(folder / sim_file, sep="\t")
+        keys = ["observableId", "experimentId", "time"]
+        merged = expected.merge(simulated, on=keys, suffixes=("_expected", ""))
+        if len(merged) != len(expected):
+            problems.append(f"{len(simulated)} simulated rows, {len(expected)} expected")
+            continue
+        distance = float(np.abs(merged["simulation"] - merged["simulation_expected"]).mean())
+        if not distance < solution.get("tol_simulations", 1e-3):
+            problems.append(f"simulations off by {distance:.3g} on average")
+    problems += _gradient_problems(gradient, _expected_gradient(folder, solution), solution.get("tol_grad_llh", 1e-3))
+    return Outcome(name, "failed", "; ".join(problems)) if problems else Outcome(name, "passed")
+
+
 def run_case(folder: Path) -> Outcome:
     """Evaluate one case against its solution file."""
     import pandas as pd
     import yaml
 
     name = folder.name
+    if (folder / "solutions.yaml").is_file():
+        return run_sciml_case(folder)
     solution_path = folder / f"_{name}_solution.yaml"
     problem_path = folder / f"_{name}.yaml"
     if not solution_path.is_file() or not problem_path.is_file():
@@ -69,10 +148,10 @@ def run_case(folder: Path) -> Outcome:
 
 
 def find_cases(folder: Path) -> list[Path]:
-    """Case folders (names of digits) under ``folder``."""
+    """Case folders (names of digits, or SciML cases with ``solutions.yaml``) under ``folder``."""
     if not folder.is_dir():
         raise PEtabError(f"suite folder '{folder}' not found")
-    cases = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    cases = sorted(p for p in folder.iterdir() if p.is_dir() and (p.name.isdigit() or (p / "solutions.yaml").is_file()))
     if not cases:
         raise PEtabError(f"no test cases (folders named by number) in '{folder}'")
     return cases

@@ -1,0 +1,103 @@
+"""Time of one loss + gradient of a hybrid model (a network inside the stiff right-hand side):
+every condition in one batched solve against one condition at a time, and the share of the time
+spent in the network.
+
+    python bench/hybrid_step.py                       # the showcase (configs/sbml_robertson_hybrid.yaml)
+    python bench/hybrid_step.py --config PATH --repeats 5
+
+Prints one line per variant: seconds per loss + gradient (best of ``--repeats``), and the ratio
+measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from stiffml import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
+    cfg = yaml.safe_load(config.read_text())
+    dm_cls = registry.get_datamodule(cfg["data"]["class_path"])
+    dm = dm_cls(**{**cfg["data"]["init_args"], **overrides}, representation="trajectory")
+    dm.setup("fit")
+    args = {k: v for k, v in cfg["model"]["init_args"].items() if k != "lr_final"}
+    torch.manual_seed(0)
+    model = registry.get_model(cfg["model"]["class_path"])(n_inputs=dm.n_inputs, n_outputs=dm.n_outputs, **args).double()
+    model.attach(dm)
+    with torch.no_grad():  # a network away from its zero start, as during training
+        for p in model.hybrid.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model, dm
+
+
+def loss_and_gradient(model: torch.nn.Module, x: tuple, y: torch.Tensor) -> float:
+    model.zero_grad()
+    loss = model.loss(model(x), y)
+    loss.backward()
+    return float(loss.detach())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "sbml_robertson_hybrid.yaml")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--t-end", type=float, default=None, help="shorten the time span (tiny runs)")
+    opts = p.parse_args()
+    overrides = {} if opts.t_end is None else {"t_span": [0.0, opts.t_end]}
+    model, dm = build(opts.config, overrides)
+    (t, z0, rows, cols), y = dm.samples.batch(dm.train_idx)
+    train = sorted(set(rows.tolist()))
+
+    def joint() -> None:
+        loss_and_gradient(model, (t, z0[train], *_remap(rows, cols, train)), y)
+
+    def separate() -> None:
+        for k in train:
+            keep = rows == k
+            loss_and_gradient(model, (t, z0[[k]], torch.zeros_like(rows[keep]), cols[keep]), y[keep])
+
+    calls = {"net": 0}
+    forward = model.hybrid.networks[0].forward
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        calls["net"] += 1
+        return forward(x)
+
+    model.hybrid.networks[0].forward = counted
+    times = {}
+    for name, fn in (("joint", joint), ("separate", separate)):
+        best = float("inf")
+        for _ in range(opts.repeats):
+            calls["net"] = 0
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        times[name] = best
+        print(f"{name:9s} {len(train)} conditions: {best:.3f} s per loss + gradient ({calls['net']} network calls)")
+    model.hybrid.networks[0].forward = forward
+    x = torch.rand(len(train), len(model.hybrid.input_ids), dtype=torch.float64)
+    net = model.hybrid.networks[0]
+    start = time.perf_counter()
+    for _ in range(1000):
+        net(x).sum().backward()
+    per_call = (time.perf_counter() - start) / 1000
+    print(f"network forward + backward alone: {per_call * 1e6:.0f} µs per call")
+    print(f"separate / joint: {times['separate'] / times['joint']:.2f}")
+
+
+def _remap(rows: torch.Tensor, cols: torch.Tensor, train: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    index = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
+    index[train] = torch.arange(len(train))
+    return index[rows], cols
+
+
+if __name__ == "__main__":
+    main()

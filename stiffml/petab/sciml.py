@@ -1,0 +1,602 @@
+"""PEtab SciML problems: PEtab v2 tables, an SBML model and neural networks placed inside it.
+
+A network is placed in one of three ways (the extension's hybridization types):
+
+* **pre-initialization** (``pre_initialization: true``): its inputs are PEtab parameters, numbers,
+  condition values or array data; its outputs set model parameters or species' initial values,
+  evaluated once per experiment before the simulation;
+* **in the right-hand side**: its inputs are expressions of species, parameters and time; its
+  outputs replace model parameters inside the ODE, evaluated at every right-hand-side call through
+  the differentiable stiff solver (Rosenbrock23 on the generated torch math);
+* **in an observable**: its outputs' PEtab ids appear in observable formulas, evaluated at the
+  measurement times.
+
+The PEtab v2 tables are read by the ``petab`` library (``petab.v2``); the network files and array
+files by :mod:`stiffml.hybrid.network_file`; the hybridization table (two columns) with pandas.
+The likelihood is ordinary torch code, so autograd gives the gradient with respect to the
+mechanistic parameters and every estimated network weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+from torch import Tensor
+
+from stiffml.hybrid.network_file import NetworkFile, load_parameters, read_arrays, read_network
+from stiffml.petab.likelihood import neg_log_likelihood, residual
+from stiffml.sbml.document import SBMLError
+from stiffml.sbml.math import T
+
+_ENTITY = re.compile(r"^(?P<net>[A-Za-z_]\w*)\.(?P<kind>inputs|outputs|parameters)(?P<rest>.*)$")
+_INDEX = re.compile(r"\[([^\]]*)\]")
+DISTRIBUTIONS = {"normal": ("lin", "normal"), "laplace": ("lin", "laplace"),
+                 "log-normal": ("log", "normal"), "log-laplace": ("log", "laplace")}
+
+
+class SciMLError(ValueError):
+    """A PEtab SciML problem that cannot be read (one line)."""
+
+
+@dataclasses.dataclass
+class _Net:
+    file: NetworkFile
+    pre_init: bool
+    inputs: dict[tuple[int, int], str] = dataclasses.field(default_factory=dict)   # (arg, index) -> petab id
+    outputs: dict[tuple[int, int], str] = dataclasses.field(default_factory=dict)  # (arg, index) -> petab id
+    input_arrays: dict[int, str] = dataclasses.field(default_factory=dict)          # arg -> input id (array)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.file.module
+
+
+def is_sciml(spec: Any) -> bool:
+    """Whether a problem YAML's content is PEtab v2 with the SciML extension."""
+    return (isinstance(spec, dict) and str(spec.get("format_version", "")).startswith("2")
+            and "petab_sciml" in (spec.get("extensions") or {}))
+
+
+def _indices(text: str) -> list[str]:
+    return [m.group(1).strip() for m in _INDEX.finditer(text)]
+
+
+class SciMLProblem:
+    """A PEtab SciML problem (PEtab v2 + the ``petab_sciml`` extension).
+
+    Use :class:`stiffml.petab.Problem`, which returns this class for such files.
+
+    Args:
+        path: The problem's YAML file.
+        rtol: Relative tolerance of the solves.
+        atol: Absolute tolerance.
+        solver: A differentiable torch solver of the registry (``rosenbrock23``, stiff;
+            ``dopri5``, …), or ``auto`` (default): dopri5, and Rosenbrock23 from the first solve
+            that exceeds dopri5's step budget (a stiff problem). Measured on the Lotka–Volterra
+            cases at rtol 1e-10: dopri5 0.34 s and 7e-9 from the expected llh, Rosenbrock23 at
+            rtol 1e-9 5.8 s and 4e-4 (its order is low, so tight tolerances cost it many steps).
+
+    Attributes:
+        parameter_ids: The estimated mechanistic parameters (PEtab v2: linear scale).
+        nominal: Their nominal values.
+        networks: ``{net id: torch module}``; estimated weights have ``requires_grad``.
+    """
+
+    def __init__(self, path: str | Path, rtol: float = 1e-10, atol: float = 1e-12, solver: str = "auto") -> None:
+        import pandas as pd
+        import yaml
+
+        from stiffml.solvers import check_solver
+
+        self.path = Path(path)
+        self.rtol, self.atol = float(rtol), float(atol)
+        if solver != "auto":
+            check_solver(solver, self.rtol, self.atol, None, False)
+        self.solver = solver
+        self._method = "dopri5" if solver == "auto" else solver
+        spec = yaml.safe_load(self.path.read_text())
+        base = self.path.parent
+        ext = spec["extensions"]["petab_sciml"]
+        label = str(self.path)
+
+        # networks and arrays
+        self._nets: dict[str, _Net] = {}
+        for net_id, info in (ext.get("neural_networks") or {}).items():
+            fmt = str(info.get("format", "yaml")).lower()
+            if fmt != "yaml":
+                raise SciMLError(f"{label}: network {net_id!r} is in format {fmt!r}; stiffml reads the 'yaml' format")
+            file = read_network(base / info["location"])
+            file.module.double()
+            self._nets[net_id] = _Net(file, bool(info.get("pre_initialization", False)))
+        self._arrays = {"parameters": {}, "inputs": {}}
+        for loc in ext.get("array_files") or []:
+            arrays = read_arrays(base / (loc["location"] if isinstance(loc, dict) else loc))
+            for key in ("parameters", "inputs"):
+                self._arrays[key].update(arrays[key])
+
+        # the mapping table names the networks' inputs, outputs and parameters
+        mapping_files = spec.get("mapping_files") or []
+        mapping = pd.concat([pd.read_csv(base / f, sep="\t", dtype=str) for f in mapping_files]) if mapping_files \
+            else pd.DataFrame(columns=["petabEntityId", "modelEntityId"])
+        self._net_params: dict[str, tuple[str, str | None, str | None]] = {}
+        for petab_id, model_id in zip(mapping["petabEntityId"], mapping["modelEntityId"]):
+            m = _ENTITY.match(str(model_id))
+            if not m:
+                continue
+            net_id, kind, rest = m.group("net"), m.group("kind"), m.group("rest")
+            if net_id not in self._nets:
+                raise SciMLError(f"{label}: the mapping table names network {net_id!r} ({model_id}); the problem's "
+                                 f"networks are {sorted(self._nets)}")
+            net = self._nets[net_id]
+            if kind == "parameters":
+                layer = _indices(rest)[0] if rest.startswith("[") else None
+                array = rest.split("].", 1)[1].split("[")[0] if "]." in rest else None
+                self._net_params[str(petab_id)] = (net_id, layer, array)
+                continue
+            idx = [int(i) for i in _indices(rest)]
+            if kind == "inputs":
+                if len(idx) == 1:
+                    net.input_arrays[idx[0]] = str(petab_id)
+                else:
+                    net.inputs[(idx[0], idx[1])] = str(petab_id)
+            else:
+                net.outputs[(idx[0], idx[1] if len(idx) > 1 else 0)] = str(petab_id)
+
+        # the core tables through the library (net parameter rows, which it cannot type, set aside)
+        params = pd.concat([pd.read_csv(base / f, sep="\t", dtype=str) for f in spec.get("parameter_files") or []])
+        is_net = params["parameterId"].isin(list(self._net_params)) | params["parameterId"].isin(list(self._nets))
+        self._net_rows = params[is_net]
+        core = {k: v for k, v in spec.items() if k != "extensions"}
+        with tempfile.TemporaryDirectory() as tmp:
+            table = Path(tmp) / "parameters.tsv"
+            params[~is_net].to_csv(table, sep="\t", index=False)
+            core["parameter_files"] = [str(table)]
+            core["mapping_files"] = [str((base / f).resolve()) for f in mapping_files]
+            import petab.v2 as v2
+
+            try:
+                self.petab = v2.Problem.from_yaml(core, base_path=str(base))
+            except Exception as err:
+                raise SciMLError(f"{label}: the petab library cannot read it: {' '.join(str(err).split())[:300]}") \
+                    from None
+        hyb = [pd.read_csv(base / f, sep="\t", dtype=str) for f in ext.get("hybridization_files") or []]
+        self._hybrid = pd.concat(hyb) if hyb else pd.DataFrame(columns=["targetId", "targetValue"])
+
+        self._read_model(label)
+        self._read_parameters(label)
+        self._wire_networks(label)
+        self._build_observables(label)
+
+    # ------------------------------------------------------------------------------ reading
+    def _read_model(self, label: str) -> None:
+        from stiffml.sbml.system import _compile
+
+        models = self.petab.models
+        if len(models) != 1:
+            raise SciMLError(f"{label}: {len(models)} models; stiffml reads exactly one SBML model")
+        model = models[0]
+        location = getattr(model, "_sbml_path", None) or getattr(model, "path", None)
+        text = model.to_sbml_str() if hasattr(model, "to_sbml_str") else None
+        with tempfile.TemporaryDirectory() as tmp:
+            sbml = Path(location) if location and Path(str(location)).is_file() else Path(tmp) / "model.xml"
+            if text is not None and not sbml.is_file():
+                sbml.write_text(text)
+            try:
+                self.math, _, _, _ = _compile(sbml)
+            except SBMLError as err:
+                raise SciMLError(str(err)) from None
+        if self.math.rhs is None or self.math.events:
+            why = "; ".join(self.math.unsupported) or f"events {self.math.events}"
+            raise SciMLError(f"{label}: the SBML model uses what the torch engine cannot simulate: {why}")
+        self._model_ids = {*self.math.species, *self.math.compartments, *self.math.parameters, *self.math.reactions}
+
+    def _read_parameters(self, label: str) -> None:
+        self._values: dict[str, float] = {}
+        self.parameter_ids: list[str] = []
+        for p in self.petab.parameters:
+            if p.prior_distribution is not None and str(p.prior_distribution) not in ("", "None"):
+                raise SciMLError(f"{label}: parameter {p.id!r} has a prior; priors in SciML problems are not "
+                                 "supported yet")
+            value = float(p.nominal_value) if p.nominal_value is not None else float("nan")
+            self._values[p.id] = value
+            if p.estimate:
+                self.parameter_ids.append(p.id)
+        self.nominal = np.array([self._values[i] for i in self.parameter_ids])
+        # network parameters: whole net, then layer, then array (the more specific wins)
+        rows = sorted(self._net_rows.itertuples(index=False), key=lambda r: self._specificity(r.parameterId))
+        self._frozen: set[str] = set()
+        for row in rows:
+            pid = str(row.parameterId)
+            net_id, layer, array = self._net_params.get(pid, (pid, None, None))
+            net = self._nets[net_id]
+            targets = self._net_tensors(net, layer, array, label)
+            nominal = str(getattr(row, "nominalValue", "") or "").strip()
+            if nominal == "array":
+                stored = self._arrays["parameters"].get(net_id)
+                if stored is None:
+                    raise SciMLError(f"{label}: parameter {pid!r} takes its values from an array file, which has none "
+                                     f"for network {net_id!r}")
+                selected = {lay: arrs for lay, arrs in stored.items() if layer is None or lay == layer}
+                if array is not None:
+                    selected = {lay: {a: v for a, v in arrs.items() if a == array} for lay, arrs in selected.items()}
+                load_parameters(net.file, selected, label)
+            elif nominal and nominal.lower() != "nan":
+                with torch.no_grad():
+                    for tensor in targets.values():
+                        tensor.fill_(float(nominal))
+            estimate = str(getattr(row, "estimate", "true")).strip().lower() in ("true", "1")
+            for name, tensor in targets.items():
+                tensor.requires_grad_(estimate)
+                (self._frozen.discard if estimate else self._frozen.add)(f"{net_id}.{name}")
+        for net_id, stored in self._arrays["parameters"].items():  # arrays without a table row: loaded as given
+            if net_id in self._nets and not any(self._net_params.get(str(r), (r,))[0] == net_id
+                                                for r in self._net_rows["parameterId"]):
+                load_parameters(self._nets[net_id].file, stored, label)
+        self.networks = {net_id: net.module for net_id, net in self._nets.items()}
+
+    def _specificity(self, pid: str) -> int:
+        _, layer, array = self._net_params.get(pid, (pid, None, None))
+        return (layer is not None) + (array is not None)
+
+    @staticmethod
+    def _net_tensors(net: _Net, layer: str | None, array: str | None, label: str) -> dict[str, Tensor]:
+        out = {}
+        for name, tensor in net.module.named_parameters():
+            lay, _, arr = name.rpartition(".")
+            if (layer is None or lay == layer) and (array is None or arr == array):
+                out[name] = tensor
+        if not out:
+            raise SciMLError(f"{label}: network {net.file.net_id!r} has no parameters under layer {layer!r} "
+                             f"array {array!r}")
+        return out
+
+    def _wire_networks(self, label: str) -> None:
+        """Where each network's inputs come from and where its outputs go."""
+        table = dict(zip(self._hybrid["targetId"].astype(str), self._hybrid["targetValue"].astype(str)))
+        self._rhs_targets: list[str] = []          # model parameters replaced in the rhs
+        self._rhs_sources: list[tuple[str, tuple[int, int]]] = []
+        self._pre_targets: dict[str, tuple[str, tuple[int, int]]] = {}  # model id -> (net, output)
+        self._obs_outputs: dict[str, tuple[str, tuple[int, int]]] = {}  # petab id -> (net, output)
+        for net_id, net in self._nets.items():
+            for key, pid in net.outputs.items():
+                targets = [t for t, v in table.items() if v == pid]
+                for target in targets:
+                    if target not in self._model_ids:
+                        raise SciMLError(f"{label}: hybridization target {target!r} (set from {pid}) is not an entity of "
+                                         f"the model")
+                    if net.pre_init:
+                        if target not in self.math.parameters and target not in self.math.species:
+                            raise SciMLError(f"{label}: pre-initialization output {pid!r} sets {target!r}, which is "
+                                             "neither a model parameter nor a species")
+                        self._pre_targets[target] = (net_id, key)
+                    else:
+                        if target not in self.math.hybrid_targets()["parameters"]:
+                            raise SciMLError(f"{label}: network output {pid!r} replaces {target!r} in the right-hand "
+                                             "side, which must be a constant model parameter")
+                        self._rhs_targets.append(target)
+                        self._rhs_sources.append((net_id, key))
+                if not targets:
+                    self._obs_outputs[pid] = (net_id, key)
+            for (arg, _), pid in net.inputs.items():
+                if pid not in table and not any(pid == str(c.target_id) for cond in self.petab.conditions
+                                                for c in cond.changes):
+                    raise SciMLError(f"{label}: network input {pid!r} of {net_id!r} has no value (hybridization or "
+                                     "condition table)")
+                if not net.pre_init and pid in table:
+                    symbols = {s.name for s in sp.sympify(table[pid]).free_symbols} - {"time"}
+                    unknown = sorted(symbols - self._model_ids - set(self._values))
+                    if unknown:
+                        raise SciMLError(f"{label}: network input {pid!r} reads {unknown[0]!r}, which is not a species, "
+                                         "parameter or compartment of the model")
+        self._table = table
+        ys, cs, rename = self.math._arguments()
+        self._ys, self._cs, self._rename = ys, cs, rename
+        if self._rhs_targets:
+            self._check_rhs_outputs(label)
+        hs = [sp.Symbol(f"_h{j}") for j in range(len(self._rhs_targets))]
+        exprs = [e.xreplace(rename) for e in self.math.hybrid_rhs(self._rhs_targets)]
+        self._rhs = sp.lambdify([T, ys, cs, hs], exprs, modules="torch", cse=True)
+        self._rhs_inputs: dict[str, Any] = {}
+        for net_id, net in self._nets.items():
+            if net.pre_init or not net.inputs:
+                continue
+            exprs = [self._model_expression(self._table[pid]) for _, pid in sorted(net.inputs.items())]
+            self._rhs_inputs[net_id] = sp.lambdify([T, ys, cs], exprs, modules="torch", cse=True)
+
+    def _check_rhs_outputs(self, label: str) -> None:
+        for net_id in dict.fromkeys(n for n, _ in self._rhs_sources):
+            net = self._nets[net_id]
+            n_in = len(net.inputs)
+            probe = net.module(torch.zeros(1, n_in, dtype=torch.float64))
+            size = (probe[0] if isinstance(probe, (tuple, list)) else probe).numel()
+            used = sum(1 for n, _ in self._rhs_sources if n == net_id)
+            if size != used:
+                raise SciMLError(f"{label}: network {net_id!r} in the right-hand side gives {size} outputs, but the "
+                                 f"hybridization table replaces {used} quantities with them")
+
+    def _model_expression(self, text: str) -> sp.Expr:
+        """A formula of model ids and time in states, constants and ``T`` (argument symbols)."""
+        expr = sp.sympify(text, locals={"time": T})
+        table = {s: self.math.observable(s.name) for s in expr.free_symbols if s.name in self._model_ids}
+        return expr.xreplace(table).xreplace(self._rename)
+
+    def _build_observables(self, label: str) -> None:
+        import pandas as pd
+
+        self._observables = {o.id: o for o in self.petab.observables}
+        self.measurements = pd.DataFrame([{
+            "observableId": m.observable_id, "experimentId": m.experiment_id, "time": float(m.time),
+            "measurement": float(m.measurement),
+            "observableParameters": ";".join(map(str, m.observable_parameters)),
+            "noiseParameters": ";".join(map(str, m.noise_parameters))} for m in self.petab.measurements])
+        if (self.measurements["time"] < 0).any():
+            raise SciMLError(f"{label}: a measurement has a negative time")
+        self._experiments = {e.id: e for e in self.petab.experiments}
+        for e in self._experiments.values():
+            if len(e.periods) != 1 or not np.isfinite(float(e.periods[0].time)):
+                raise SciMLError(f"{label}: experiment {e.id!r} has {len(e.periods)} periods or a pre-equilibration; "
+                                 "stiffml's SciML engine simulates experiments of one period so far")
+
+    # -------------------------------------------------------------------------- evaluation
+    def _theta(self, theta: Any) -> Tensor:
+        if theta is None:
+            return torch.tensor(self.nominal, dtype=torch.float64)
+        if isinstance(theta, dict):
+            return torch.tensor([float(theta.get(i, v)) for i, v in zip(self.parameter_ids, self.nominal)],
+                                dtype=torch.float64)
+        return torch.as_tensor(np.asarray(theta, dtype=np.float64))
+
+    def _value(self, text: Any, params: dict[str, Tensor]) -> Tensor:
+        """A table entry (number, parameter id or formula of parameters) as a tensor."""
+        if isinstance(text, (int, float)):
+            return torch.tensor(float(text), dtype=torch.float64)
+        expr = sp.sympify(str(text))
+        subs = {s: params[s.name] for s in expr.free_symbols if s.name in params}
+        missing = [s.name for s in expr.free_symbols if s.name not in params]
+        if missing:
+            raise SciMLError(f"{self.path}: {text!r} reads {missing[0]!r}, which is not a PEtab parameter")
+        f = sp.lambdify(list(subs), expr, modules="torch")
+        return torch.as_tensor(f(*subs.values()), dtype=torch.float64)
+
+    def _parameters(self, theta: Tensor) -> dict[str, Tensor]:
+        params = {i: torch.tensor(v, dtype=torch.float64) for i, v in self._values.items()}
+        params.update({i: theta[k] for k, i in enumerate(self.parameter_ids)})
+        return params
+
+    def _net_outputs(self, net_id: str, x: list[Tensor]) -> Tensor:
+        out = self._nets[net_id].module(*x)
+        return out if not isinstance(out, (tuple, list)) else torch.stack([o.reshape(o.shape[0], -1) for o in out])
+
+    def _pre_init(self, experiment: Any, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Pre-initialization networks' outputs for one experiment: ``{model id: value}``."""
+        changes = self._changes(experiment)
+        values: dict[str, Tensor] = {}
+        for net_id, net in self._nets.items():
+            if not net.pre_init:
+                continue
+            args = []
+            for arg in sorted({a for a, _ in net.inputs} | set(net.input_arrays)):
+                if arg in net.input_arrays:
+                    args.append(self._input_array(net.input_arrays[arg], experiment)[None])
+                    continue
+                elems = [changes.get(pid, self._table.get(pid)) for (a, _), pid in sorted(net.inputs.items()) if a == arg]
+                args.append(torch.stack([self._value(v, params) for v in elems])[None])
+            out = self._nets[net_id].module(*args)
+            outs = out if isinstance(out, (tuple, list)) else [out]
+            for (arg, index), pid in net.outputs.items():
+                for target, (n, key) in self._pre_targets.items():
+                    if n == net_id and key == (arg, index):
+                        values[target] = outs[arg].reshape(-1)[index]
+        return values
+
+    def _input_array(self, input_id: str, experiment: Any) -> Tensor:
+        stored = self._arrays["inputs"].get(input_id)
+        if stored is None:
+            raise SciMLError(f"{self.path}: network input {input_id!r} takes its values from an array file, which has none")
+        conds = set(experiment.periods[0].condition_ids) if experiment is not None else set()
+        for key, value in stored.items():
+            if key == "0" or conds & set(key.split(";")):
+                return torch.as_tensor(value, dtype=torch.float64)
+        raise SciMLError(f"{self.path}: array input {input_id!r} has no data for conditions {sorted(conds)}")
+
+    def _changes(self, experiment: Any) -> dict[str, Any]:
+        if experiment is None:
+            return {}
+        out = {}
+        conds = {c.id: c for c in self.petab.conditions}
+        for cid in experiment.periods[0].condition_ids:
+            for change in conds[cid].changes:
+                out[str(change.target_id)] = change.target_value
+        return out
+
+    def _initial(self, experiment: Any, params: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """The experiment's initial state and constants (torch, differentiable)."""
+        changes = {k: self._value(v, params) for k, v in self._changes(experiment).items() if k in self._model_ids}
+        pre = self._pre_init(experiment, params)
+        overrides = {**{k: params[k] for k in params if k in self.math.parameters}, **changes, **pre}
+        species_set = {k for k in [*changes, *pre] if k in self.math.species}
+        exprs = self.math.initial_expressions(frozenset(species_set))
+        literals = self.math.literal_values()
+        values: dict[str, Tensor] = {}
+        for name in [*self.math.state_ids, *self.math.constant_ids]:
+            if name in overrides and name not in self.math.species:
+                values[name] = overrides[name]
+                continue
+            expr = exprs[name]
+            subs = {}
+            for s in expr.free_symbols:
+                key = s.name[3:]
+                if s.name.startswith("_o_"):
+                    subs[s] = overrides[key]
+                elif key in overrides and key in self.math.parameters:
+                    subs[s] = overrides[key]
+                else:
+                    subs[s] = torch.tensor(literals[key], dtype=torch.float64)
+            f = sp.lambdify(list(subs), expr, modules="torch")
+            values[name] = torch.as_tensor(f(*subs.values()), dtype=torch.float64)
+        y0 = torch.stack([values[s] for s in self.math.state_ids])
+        return y0, [values[c] for c in self.math.constant_ids]
+
+    def _field(self, constants: list[Tensor]) -> Any:
+        rhs_nets = list(dict.fromkeys(n for n, _ in self._rhs_sources))
+
+        def field(t: Tensor, y: Tensor) -> Tensor:
+            ys = list(y.unbind(-1))
+            shape = y.shape[:-1]
+            hs = []
+            outs = {}
+            for net_id in rhs_nets:
+                vals = self._rhs_inputs[net_id](t, ys, constants)
+                x = torch.stack([torch.as_tensor(v, dtype=y.dtype).expand(shape) for v in vals], -1)
+                outs[net_id] = self._nets[net_id].module(x).reshape(*shape, -1)
+            for net_id, (_, index) in self._rhs_sources:
+                hs.append(outs[net_id][..., index])
+            values = self._rhs(t, ys, constants, hs)
+            return torch.stack([torch.as_tensor(v, dtype=y.dtype).expand(shape) for v in values], -1)
+
+        return field
+
+    def _simulate(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """Simulations and noise values of every measurement row, in table order."""
+        params = self._parameters(theta)
+        sims = torch.zeros(len(self.measurements), dtype=torch.float64)
+        sigmas = torch.zeros(len(self.measurements), dtype=torch.float64)
+        groups = self.measurements.groupby(self.measurements["experimentId"].fillna(""), sort=False)
+        for exp_id, rows in groups:
+            experiment = self._experiments.get(exp_id) if exp_id else None
+            t0 = float(experiment.periods[0].time) if experiment is not None else 0.0
+            y0, constants = self._initial(experiment, params)
+            times = np.unique(np.concatenate([[t0], rows["time"].to_numpy()]))
+            tt = torch.as_tensor(times, dtype=torch.float64)
+            if len(times) > 1:
+                ys = self._integrate(self._field(constants), y0[None], tt)[:, 0]
+            else:
+                ys = y0[None]
+            where = torch.as_tensor(np.searchsorted(times, rows["time"].to_numpy()))
+            idx = torch.as_tensor(rows.index.to_numpy().copy())
+            sim, sigma = self._observe(rows, ys[where], tt[where], constants, params)
+            sims = sims.index_put((idx,), sim)
+            sigmas = sigmas.index_put((idx,), sigma)
+        return sims, sigmas
+
+    def _integrate(self, field: Any, y0: Tensor, tt: Tensor) -> Tensor:
+        from stiffml.solvers import StepBudgetExceeded, integrate
+
+        try:
+            return integrate(field, y0, tt, method=self._method, rtol=self.rtol, atol=self.atol,
+                             params=self._trainable(), max_steps=20_000 if self.solver == "auto" else 100_000)
+        except StepBudgetExceeded:
+            if self.solver != "auto" or self._method == "rosenbrock23":
+                raise
+            self._method = "rosenbrock23"  # stiff: the implicit method from now on
+            return integrate(field, y0, tt, method="rosenbrock23", rtol=self.rtol, atol=self.atol,
+                             params=self._trainable())
+
+    def _trainable(self) -> tuple[Tensor, ...]:
+        return tuple(p for net in self._nets.values() for p in net.module.parameters() if p.requires_grad)
+
+    def _observe(self, rows: Any, y: Tensor, t: Tensor, constants: list[Tensor],
+                 params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ys = list(y.unbind(-1))
+        n = y.shape[0]
+        net_values: dict[str, Tensor] = {}
+        for pid, (net_id, (arg, index)) in self._obs_outputs.items():
+            net = self._nets[net_id]
+            if net_id not in net_values:
+                exprs = [self._model_expression(self._table[p]) for _, p in sorted(net.inputs.items())]
+                vals = sp.lambdify([T, self._ys, self._cs], exprs, modules="torch")(t, ys, constants)
+                x = torch.stack([torch.as_tensor(v, dtype=y.dtype).expand(n) for v in vals], -1)
+                net_values[net_id] = net.module(x).reshape(n, -1)
+            params = {**params, pid: net_values[net_id][:, index]}
+        sims, sigmas = [], []
+        for k, row in enumerate(rows.itertuples(index=False)):
+            obs = self._observables[row.observableId]
+            local = dict(params)
+            for sym, value in zip(obs.observable_placeholders, [v for v in row.observableParameters.split(";") if v]):
+                local[sym.name] = self._value(value, params)
+            for sym, value in zip(obs.noise_placeholders, [v for v in row.noiseParameters.split(";") if v]):
+                local[sym.name] = self._value(value, params)
+            sims.append(self._formula(obs.formula, local, k, t, ys, constants))
+            sigmas.append(self._formula(obs.noise_formula, local, k, t, ys, constants))
+        return torch.stack(sims), torch.stack(sigmas)
+
+    def _formula(self, expr: Any, local: dict[str, Tensor], k: int, t: Tensor, ys: list[Tensor],
+                 constants: list[Tensor]) -> Tensor:
+        expr = sp.sympify(expr)
+        subs: dict[sp.Symbol, Any] = {}
+        for s in expr.free_symbols:
+            if s.name in local and s.name not in self._model_ids:
+                v = local[s.name]
+                subs[s] = v[k] if v.ndim else v
+            elif s.name == "time":
+                subs[s] = t[k]
+            elif s.name in self._model_ids:
+                subs[s] = sp.lambdify([T, self._ys, self._cs], self.math.observable(s.name).xreplace(self._rename),
+                                      modules="torch")(t[k], [y[k] for y in ys], constants)
+            else:
+                raise SciMLError(f"{self.path}: an observable formula reads {s.name!r}, which is neither a model entity, "
+                                 "a placeholder nor a PEtab parameter")
+        f = sp.lambdify(list(subs), expr, modules="torch")
+        return torch.as_tensor(f(*subs.values()), dtype=torch.float64)
+
+    def _nllh(self, theta: Tensor) -> Tensor:
+        sims, sigmas = self._simulate(theta)
+        m = torch.as_tensor(self.measurements["measurement"].to_numpy(dtype=np.float64).copy())
+        total = torch.zeros((), dtype=torch.float64)
+        for k, obs_id in enumerate(self.measurements["observableId"]):
+            how, dist = DISTRIBUTIONS[str(self._observables[obs_id].noise_distribution.value)]
+            total = total + neg_log_likelihood(m[k], sims[k], sigmas[k], how, dist)
+        return total
+
+    # ------------------------------------------------------------------------------ public
+    def nllh(self, theta: Any = None) -> float:
+        """Negative log-likelihood at ``theta`` (the estimated parameters; nominal if omitted)."""
+        with torch.no_grad():
+            return float(self._nllh(self._theta(theta)))
+
+    def chi2(self, theta: Any = None) -> float:
+        with torch.no_grad():
+            sims, sigmas = self._simulate(self._theta(theta))
+        m = torch.as_tensor(self.measurements["measurement"].to_numpy(dtype=np.float64).copy())
+        out = 0.0
+        for k, obs_id in enumerate(self.measurements["observableId"]):
+            how, _ = DISTRIBUTIONS[str(self._observables[obs_id].noise_distribution.value)]
+            out += float(residual(m[k], sims[k], sigmas[k], how)) ** 2
+        return out
+
+    def gradient(self, theta: Any = None) -> dict[str, Any]:
+        """``{parameter id: d nllh / d value}`` and, per network id, ``{state-dict name: array}`` of
+        d nllh / d weight for its estimated weights (frozen ones are left out)."""
+        th = self._theta(theta).clone().requires_grad_(True)
+        nets = {net_id: [(n, p) for n, p in net.module.named_parameters() if p.requires_grad]
+                for net_id, net in self._nets.items()}
+        flat = [p for items in nets.values() for _, p in items]
+        grads = torch.autograd.grad(self._nllh(th), [th, *flat], allow_unused=True)
+        out: dict[str, Any] = {i: float(g) for i, g in zip(self.parameter_ids, grads[0])} if self.parameter_ids else {}
+        k = 1
+        for net_id, items in nets.items():
+            out[net_id] = {}
+            for name, p in items:
+                g = grads[k]
+                out[net_id][name] = (torch.zeros_like(p) if g is None else g).detach().numpy()
+                k += 1
+        return out
+
+    def simulate(self, theta: Any = None) -> Any:
+        """The PEtab simulation table: the measurement table with a ``simulation`` column."""
+        with torch.no_grad():
+            sims, _ = self._simulate(self._theta(theta))
+        out = self.measurements.rename(columns={"measurement": "simulation"}).copy()
+        out["simulation"] = sims.numpy()
+        return out
+
+    def __repr__(self) -> str:
+        return (f"SciMLProblem({self.path.name}: {len(self.parameter_ids)} mechanistic parameters, "
+                f"networks {sorted(self._nets)}, {len(self.measurements)} measurements)")

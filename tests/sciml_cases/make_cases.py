@@ -1,0 +1,423 @@
+"""Write the PEtab SciML test cases of this folder, one per placement of a network, with expected
+values computed independently of stiffml's SciML engine.
+
+Each case is a PEtab v2 problem with the ``petab_sciml`` extension over a Lotka–Volterra SBML
+model: network files (the format's YAML), array files (HDF5), mapping and hybridization tables.
+The networks are small tanh MLPs, so each is also a closed-form expression: the expected
+simulations and log-likelihood come from an equivalent SBML model in which every network is
+written out as that expression (assignment rules, or parameter values computed here), simulated by
+libroadrunner's CVODE at tight tolerances; the expected gradients are central differences of that
+equivalent model in every estimated parameter and network weight. ``solutions.yaml`` holds them
+with the tolerances (as the official PEtab SciML test suite does).
+
+Run ``python tests/sciml_cases/make_cases.py`` to regenerate; the files are committed.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).parent
+TIMES = [0.5, 1.0, 2.0, 3.5, 5.0, 7.0]
+
+LV = """
+model lv
+  compartment c = 1
+  species prey in c, predator in c
+  R1: -> prey; k1*prey
+  R2: prey -> ; k2*prey*predator
+  R3: -> predator; k3*prey*predator
+  R4: predator -> ; k4*predator
+  k1 = 1.3; k2 = 0.9; k3 = 0.8; k4 = 1.8
+  prey = 0.44249296; predator = 4.6280594
+{extra}
+end
+"""
+
+
+class MLP:
+    """A tanh MLP with fixed seeded weights: ``W2 tanh(W1 x + b1) + b2``."""
+
+    def __init__(self, net_id: str, n_in: int, hidden: int, n_out: int, seed: int, scale: float = 0.3,
+                 bias: list[float] | None = None) -> None:
+        rng = np.random.default_rng(seed)
+        self.net_id, self.n_in, self.hidden, self.n_out = net_id, n_in, hidden, n_out
+        self.w1 = scale * rng.standard_normal((hidden, n_in))
+        self.b1 = scale * rng.standard_normal(hidden)
+        self.w2 = scale * rng.standard_normal((n_out, hidden))
+        self.b2 = np.asarray(bias if bias is not None else np.zeros(n_out), dtype=np.float64)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"layer1.weight": self.w1, "layer1.bias": self.b1, "layer2.weight": self.w2, "layer2.bias": self.b2}
+
+    def set(self, name: str, value: np.ndarray) -> None:
+        layer, array = name.split(".")
+        attr = {"layer1": {"weight": "w1", "bias": "b1"}, "layer2": {"weight": "w2", "bias": "b2"}}[layer][array]
+        setattr(self, attr, value)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.w2 @ np.tanh(self.w1 @ x + self.b1) + self.b2
+
+    def expression(self, inputs: list[str], out: int) -> str:
+        """The output as an SBML formula of ``inputs`` (weights written out)."""
+        terms = []
+        for j in range(self.hidden):
+            lin = " + ".join(f"({float(self.w1[j, i])!r})*({inputs[i]})" for i in range(self.n_in))
+            terms.append(f"({float(self.w2[out, j])!r})*tanh({lin} + ({float(self.b1[j])!r}))")
+        return " + ".join(terms) + f" + ({float(self.b2[out])!r})"
+
+    def write(self, folder: Path) -> None:
+        """The network YAML file and its parameters as an HDF5 array file (PyTorch layout)."""
+        import torch
+        from torch import nn
+
+        from stiffml.hybrid.network_file import write_arrays, write_network
+
+        class Net(nn.Module):
+            def __init__(s) -> None:
+                super().__init__()
+                s.layer1 = nn.Linear(self.n_in, self.hidden)
+                s.layer2 = nn.Linear(self.hidden, self.n_out)
+
+            def forward(s, net_input):
+                return s.layer2(torch.tanh(s.layer1(net_input)))
+
+        module = Net().double()
+        with torch.no_grad():
+            for name, value in self.weights().items():
+                module.get_parameter(name).copy_(torch.as_tensor(value))
+        write_network(module, self.net_id, folder / f"{self.net_id}.yaml")
+        write_arrays(folder / f"{self.net_id}_ps.hdf5", {self.net_id: module})
+
+
+def simulate(extra: str, parameters: dict[str, float], initial: dict[str, float], times: list[float],
+             outputs: list[str]) -> np.ndarray:
+    """The equivalent SBML model (networks written out) by libroadrunner's CVODE."""
+    import antimony
+    import roadrunner
+
+    antimony.clearPreviousLoads()
+    if antimony.loadAntimonyString(LV.format(extra=extra)) < 0:
+        raise ValueError(antimony.getLastError())
+    rr = roadrunner.RoadRunner(antimony.getSBMLString(antimony.getMainModuleName()))
+    rr.integrator.relative_tolerance = 1e-12
+    rr.integrator.absolute_tolerance = 1e-14
+    for k, v in initial.items():  # before the parameters: setting an initial value resets the model
+        rr[f"init([{k}])"] = v
+    for k, v in parameters.items():
+        rr[k] = v
+    rr.timeCourseSelections = ["time", *outputs]
+    res = rr.simulate(times=[0.0, *times])
+    return np.asarray(res)[1:, 1:]
+
+
+def nllh_of(measured: np.ndarray, sims: np.ndarray, sigma: np.ndarray, dist: list[str]) -> float:
+    total = 0.0
+    for m, s, sd, d in zip(measured, sims, sigma, dist):
+        if d.startswith("log-"):
+            r = (math.log(s) - math.log(m)) / sd
+            jac = math.log(m)
+        else:
+            r, jac = (s - m) / sd, 0.0
+        if d.endswith("normal"):
+            total += 0.5 * math.log(2 * math.pi) + math.log(sd) + jac + 0.5 * r * r
+        else:
+            total += math.log(2) + math.log(sd) + jac + abs(r)
+    return total
+
+
+def write_tsv(path: Path, rows: list[dict[str, Any]]) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["\t".join(keys)] + ["\t".join(str(r.get(k, "")) for k in keys) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Case:
+    """One case: tables, networks and the equivalent model's expected values."""
+
+    def __init__(self, name: str, title: str) -> None:
+        self.name, self.title = name, title
+        self.folder = HERE / name
+        shutil.rmtree(self.folder, ignore_errors=True)
+        (self.folder / "petab").mkdir(parents=True)
+        self.nets: dict[str, tuple[MLP, bool]] = {}
+        self.mapping: list[dict] = []
+        self.hybrid: list[dict] = []
+        self.conditions: list[dict] = []
+        self.experiments: list[dict] = []
+        self.parameters: list[dict] = []
+        self.observables: list[dict] = []
+        self.array_files: list[str] = []
+
+    def write(self, measurements: list[dict], expected: np.ndarray, nllh: float,
+              gradient: dict[str, Any]) -> None:
+        import antimony
+
+        p = self.folder / "petab"
+        antimony.clearPreviousLoads()
+        antimony.loadAntimonyString(LV.format(extra=""))
+        (p / "lv.xml").write_text(antimony.getSBMLString(antimony.getMainModuleName()))
+        for mlp, _ in self.nets.values():
+            mlp.write(p)
+        write_tsv(p / "mapping.tsv", self.mapping)
+        write_tsv(p / "hybridization.tsv", self.hybrid)
+        write_tsv(p / "conditions.tsv", self.conditions)
+        write_tsv(p / "experiments.tsv", self.experiments)
+        write_tsv(p / "parameters.tsv", self.parameters)
+        write_tsv(p / "observables.tsv", self.observables)
+        write_tsv(p / "measurements.tsv", measurements)
+        problem = {
+            "format_version": "2.0.0",
+            "parameter_files": ["parameters.tsv"],
+            "model_files": {"lv": {"location": "lv.xml", "language": "sbml"}},
+            "measurement_files": ["measurements.tsv"],
+            "observable_files": ["observables.tsv"],
+            "condition_files": ["conditions.tsv"],
+            "experiment_files": ["experiments.tsv"],
+            "mapping_files": ["mapping.tsv"],
+            "extensions": {"petab_sciml": {
+                "version": "2.0.0", "required": True,
+                "neural_networks": {nid: {"location": f"{nid}.yaml", "format": "YAML", "pre_initialization": pre}
+                                    for nid, (_, pre) in self.nets.items()},
+                "hybridization_files": ["hybridization.tsv"],
+                "array_files": [f"{nid}_ps.hdf5" for nid in self.nets] + self.array_files,
+            }},
+        }
+        (p / "problem.yaml").write_text(yaml.safe_dump(problem, sort_keys=False))
+        sims = [dict(m, simulation=repr(float(s))) for m, s in zip(measurements, expected)]
+        for row in sims:
+            row.pop("measurement")
+        write_tsv(self.folder / "simulations.tsv", sims)
+        (self.folder / "solutions.yaml").write_text(yaml.safe_dump({
+            "title": self.title, "llh": float(-nllh), "tol_llh": 1e-3, "tol_simulations": 1e-3, "tol_grad_llh": 1e-3,
+            "grad": gradient,
+        }, sort_keys=False))
+
+
+def measure(expected: np.ndarray, dist: list[str], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noisy = expected * (1 + 0.05 * rng.standard_normal(len(expected)))
+    return np.where(noisy > 0, noisy, expected)
+
+
+def _grad(f: Any, values: dict[str, float], mlps: dict[str, MLP], frozen: set[str]) -> dict[str, Any]:
+    """Central differences of the equivalent model's nllh ``f()`` in every estimated value and weight."""
+    out: dict[str, Any] = {}
+    for pid in list(values):
+        v = values[pid]
+        h = 1e-5 * max(abs(v), 1.0)
+        values[pid] = v + h
+        up = f()
+        values[pid] = v - h
+        down = f()
+        values[pid] = v
+        out[pid] = float((up - down) / (2 * h))
+    for nid, mlp in mlps.items():
+        out[nid] = {}
+        for name, w in mlp.weights().items():
+            if f"{nid}.{name}" in frozen or nid in frozen:
+                continue
+            g = np.zeros_like(w)
+            for idx in np.ndindex(w.shape):
+                orig = w[idx]
+                w[idx] = orig + 1e-5
+                mlp.set(name, w)
+                up = f()
+                w[idx] = orig - 1e-5
+                mlp.set(name, w)
+                down = f()
+                w[idx] = orig
+                mlp.set(name, w)
+                g[idx] = (up - down) / 2e-5
+            out[nid][name] = g.tolist()
+    return out
+
+
+def case_rhs() -> None:
+    c = Case("rhs", "a network replaces the parameter k4 inside the right-hand side (inputs prey, predator)")
+    net = MLP("net1", 2, 3, 1, seed=1, bias=[1.8])
+    c.nets["net1"] = (net, False)
+    c.mapping = [{"petabEntityId": "net1_input1", "modelEntityId": "net1.inputs[0][0]"},
+                 {"petabEntityId": "net1_input2", "modelEntityId": "net1.inputs[0][1]"},
+                 {"petabEntityId": "net1_output1", "modelEntityId": "net1.outputs[0][0]"},
+                 {"petabEntityId": "net1_ps", "modelEntityId": "net1.parameters"}]
+    c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
+                {"targetId": "k4", "targetValue": "net1_output1"}]
+    c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": "k2_c"}]
+    c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
+    values = {"k1": 1.3, "k3": 0.8, "k2_c": 0.9}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+                    for k, v in values.items()]
+    c.parameters.append({"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
+                         "estimate": "true"})
+    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
+                      "noiseDistribution": "normal"},
+                     {"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
+                      "noiseDistribution": "laplace"}]
+    rows = [("prey_o", t) for t in TIMES] + [("predator_o", t) for t in TIMES]
+    dist = ["normal"] * len(TIMES) + ["laplace"] * len(TIMES)
+    sigma = np.array([0.05] * len(TIMES) + [0.1] * len(TIMES))
+
+    def run() -> np.ndarray:
+        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}",
+                       {"k1": values["k1"], "k3": values["k3"], "k2": values["k2_c"]}, {},
+                       TIMES, ["prey", "predator"])
+        return np.concatenate([out[:, 0], out[:, 1]])
+
+    expected = run()
+    measured = measure(expected, dist, 1)
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net1": net}, set())
+    c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
+             for (o, t), m in zip(rows, measured)], expected, nllh_of(measured, expected, sigma, dist), grad)
+
+
+def case_pre_init() -> None:
+    c = Case("pre_init", "a pre-initialization network sets the parameter k1 and the initial prey from a "
+                         "PEtab parameter and a condition-specific input")
+    net = MLP("net2", 2, 4, 2, seed=2, bias=[1.3, 0.45])
+    c.nets["net2"] = (net, True)
+    c.mapping = [{"petabEntityId": "net2_input1", "modelEntityId": "net2.inputs[0][0]"},
+                 {"petabEntityId": "net2_input2", "modelEntityId": "net2.inputs[0][1]"},
+                 {"petabEntityId": "net2_output1", "modelEntityId": "net2.outputs[0][0]"},
+                 {"petabEntityId": "net2_output2", "modelEntityId": "net2.outputs[0][1]"},
+                 {"petabEntityId": "net2_ps", "modelEntityId": "net2.parameters"}]
+    c.hybrid = [{"targetId": "net2_input1", "targetValue": "p_in"},
+                {"targetId": "k1", "targetValue": "net2_output1"},
+                {"targetId": "prey", "targetValue": "net2_output2"}]
+    conds = {"cond1": 0.5, "cond2": 2.0}
+    c.conditions = [{"conditionId": k, "targetId": "net2_input2", "targetValue": v} for k, v in conds.items()]
+    c.experiments = [{"experimentId": f"e{k[-1]}", "time": 0, "conditionId": k} for k in conds]
+    values = {"p_in": 0.7, "k3": 0.8}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+                    for k, v in values.items()]
+    c.parameters.append({"parameterId": "net2_ps", "lowerBound": "-inf", "upperBound": "inf",
+                         "nominalValue": "array", "estimate": "true"})
+    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": "sd_prey",
+                      "noiseDistribution": "log-normal", "noisePlaceholders": "sd_prey"}]
+    c.parameters.append({"parameterId": "sd_prey", "lowerBound": 0.001, "upperBound": 1, "nominalValue": 0.1,
+                         "estimate": "false"})
+    dist = ["log-normal"] * (2 * len(TIMES))
+    sigma = np.full(2 * len(TIMES), 0.1)
+
+    def run() -> np.ndarray:
+        sims = []
+        for v in conds.values():
+            k1, prey0 = net(np.array([values["p_in"], v]))
+            sims.append(simulate("", {"k1": k1, "k3": values["k3"]}, {"prey": prey0}, TIMES, ["prey"])[:, 0])
+        return np.concatenate(sims)
+
+    expected = run()
+    measured = measure(expected, dist, 2)
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net2": net}, set())
+    rows = [{"observableId": "prey_o", "experimentId": f"e{k[-1]}", "time": t, "noiseParameters": "sd_prey"}
+            for k in conds for t in TIMES]
+    c.write([dict(r, measurement=repr(float(m))) for r, m in zip(rows, measured)], expected,
+            nllh_of(measured, expected, sigma, dist), grad)
+
+
+def case_observable() -> None:
+    c = Case("observable", "a network of prey and predator is the observable (laplace noise)")
+    net = MLP("net3", 2, 3, 1, seed=3, bias=[1.0])
+    c.nets["net3"] = (net, False)
+    c.mapping = [{"petabEntityId": "net3_input1", "modelEntityId": "net3.inputs[0][0]"},
+                 {"petabEntityId": "net3_input2", "modelEntityId": "net3.inputs[0][1]"},
+                 {"petabEntityId": "net3_output1", "modelEntityId": "net3.outputs[0][0]"},
+                 {"petabEntityId": "net3_ps", "modelEntityId": "net3.parameters"}]
+    c.hybrid = [{"targetId": "net3_input1", "targetValue": "prey"},
+                {"targetId": "net3_input2", "targetValue": "predator"}]
+    c.conditions = [{"conditionId": "cond1", "targetId": "predator", "targetValue": 3.0}]
+    c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
+    values = {"k1": 1.3, "k4": 1.8}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+                    for k, v in values.items()]
+    c.parameters.append({"parameterId": "net3_ps", "lowerBound": "-inf", "upperBound": "inf",
+                         "nominalValue": "array", "estimate": "true"})
+    c.observables = [{"observableId": "mix", "observableFormula": "net3_output1 + 0.1*prey", "noiseFormula": 0.05,
+                      "noiseDistribution": "laplace"}]
+    dist = ["laplace"] * len(TIMES)
+    sigma = np.full(len(TIMES), 0.05)
+
+    def run() -> np.ndarray:
+        out = simulate("", {"k1": values["k1"], "k4": values["k4"]}, {"predator": 3.0}, TIMES,
+                       ["prey", "predator"])
+        return np.array([net(x)[0] + 0.1 * x[0] for x in out])
+
+    expected = run()
+    measured = measure(expected, dist, 3)
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net3": net}, set())
+    c.write([{"observableId": "mix", "experimentId": "e1", "time": t, "measurement": repr(float(m))}
+             for t, m in zip(TIMES, measured)], expected, nllh_of(measured, expected, sigma, dist), grad)
+
+
+def case_two_networks() -> None:
+    c = Case("two_networks", "two networks: one with two outputs in the right-hand side (k4 and k3), its "
+                             "first layer frozen; a pre-initialization one with fixed weights from an array input")
+    rhs = MLP("net1", 2, 3, 2, seed=4, bias=[1.8, 0.8])
+    pre = MLP("net2", 3, 2, 1, seed=5, bias=[1.3])
+    c.nets["net1"] = (rhs, False)
+    c.nets["net2"] = (pre, True)
+    c.mapping = [{"petabEntityId": "net1_input1", "modelEntityId": "net1.inputs[0][0]"},
+                 {"petabEntityId": "net1_input2", "modelEntityId": "net1.inputs[0][1]"},
+                 {"petabEntityId": "net1_output1", "modelEntityId": "net1.outputs[0][0]"},
+                 {"petabEntityId": "net1_output2", "modelEntityId": "net1.outputs[0][1]"},
+                 {"petabEntityId": "net1_ps", "modelEntityId": "net1.parameters"},
+                 {"petabEntityId": "net1_layer1", "modelEntityId": "net1.parameters[layer1]"},
+                 {"petabEntityId": "net2_in", "modelEntityId": "net2.inputs[0]"},
+                 {"petabEntityId": "net2_output1", "modelEntityId": "net2.outputs[0][0]"},
+                 {"petabEntityId": "net2_ps", "modelEntityId": "net2.parameters"}]
+    c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
+                {"targetId": "k4", "targetValue": "net1_output1"}, {"targetId": "k3", "targetValue": "net1_output2"},
+                {"targetId": "net2_in", "targetValue": "array"}, {"targetId": "k1", "targetValue": "net2_output1"}]
+    inputs = {"cond1": np.array([0.2, -0.4, 1.0]), "cond2": np.array([1.5, 0.3, -0.7])}
+    c.conditions = [{"conditionId": k, "targetId": "k2", "targetValue": 0.9} for k in inputs]
+    c.experiments = [{"experimentId": f"e{k[-1]}", "time": 0, "conditionId": k} for k in inputs]
+    c.parameters = [
+        {"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array", "estimate": "true"},
+        {"parameterId": "net1_layer1", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
+         "estimate": "false"},
+        {"parameterId": "net2_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array", "estimate": "false"},
+    ]
+    c.observables = [{"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
+                      "noiseDistribution": "normal"}]
+    import h5py
+
+    with h5py.File(c.folder / "petab" / "net2_inputs.hdf5", "w") as f:
+        f["metadata/pytorch_format"] = True
+        for k, v in inputs.items():
+            f[f"inputs/net2_in/{k}"] = v
+    c.array_files = ["net2_inputs.hdf5"]
+    dist = ["normal"] * (2 * len(TIMES))
+    sigma = np.full(2 * len(TIMES), 0.1)
+    values: dict[str, float] = {}
+
+    def run() -> np.ndarray:
+        sims = []
+        for x in inputs.values():
+            (k1,) = pre(x)
+            extra = (f"  k4 := {rhs.expression(['prey', 'predator'], 0)}\n"
+                     f"  k3 := {rhs.expression(['prey', 'predator'], 1)}")
+            sims.append(simulate(extra, {"k1": k1, "k2": 0.9}, {}, TIMES, ["predator"])[:, 0])
+        return np.concatenate(sims)
+
+    expected = run()
+    measured = measure(expected, dist, 4)
+    frozen = {"net1.layer1.weight", "net1.layer1.bias", "net2"}
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net1": rhs, "net2": pre}, frozen)
+    grad["net2"] = {}
+    points = [(k, t) for k in inputs for t in TIMES]
+    c.write([{"observableId": "predator_o", "experimentId": f"e{k[-1]}", "time": t, "measurement": repr(float(m))}
+             for (k, t), m in zip(points, measured)], expected, nllh_of(measured, expected, sigma, dist), grad)
+
+
+if __name__ == "__main__":
+    case_rhs()
+    case_pre_init()
+    case_observable()
+    case_two_networks()
+    print("wrote", sorted(p.name for p in HERE.iterdir() if p.is_dir()))
