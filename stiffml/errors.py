@@ -19,7 +19,7 @@ _NOISE = (
 _PLAIN = {"ValueError", "TypeError", "RuntimeError", "OSError", "FileNotFoundError", "KeyError",
           "MisconfigurationException", "SolveError", "DivergenceError", "CheckpointError",
           "PermissionError", "UnicodeDecodeError", "NotADirectoryError", "IsADirectoryError",
-          "PEtabError", "PEtabUnsupported"}
+          "PEtabError", "PEtabUnsupported", "SciMLError", "NetworkFileError", "SBMLError"}
 
 
 def condense(message: str) -> str:

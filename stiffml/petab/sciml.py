@@ -32,6 +32,7 @@ from torch import Tensor
 
 from stiffml.hybrid.network_file import NetworkFile, load_parameters, read_arrays, read_network
 from stiffml.petab.likelihood import neg_log_likelihood, residual
+from stiffml.petab.problem import PEtabError, PEtabUnsupported
 from stiffml.sbml.document import SBMLError
 from stiffml.sbml.math import T
 
@@ -41,7 +42,7 @@ DISTRIBUTIONS = {"normal": ("lin", "normal"), "laplace": ("lin", "laplace"),
                  "log-normal": ("log", "normal"), "log-laplace": ("log", "laplace")}
 
 
-class SciMLError(ValueError):
+class SciMLError(PEtabError):
     """A PEtab SciML problem that cannot be read (one line)."""
 
 
@@ -111,7 +112,7 @@ class SciMLProblem:
         for net_id, info in (ext.get("neural_networks") or {}).items():
             fmt = str(info.get("format", "yaml")).lower()
             if fmt != "yaml":
-                raise SciMLError(f"{label}: network {net_id!r} is in format {fmt!r}; stiffml reads the 'yaml' format")
+                raise PEtabUnsupported(f"{label}: network {net_id!r} is in format {fmt!r}; stiffml reads the 'yaml' format")
             file = read_network(base / info["location"])
             file.module.double()
             self._nets[net_id] = _Net(file, bool(info.get("pre_initialization", False)))
@@ -180,7 +181,7 @@ class SciMLProblem:
 
         models = self.petab.models
         if len(models) != 1:
-            raise SciMLError(f"{label}: {len(models)} models; stiffml reads exactly one SBML model")
+            raise PEtabUnsupported(f"{label}: {len(models)} models; stiffml reads exactly one SBML model")
         model = models[0]
         location = getattr(model, "_sbml_path", None) or getattr(model, "path", None)
         text = model.to_sbml_str() if hasattr(model, "to_sbml_str") else None
@@ -194,7 +195,7 @@ class SciMLProblem:
                 raise SciMLError(str(err)) from None
         if self.math.rhs is None or self.math.events:
             why = "; ".join(self.math.unsupported) or f"events {self.math.events}"
-            raise SciMLError(f"{label}: the SBML model uses what the torch engine cannot simulate: {why}")
+            raise PEtabUnsupported(f"{label}: the SBML model uses what the torch engine cannot simulate: {why}")
         self._model_ids = {*self.math.species, *self.math.compartments, *self.math.parameters, *self.math.reactions}
 
     def _read_parameters(self, label: str) -> None:
@@ -202,7 +203,7 @@ class SciMLProblem:
         self.parameter_ids: list[str] = []
         for p in self.petab.parameters:
             if p.prior_distribution is not None and str(p.prior_distribution) not in ("", "None"):
-                raise SciMLError(f"{label}: parameter {p.id!r} has a prior; priors in SciML problems are not "
+                raise PEtabUnsupported(f"{label}: parameter {p.id!r} has a prior; priors in SciML problems are not "
                                  "supported yet")
             value = float(p.nominal_value) if p.nominal_value is not None else float("nan")
             self._values[p.id] = value
@@ -341,7 +342,7 @@ class SciMLProblem:
         self._experiments = {e.id: e for e in self.petab.experiments}
         for e in self._experiments.values():
             if len(e.periods) != 1 or not np.isfinite(float(e.periods[0].time)):
-                raise SciMLError(f"{label}: experiment {e.id!r} has {len(e.periods)} periods or a pre-equilibration; "
+                raise PEtabUnsupported(f"{label}: experiment {e.id!r} has {len(e.periods)} periods or a pre-equilibration; "
                                  "stiffml's SciML engine simulates experiments of one period so far")
 
     # -------------------------------------------------------------------------- evaluation

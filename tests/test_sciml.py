@@ -1,0 +1,126 @@
+"""PEtab SciML problems (issue #27): networks before the simulation, in the right-hand side and in
+observables, checked against cases whose expected values come from an equivalent closed-form model
+(tests/sciml_cases/make_cases.py); and the one-line errors of bad problems."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("petab")
+pytest.importorskip("h5py")
+
+from stiffml.petab import Problem  # noqa: E402
+from stiffml.petab.sciml import SciMLProblem  # noqa: E402
+
+from .conftest import CONF, assert_one_line_error  # noqa: E402
+
+CASES = Path(__file__).parent / "sciml_cases"
+TINY = CONF / "petab_tiny.yaml"
+
+
+@pytest.mark.parametrize("case", ["rhs", "pre_init", "observable", "two_networks"])
+def test_each_placement_matches_the_closed_form_model(case: str) -> None:
+    from stiffml.petab.suite import run_case
+
+    outcome = run_case(CASES / case)
+    assert outcome.status == "passed", outcome.reason
+
+
+def test_problem_returns_the_sciml_engine_with_gradients_per_weight() -> None:
+    p = Problem(CASES / "two_networks" / "petab" / "problem.yaml")
+    assert isinstance(p, SciMLProblem) and p.parameter_ids == []
+    grad = p.gradient()
+    # net1's first layer is frozen by the parameter table, net2 entirely: only layer2 of net1 is estimated
+    assert sorted(grad["net1"]) == ["layer2.bias", "layer2.weight"] and grad["net2"] == {}
+    assert grad["net1"]["layer2.weight"].shape == (2, 3)
+    sim = p.simulate()
+    assert list(sim["simulation"].index) == list(range(len(sim))) and np.all(np.isfinite(sim["simulation"]))
+    assert p.chi2() > 0
+
+
+def test_the_suite_command_scores_sciml_cases(cli, capsys) -> None:
+    assert cli("petab-suite", CASES, "--quiet") == 0
+    assert "4 passed, 0 failed, 0 unsupported" in capsys.readouterr().out
+
+
+def _copy(tmp_path: Path, case: str = "rhs") -> Path:
+    shutil.copytree(CASES / case / "petab", tmp_path / "p")
+    return tmp_path / "p"
+
+
+def _edit_tsv(path: Path, column: str, old: str, new: str) -> None:
+    table = pd.read_csv(path, sep="\t", dtype=str)
+    table[column] = table[column].replace(old, new)
+    table.to_csv(path, sep="\t", index=False)
+
+
+def _bad_layer(p: Path) -> None:
+    (p / "net1.yaml").write_text((p / "net1.yaml").read_text().replace("layer_type: Linear", "layer_type: Linearr", 1))
+
+
+def _bad_op(p: Path) -> None:
+    (p / "net1.yaml").write_text((p / "net1.yaml").read_text().replace("target: tanh", "target: tanhh"))
+
+
+def _bad_shape(p: Path) -> None:
+    import h5py
+
+    with h5py.File(p / "net1_ps.hdf5", "a") as f:
+        del f["parameters/net1/layer1/weight"]
+        f["parameters/net1/layer1/weight"] = np.zeros((3, 5))
+
+
+def _bad_target(p: Path) -> None:
+    _edit_tsv(p / "hybridization.tsv", "targetId", "k4", "k9")
+
+
+def _bad_input(p: Path) -> None:
+    _edit_tsv(p / "hybridization.tsv", "targetValue", "prey", "S1")
+
+
+def _bad_outputs(p: Path) -> None:
+    hyb = pd.read_csv(p / "hybridization.tsv", sep="\t", dtype=str)
+    hyb.loc[len(hyb)] = ["k3", "net1_output2"]
+    hyb.to_csv(p / "hybridization.tsv", sep="\t", index=False)
+    mapping = pd.read_csv(p / "mapping.tsv", sep="\t", dtype=str)
+    mapping.loc[len(mapping)] = ["net1_output2", "net1.outputs[0][1]"]
+    mapping.to_csv(p / "mapping.tsv", sep="\t", index=False)
+    params = pd.read_csv(p / "parameters.tsv", sep="\t", dtype=str)
+    params = params[params["parameterId"] != "k3"]
+    params.to_csv(p / "parameters.tsv", sep="\t", index=False)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_bad_layer, "layer 'layer1' has unknown layer_type 'Linearr'"),
+    (_bad_op, "unknown function 'tanhh'"),
+    (_bad_shape, "net1.layer1.weight has shape (3, 5) in the file but (3, 2) in the layer"),
+    (_bad_target, "hybridization target 'k9' (set from net1_output1) is not an entity of the model"),
+    (_bad_input, "network input 'net1_input1' reads 'S1', which is not a species"),
+    (_bad_outputs, "network 'net1' in the right-hand side gives 1 outputs, but the hybridization table replaces 2"),
+])
+def test_bad_sciml_problems_are_one_line_with_exit_2(edit, message: str, tmp_path: Path, cli, capsys) -> None:
+    folder = _copy(tmp_path)
+    edit(folder)
+    code = cli("fit", "--config", TINY, "--data.problem", folder / "problem.yaml",
+               "--trainer.default_root_dir", tmp_path / "runs")
+    assert_one_line_error(code, capsys, message)
+    assert code == 2 and not (tmp_path / "runs" / "lightning_logs").exists()
+
+
+def test_a_valid_sciml_problem_is_refused_by_fit_with_the_way_to_use_it(tmp_path: Path, cli, capsys) -> None:
+    code = cli("fit", "--config", TINY, "--data.problem", CASES / "rhs" / "petab" / "problem.yaml",
+               "--trainer.default_root_dir", tmp_path)
+    assert_one_line_error(code, capsys, "has networks (PEtab SciML)")
+    assert code == 2
+
+
+def test_case_solutions_carry_the_suite_fields() -> None:
+    for case in ("rhs", "pre_init", "observable", "two_networks"):
+        sol = yaml.safe_load((CASES / case / "solutions.yaml").read_text())
+        assert {"llh", "tol_llh", "tol_simulations", "tol_grad_llh", "grad"} <= set(sol)
