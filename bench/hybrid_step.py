@@ -3,7 +3,7 @@ every condition in one batched solve against one condition at a time, and the sh
 spent in the network.
 
     python bench/hybrid_step.py                       # the showcase (configs/sbml_robertson_hybrid.yaml)
-    python bench/hybrid_step.py --config PATH --repeats 5
+    python bench/hybrid_step.py --config PATH --repeats 5 --ckpt RUN/checkpoints/last.ckpt
 
 Prints one line per variant: seconds per loss + gradient (best of ``--repeats``), and the ratio
 measured in this run.
@@ -23,7 +23,7 @@ from stiffml import registry
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
+def build(config: Path, overrides: dict, ckpt: Path | None = None) -> tuple[torch.nn.Module, object]:
     cfg = yaml.safe_load(config.read_text())
     dm_cls = registry.get_datamodule(cfg["data"]["class_path"])
     dm = dm_cls(**{**cfg["data"]["init_args"], **overrides}, representation="trajectory")
@@ -32,9 +32,13 @@ def build(config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
     torch.manual_seed(0)
     model = registry.get_model(cfg["model"]["class_path"])(n_inputs=dm.n_inputs, n_outputs=dm.n_outputs, **args).double()
     model.attach(dm)
-    with torch.no_grad():  # a network away from its zero start, as during training
-        for p in model.hybrid.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    if ckpt is not None:  # the trained networks
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        model.load_state_dict(state)
+    else:  # a network slightly away from its zero start (a large random one makes ROBER blow up)
+        with torch.no_grad():
+            for p in model.hybrid.parameters():
+                p.add_(1e-3 * torch.randn_like(p))
     return model, dm
 
 
@@ -50,9 +54,10 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "sbml_robertson_hybrid.yaml")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--t-end", type=float, default=None, help="shorten the time span (tiny runs)")
+    p.add_argument("--ckpt", type=Path, default=None, help="a trained run's checkpoint (its networks are timed)")
     opts = p.parse_args()
     overrides = {} if opts.t_end is None else {"t_span": [0.0, opts.t_end]}
-    model, dm = build(opts.config, overrides)
+    model, dm = build(opts.config, overrides, opts.ckpt)
     (t, z0, rows, cols), y = dm.samples.batch(dm.train_idx)
     train = sorted(set(rows.tolist()))
 

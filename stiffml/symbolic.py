@@ -375,8 +375,8 @@ def report(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path | None) 
     """The symbolic report for a loaded model."""
     from stiffml.models.physics import HNN, KAN, KANLNN
 
-    if model.symbolic_report is not None:
-        return model.symbolic_report(dm, opts)
+    if model.symbolic_report is not None:  # its figures go to the run's symbolic folder too
+        return model.symbolic_report(dm, argparse.Namespace(**{**vars(opts), "output_dir": out_dir}))
     if isinstance(model, KANLNN):
         return report_kanlnn(model, dm, opts, out_dir)
     if isinstance(model, KAN):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 
 pytest.importorskip("libsbml")
@@ -108,6 +109,11 @@ def test_propose_recovers_a_mass_action_law_from_samples() -> None:
     x = np.column_stack([rng.uniform(0, 4e-5, 200), rng.uniform(0, 1, 200)])
     expr, misfit = propose(x, 1e4 * x[:, 0] * x[:, 1], ["y2", "y3"])
     assert str(expr) == "10000.0*y2*y3" and misfit < 1e-10
+    # a loose learned term (noise of 2 % of the largest value) still gives the product, not a long polynomial
+    noisy = 1e4 * x[:, 0] * x[:, 1] + 0.02 * 0.4 * rng.standard_normal(200)
+    expr, _ = propose(x, noisy, ["y2", "y3"])
+    coefficient, monomial = expr.as_coeff_Mul()
+    assert monomial == sp.Symbol("y2") * sp.Symbol("y3") and abs(coefficient - 1e4) < 200, expr
 
 
 def test_relative_noise_leaves_known_initial_states_exact() -> None:

@@ -10,6 +10,7 @@ the mechanism with networks in it rather than an MLP of the whole state.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -195,8 +196,10 @@ class HybridModel(ODENet):
 
     def symbolic_report(self, dm: Any, opts: argparse.Namespace) -> str:
         """Each learned term against the model's own (true) law over the states the data visit,
-        and the sparse polynomial of the inputs that fits it (:func:`stiffml.hybrid.symbolic.propose`)."""
+        and the sparse polynomial of the inputs that fits it (:func:`stiffml.hybrid.symbolic.propose`;
+        ``opts.output_dir``: where the figure ``learned_terms.png`` goes)."""
         from stiffml.hybrid.symbolic import term_report
 
         self.bind(dm.system)
-        return term_report(self, dm, tolerance=opts.tolerance)
+        out = getattr(opts, "output_dir", None)
+        return term_report(self, dm, out_dir=None if out is None else Path(out))
