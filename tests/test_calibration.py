@@ -27,6 +27,7 @@ def tyson() -> Problem:
     return Problem("tyson1991")
 
 
+@pytest.mark.slow
 def test_batched_values_and_gradients_match_one_start_at_a_time(tyson: Problem) -> None:
     points = latin_hypercube(tyson, 3, seed=1)
     values, grads = tyson.values_and_gradients(points)
@@ -46,6 +47,7 @@ def test_one_solve_per_start_gives_the_single_start_values_exactly() -> None:
         np.testing.assert_array_equal(grads[k], grad)
 
 
+@pytest.mark.slow
 def test_rows_restrict_the_sum(tyson: Problem) -> None:
     rows = np.arange(0, len(tyson.measurements), 2)
     whole, _ = tyson.values_and_gradients(tyson.nominal[None])

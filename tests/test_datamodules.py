@@ -25,7 +25,8 @@ def _small(cls, **kw):
     return cls(**kw)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("VdPDataModule", "OregoDataModule", "PolluDataModule")
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("VdPDataModule", "OregoDataModule", "PolluDataModule",
+                                                                                "VdPLienardDataModule")
                                   else n for n in POINTWISE])
 def test_pointwise_shapes_and_random_split(name: str) -> None:
     dm = _small(registry.get_datamodule(name), representation="pointwise", batch_size=32)

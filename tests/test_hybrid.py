@@ -57,19 +57,20 @@ def test_a_replaced_parameter_takes_the_networks_value_at_every_call() -> None:
     assert torch.allclose(dy, torch.stack([k3_term, -k3_term, 0 * k3_term], -1), rtol=1e-12, atol=1e-18)
 
 
+@pytest.mark.slow
 def test_gradients_reach_the_network_through_the_stiff_solver() -> None:
     from stiffml.solvers import integrate
 
     field, _ = _field({"R3": {"inputs": ["y2", "y3"], "hidden": [4]}})
     (net,) = field.networks
     y0 = torch.tensor([[0.8, 0.0, 0.2]], dtype=torch.float64)
-    t = torch.tensor([0.0, 1e-3, 1e-1, 1.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 1e-3, 1e-1], dtype=torch.float64)
     params = tuple(field.parameters())
 
     def loss(bias: float) -> torch.Tensor:
         with torch.no_grad():
             net.net[-1].bias.fill_(bias)
-        out = integrate(field, y0, t, method="rosenbrock23", rtol=1e-10, atol=1e-14, params=params)
+        out = integrate(field, y0, t, method="rosenbrock23", rtol=1e-9, atol=1e-14, params=params)
         return out[-1, 0, 0]
 
     value = loss(1e-3)
@@ -144,8 +145,8 @@ def test_fit_predict_and_symbolic_through_the_cli(cli, tmp_path: Path, capsys) -
     capsys.readouterr()
     assert cli("symbolic", "--ckpt", ckpt) == 0
     out = capsys.readouterr().out
-    assert "R3: network of ['y2', 'y3']" in out and "true law:          k3*y2*y3 = 10000.0*y2*y3" in out
-    assert "proposed formula:" in out
+    assert "R3: network of ['y2', 'y3']" in out and "= 10000.0*y2*y3" in out
+    assert "proposed formula:" in out and (version / "symbolic" / "learned_terms.png").is_file()
     assert cli("predict", "--config", TINY, "--ckpt_path", ckpt, "--trainer.default_root_dir", tmp_path) == 0
 
 
@@ -220,7 +221,12 @@ def _round_trip(module: nn.Module, tmp_path: Path, *inputs: torch.Tensor) -> Non
     torch.manual_seed(0)
     want = module(*inputs)
     torch.manual_seed(0)
-    assert torch.equal(net.module(*inputs), want)
+    got = net.module(*inputs)
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want)
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+    else:
+        assert torch.equal(got, want)
 
 
 @pytest.mark.parametrize("layer", sorted(k for k, v in LAYERS.items() if v[0] is not None))
@@ -251,6 +257,15 @@ def test_graphs_with_several_inputs_outputs_and_tensor_methods(tmp_path: Path) -
     _round_trip(Two(), tmp_path, torch.rand(3, 2, dtype=torch.float64), torch.rand(3, 3, dtype=torch.float64))
     net = read_network(tmp_path / "net.yaml")
     assert net.input_ids == ["a", "b"] and net.n_outputs == 2
+
+
+def test_slices_cannot_be_written_and_say_what_to_use() -> None:
+    class Sliced(nn.Module):
+        def forward(self, x):
+            return x[..., :1]
+
+    with pytest.raises(NetworkFileError, match="no slices"):
+        write_network(Sliced(), "net1")
 
 
 def test_bad_network_files_are_one_line(tmp_path: Path) -> None:
@@ -284,7 +299,8 @@ def test_a_file_network_replaces_a_rate_and_its_parameters_come_from_the_array_f
             self.rate = nn.Bilinear(1, 1, 1, bias=False)
 
         def forward(self, x):
-            return self.rate(x[..., :1], x[..., 1:])
+            y2, y3 = torch.split(x, 1, dim=-1)
+            return self.rate(y2, y3)
 
     module = Mass().double()
     with torch.no_grad():

@@ -70,7 +70,9 @@ def test_suite_command_prints_the_summary() -> None:
 
 # ------------------------------------------------------------------------------- real problems
 @pytest.mark.skipif(not BENCHMARK.is_dir(), reason="../shared/petab-benchmark is not here")
-@pytest.mark.parametrize("name", sorted(LLH))
+# the two largest run in the full suite only (the quick loop keeps under 3 minutes)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("Fujita_SciSignal2010", "Zheng_PNAS2012")
+                                  else n for n in sorted(LLH)])
 def test_benchmark_problem_matches_the_published_likelihood(name: str) -> None:
     problem = Problem(BENCHMARK / name / f"{name}.yaml")
     assert abs(-problem.nllh() - LLH[name]) < 1e-3
@@ -79,6 +81,7 @@ def test_benchmark_problem_matches_the_published_likelihood(name: str) -> None:
     assert list(sim["observableId"]) == list(problem.measurements["observableId"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BENCHMARK.is_dir(), reason="../shared/petab-benchmark is not here")
 def test_gradient_through_the_stiff_solver_matches_finite_differences_on_boehm() -> None:
     name = "Boehm_JProteomeRes2014"

@@ -83,6 +83,7 @@ def test_torch_engine_values_agree_with_the_numpy_engine(case: Path) -> None:
     np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-6, atol=1e-8, err_msg=case.name)
 
 
+@pytest.mark.slow  # the finite-difference checks below cover event gradients in the quick loop
 def test_gradient_through_a_state_triggered_event_matches_the_analytic_one(tmp_path: Path) -> None:
     # S1 decays; when it falls below 1/2 it is reset to 1, at t* = ln 2 / k (which depends on k):
     # after the reset S1 = 2 e^{-k t}, so dS1/dk = -t S1 on both sides of the event

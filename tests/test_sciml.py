@@ -24,7 +24,8 @@ CASES = Path(__file__).parent / "sciml_cases"
 TINY = CONF / "petab_tiny.yaml"
 
 
-@pytest.mark.parametrize("case", ["rhs", "pre_init", "observable", "two_networks"])
+@pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
+                                  pytest.param("two_networks", marks=pytest.mark.slow)])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
 
@@ -32,6 +33,7 @@ def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     assert outcome.status == "passed", outcome.reason
 
 
+@pytest.mark.slow
 def test_problem_returns_the_sciml_engine_with_gradients_per_weight() -> None:
     p = Problem(CASES / "two_networks" / "petab" / "problem.yaml")
     assert isinstance(p, SciMLProblem) and p.parameter_ids == []
@@ -44,6 +46,7 @@ def test_problem_returns_the_sciml_engine_with_gradients_per_weight() -> None:
     assert p.chi2() > 0
 
 
+@pytest.mark.slow  # the per-case test above runs the same cases in the quick loop
 def test_the_suite_command_scores_sciml_cases(cli, capsys) -> None:
     assert cli("petab-suite", CASES, "--quiet") == 0
     assert "4 passed, 0 failed, 0 unsupported" in capsys.readouterr().out

@@ -94,7 +94,7 @@ class SBMLEnsembleDataModule(EnsembleDataModule):
     ref_solvers: ClassVar[tuple[str, ...]] = STIFF_METHODS
     system_label: ClassVar[str] = "any SBML file (--data.model), several conditions"
     example_args: ClassVar[dict[str, Any]] = {
-        "model": "robertson", "y0s": [[1.0, 0.0, 0.0], [0.8, 0.0, 0.2], [0.9, 0.0, 0.1]], "t_span": [0.0, 10.0],
+        "model": "robertson", "y0s": [[1.0, 0.0, 0.0], [0.8, 0.0, 0.2], [0.9, 0.0, 0.1]], "t_span": [0.0, 1.0],
         "points_per_decade": 2}
 
     def __init__(

@@ -129,7 +129,7 @@ def read_network(source: str | Path | Mapping[str, Any]) -> NetworkFile:
         elif op == "output":
             out = args[0] if len(args) == 1 else args
             n_outputs = len(out) if isinstance(out, (list, tuple)) else 1
-            graph.output(out)
+            graph.output(tuple(out) if isinstance(out, list) else out)  # YAML has lists; forward returns tuples
             break
         else:
             raise NetworkFileError(f"{where}: unknown op {op!r}; valid: {list(NODE_OPS)}")
@@ -173,6 +173,9 @@ def write_network(module: nn.Module, net_id: str, path: str | Path | None = None
     def plain(value: Any) -> Any:
         if isinstance(value, fx.Node):
             return value.name
+        if isinstance(value, slice) or value is Ellipsis:
+            raise NetworkFileError(f"network {net_id!r}: the format has no slices or '...' in its graph; "
+                                   "index with torch.split, torch.narrow or a tensor method instead")
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
         if isinstance(value, dict):

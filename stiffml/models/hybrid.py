@@ -57,7 +57,8 @@ class HybridModel(ODENet):
     family = "hybrid"
     representation = "trajectory"
     contract_datamodule: ClassVar[str] = "SBMLEnsembleDataModule"
-    contract_args: ClassVar[list[str]] = ["--model.replace", "{R3: {inputs: [y2, y3], hidden: [4]}}"]
+    contract_args: ClassVar[list[str]] = ["--model.replace", "{R3: {inputs: [y2, y3], hidden: [4]}}",
+                                          "--model.rtol", "1.0e-4", "--model.atol", "1.0e-7"]
 
     def __init__(
         self,

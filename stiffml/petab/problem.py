@@ -19,20 +19,13 @@ import sympy as sp
 import torch
 from torch import Tensor
 
+from stiffml.petab.errors import PEtabError, PEtabUnsupported
 from stiffml.petab.likelihood import (DISTRIBUTIONS, PRIORS, SCALES, TRANSFORMATIONS, neg_log_likelihood,
                                       neg_log_prior, residual, to_scale, unscale)
 from stiffml.petab.model import CompiledModel
 from stiffml.petab.simulate import Experiment, Solution, Stage
 from stiffml.sbml.document import SBMLError
 from stiffml.sbml.math import T
-
-
-class PEtabError(ValueError):
-    """A PEtab problem that is missing, invalid, or uses what stiffml does not support."""
-
-
-class PEtabUnsupported(PEtabError):
-    """A valid PEtab problem using something stiffml does not implement (named in the message)."""
 
 
 def _petab() -> Any:

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from stiffml.hybrid.network_file import NetworkFile, load_parameters, read_arrays, read_network
 from stiffml.petab.likelihood import neg_log_likelihood, residual
-from stiffml.petab.problem import PEtabError, PEtabUnsupported
+from stiffml.petab.errors import PEtabError, PEtabUnsupported
 from stiffml.sbml.document import SBMLError
 from stiffml.sbml.math import T
 
