@@ -42,6 +42,7 @@ from stiffml.evaluation import PredictionWriter, RolloutEvaluation, run_folder
 from stiffml.experiment import run_experiment
 from stiffml.models.base import StiffModel
 from stiffml.models.mechanistic import MechanisticModel
+from stiffml.models.sciml import SciMLModel
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -213,14 +214,21 @@ class StiffCLI(LightningCLI):
             )
         model_cls = registry.import_class(cfg.model.class_path)
         data_cls = registry.import_class(cfg.data.class_path)
-        calibration = isinstance(model_cls, type) and issubclass(model_cls, MechanisticModel)
+        calibration = isinstance(model_cls, type) and issubclass(model_cls, (MechanisticModel, SciMLModel))
         if isinstance(data_cls, type) and issubclass(data_cls, PEtabDataModule) and not calibration:
             raise ValueError(f"data {cfg.data.class_path} is a PEtab problem; it is fitted by model: MechanisticModel "
-                             f"(configs/petab.yaml), not {cfg.model.class_path}")
+                             f"(configs/petab.yaml) or, with networks, SciMLModel, not {cfg.model.class_path}")
         if calibration:
+            name = model_cls.__name__
             if not (isinstance(data_cls, type) and issubclass(data_cls, PEtabDataModule)):
-                raise ValueError(f"model MechanisticModel calibrates PEtab problems; use data: PEtabDataModule "
+                raise ValueError(f"model {name} calibrates PEtab problems; use data: PEtabDataModule "
                                  f"(configs/petab.yaml), not {cfg.data.class_path}")
+            sciml = _is_sciml_problem((cfg.data.get("init_args") or {}).get("problem"))
+            if sciml is not None and sciml != issubclass(model_cls, SciMLModel):
+                want = "SciMLModel (configs/petab_sciml.yaml)" if sciml else "MechanisticModel (configs/petab.yaml)"
+                kind = "has networks (PEtab SciML)" if sciml else "has no networks"
+                raise ValueError(f"PEtab problem '{cfg.data.init_args.problem}' {kind}: it is fitted by model: {want}, "
+                                 f"not {name}")
             check_trainer_args(cfg.trainer)
             return
         if not (isinstance(model_cls, type) and issubclass(model_cls, StiffModel)):
@@ -379,3 +387,19 @@ def main(argv: list[str]) -> int:
         warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
         StiffCLI(args=argv)
     return 0
+
+
+def _is_sciml_problem(problem: Any) -> bool | None:
+    """Whether a PEtab problem file has the SciML extension (``None``: not readable here; the
+    datamodule says why when it loads it)."""
+    if problem is None:
+        return None
+    try:
+        import yaml
+
+        from stiffml.petab.examples import resolve_problem
+        from stiffml.petab.sciml import is_sciml
+
+        return is_sciml(yaml.safe_load(resolve_problem(problem).read_text()))
+    except Exception:
+        return None

@@ -21,7 +21,7 @@ from stiffml.petab.sciml import SciMLProblem  # noqa: E402
 from .conftest import CONF, assert_one_line_error  # noqa: E402
 
 CASES = Path(__file__).parent / "sciml_cases"
-TINY = CONF / "petab_tiny.yaml"
+TINY = CONF / "petab_sciml_tiny.yaml"
 
 
 @pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
@@ -116,11 +116,37 @@ def test_bad_sciml_problems_are_one_line_with_exit_2(edit, message: str, tmp_pat
     assert code == 2 and not (tmp_path / "runs" / "lightning_logs").exists()
 
 
-def test_a_valid_sciml_problem_is_refused_by_fit_with_the_way_to_use_it(tmp_path: Path, cli, capsys) -> None:
-    code = cli("fit", "--config", TINY, "--data.problem", CASES / "rhs" / "petab" / "problem.yaml",
+def test_each_kind_of_problem_goes_to_its_own_model(tmp_path: Path, cli, capsys) -> None:
+    code = cli("fit", "--config", CONF / "petab_tiny.yaml", "--data.problem", CASES / "rhs" / "petab" / "problem.yaml",
                "--trainer.default_root_dir", tmp_path)
-    assert_one_line_error(code, capsys, "has networks (PEtab SciML)")
-    assert code == 2
+    assert_one_line_error(code, capsys, "has networks (PEtab SciML): it is fitted by model: SciMLModel")
+    code = cli("fit", "--config", TINY, "--data.problem", "tyson1991", "--trainer.default_root_dir", tmp_path)
+    assert_one_line_error(code, capsys, "has no networks: it is fitted by model: MechanisticModel")
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_sciml_model_trains_the_networks_and_writes_the_simulation_table(tmp_path: Path, cli) -> None:
+    import torch
+
+    from .conftest import logged_events
+
+    p = Problem(CASES / "rhs" / "petab" / "problem.yaml")
+    before = p.nllh()
+    assert cli("fit", "--config", TINY, "--trainer.max_epochs", "6", "--model.lr", "3e-3",
+               "--trainer.default_root_dir", tmp_path) == 0
+    version = tmp_path / "lightning_logs" / "version_0"
+    losses = [e.value for e in logged_events(version).Scalars("train_loss")]
+    assert len(losses) == 6 and losses[0] == pytest.approx(before, abs=1e-3) and losses[-1] < losses[0]
+    state = torch.load(version / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert {"theta", "networks.net1.layer1.weight", "networks.net1.layer2.bias"} <= set(state)
+    sim = pd.read_csv(version / "simulation.tsv", sep="\t")
+    assert len(sim) == len(p.measurements) and np.all(np.isfinite(sim["simulation"]))
+    estimates = pd.read_csv(version / "parameters.tsv", sep="\t")
+    assert list(estimates["parameterId"]) == p.parameter_ids
+    lower, upper = p.bounds()
+    assert np.all((estimates["estimate"] >= lower) & (estimates["estimate"] <= upper))
+    assert cli("validate", "--config", TINY, "--ckpt_path", version / "checkpoints" / "last.ckpt",
+               "--trainer.default_root_dir", tmp_path) == 0
 
 
 def test_case_solutions_carry_the_suite_fields() -> None:

@@ -42,13 +42,9 @@ class PEtabDataModule(pl.LightningDataModule):
             raise ValueError(f"data.rtol and data.atol must be positive, got {rtol}, {atol}")
         self.save_hyperparameters()
         self.problem = Problem(problem, rtol=rtol, atol=atol, joint_solves=joint_solves)
-        if not isinstance(self.problem, Problem):  # a SciML problem (networks inside the model)
-            from stiffml.petab import PEtabUnsupported
-
-            raise PEtabUnsupported(f"PEtab problem '{problem}' has networks (PEtab SciML): `stiffml fit` calibrates "
-                                   "PEtab v1 problems so far; use stiffml.petab.Problem's nllh and gradient in Python")
         self.n_parameters = len(self.problem.parameter_ids)
-        if self.n_parameters == 0:
+        # a SciML problem (networks inside the model: SciMLModel) may estimate network weights only
+        if self.n_parameters == 0 and isinstance(self.problem, Problem):
             raise ValueError(f"PEtab problem '{problem}' estimates no parameters (no row with estimate = 1)")
 
     def _batch(self) -> dict[str, Any]:

@@ -557,6 +557,13 @@ class SciMLProblem:
         return total
 
     # ------------------------------------------------------------------------------ public
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the estimated mechanistic parameters (linear scale)."""
+        by_id = {p.id: p for p in self.petab.parameters}
+        lower = [float(by_id[i].lb) if by_id[i].lb is not None else -np.inf for i in self.parameter_ids]
+        upper = [float(by_id[i].ub) if by_id[i].ub is not None else np.inf for i in self.parameter_ids]
+        return np.array(lower), np.array(upper)
+
     def nllh(self, theta: Any = None) -> float:
         """Negative log-likelihood at ``theta`` (the estimated parameters; nominal if omitted)."""
         with torch.no_grad():
