@@ -25,7 +25,7 @@ TINY = CONF / "petab_sciml_tiny.yaml"
 
 
 @pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
-                                  pytest.param("two_networks", marks=pytest.mark.slow)])
+                                  pytest.param("two_networks", marks=pytest.mark.slow), "periods"])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
 
@@ -49,7 +49,7 @@ def test_problem_returns_the_sciml_engine_with_gradients_per_weight() -> None:
 @pytest.mark.slow  # the per-case test above runs the same cases in the quick loop
 def test_the_suite_command_scores_sciml_cases(cli, capsys) -> None:
     assert cli("petab-suite", CASES, "--quiet") == 0
-    assert "4 passed, 0 failed, 0 unsupported" in capsys.readouterr().out
+    assert "5 passed, 0 failed, 0 unsupported" in capsys.readouterr().out
 
 
 def _copy(tmp_path: Path, case: str = "rhs") -> Path:
@@ -150,6 +150,6 @@ def test_sciml_model_trains_the_networks_and_writes_the_simulation_table(tmp_pat
 
 
 def test_case_solutions_carry_the_suite_fields() -> None:
-    for case in ("rhs", "pre_init", "observable", "two_networks"):
+    for case in ("rhs", "pre_init", "observable", "two_networks", "periods"):
         sol = yaml.safe_load((CASES / case / "solutions.yaml").read_text())
         assert {"llh", "tol_llh", "tol_simulations", "tol_grad_llh", "grad"} <= set(sol)

@@ -340,10 +340,7 @@ class SciMLProblem:
         if (self.measurements["time"] < 0).any():
             raise SciMLError(f"{label}: a measurement has a negative time")
         self._experiments = {e.id: e for e in self.petab.experiments}
-        for e in self._experiments.values():
-            if len(e.periods) != 1 or not np.isfinite(float(e.periods[0].time)):
-                raise PEtabUnsupported(f"{label}: experiment {e.id!r} has {len(e.periods)} periods or a pre-equilibration; "
-                                 "stiffml's SciML engine simulates experiments of one period so far")
+
 
     # -------------------------------------------------------------------------- evaluation
     def _theta(self, theta: Any) -> Tensor:
@@ -401,18 +398,23 @@ class SciMLProblem:
         stored = self._arrays["inputs"].get(input_id)
         if stored is None:
             raise SciMLError(f"{self.path}: network input {input_id!r} takes its values from an array file, which has none")
-        conds = set(experiment.periods[0].condition_ids) if experiment is not None else set()
+        conds = set(self._first_period(experiment).condition_ids) if experiment is not None else set()
         for key, value in stored.items():
             if key == "0" or conds & set(key.split(";")):
                 return torch.as_tensor(value, dtype=torch.float64)
         raise SciMLError(f"{self.path}: array input {input_id!r} has no data for conditions {sorted(conds)}")
+
+    @staticmethod
+    def _first_period(experiment: Any) -> Any:
+        """The experiment's initial period (its conditions set the initial values)."""
+        return min(experiment.periods, key=lambda q: float(q.time))
 
     def _changes(self, experiment: Any) -> dict[str, Any]:
         if experiment is None:
             return {}
         out = {}
         conds = {c.id: c for c in self.petab.conditions}
-        for cid in experiment.periods[0].condition_ids:
+        for cid in self._first_period(experiment).condition_ids:
             for change in conds[cid].changes:
                 out[str(change.target_id)] = change.target_value
         return out
@@ -465,27 +467,71 @@ class SciMLProblem:
         return field
 
     def _simulate(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """Simulations and noise values of every measurement row, in table order."""
+        """Simulations and noise values of every measurement row, in table order.
+
+        An experiment's periods run in turn: each period's conditions change parameters,
+        compartments or species at its start (the first period's through the initial values);
+        a period at ``-inf`` is a pre-equilibration, run to steady state.
+        """
         params = self._parameters(theta)
         sims = torch.zeros(len(self.measurements), dtype=torch.float64)
         sigmas = torch.zeros(len(self.measurements), dtype=torch.float64)
         groups = self.measurements.groupby(self.measurements["experimentId"].fillna(""), sort=False)
         for exp_id, rows in groups:
             experiment = self._experiments.get(exp_id) if exp_id else None
-            t0 = float(experiment.periods[0].time) if experiment is not None else 0.0
-            y0, constants = self._initial(experiment, params)
-            times = np.unique(np.concatenate([[t0], rows["time"].to_numpy()]))
-            tt = torch.as_tensor(times, dtype=torch.float64)
-            if len(times) > 1:
-                ys = self._integrate(self._field(constants), y0[None], tt)[:, 0]
-            else:
-                ys = y0[None]
-            where = torch.as_tensor(np.searchsorted(times, rows["time"].to_numpy()))
-            idx = torch.as_tensor(rows.index.to_numpy().copy())
-            sim, sigma = self._observe(rows, ys[where], tt[where], constants, params)
-            sims = sims.index_put((idx,), sim)
-            sigmas = sigmas.index_put((idx,), sigma)
+            periods = sorted(experiment.periods, key=lambda q: float(q.time)) if experiment is not None else [None]
+            y, constants = self._initial(experiment, params)
+            t_rows = rows["time"].to_numpy(dtype=np.float64)
+            for k, period in enumerate(periods):
+                if k > 0:
+                    y, constants = self._apply(period, y, constants, params)
+                start = float(period.time) if period is not None else 0.0
+                if not np.isfinite(start):
+                    y = self._steady_state(constants, y, exp_id)
+                    continue
+                end = float(periods[k + 1].time) if k + 1 < len(periods) else np.inf
+                inside = (t_rows >= start) & (t_rows < end)
+                times = np.unique(np.concatenate([[start], t_rows[inside], [end] if np.isfinite(end) else []]))
+                tt = torch.as_tensor(times, dtype=torch.float64)
+                ys = self._integrate(self._field(constants), y[None], tt)[:, 0] if len(times) > 1 else y[None]
+                if inside.any():
+                    sub = rows[inside]
+                    where = torch.as_tensor(np.searchsorted(times, t_rows[inside]))
+                    idx = torch.as_tensor(sub.index.to_numpy().copy())
+                    sim, sigma = self._observe(sub, ys[where], tt[where], constants, params)
+                    sims = sims.index_put((idx,), sim)
+                    sigmas = sigmas.index_put((idx,), sigma)
+                y = ys[-1]
         return sims, sigmas
+
+    def _apply(self, period: Any, y: Tensor, constants: list[Tensor],
+               params: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """A later period's condition changes, applied to the state and constants at its start."""
+        conds = {c.id: c for c in self.petab.conditions}
+        states, consts = list(y.unbind(0)), list(constants)
+        for cid in period.condition_ids:
+            for change in conds[cid].changes:
+                target, value = str(change.target_id), self._value(change.target_value, params)
+                if target in self.math.state_ids:
+                    states[self.math.state_ids.index(target)] = value
+                elif target in self.math.constant_ids:
+                    consts[self.math.constant_ids.index(target)] = value
+                elif target in self._model_ids:
+                    raise PEtabUnsupported(f"{self.path}: condition {cid!r} changes {target!r}, which a rule sets; "
+                                           "stiffml changes species, parameters and compartments")
+        return torch.stack(states), consts
+
+    def _steady_state(self, constants: list[Tensor], y: Tensor, exp_id: str) -> Tensor:
+        """Integrate over growing horizons until the right-hand side vanishes (pre-equilibration)."""
+        field = self._field(constants)
+        horizon = 10.0
+        while horizon <= 1e9:
+            y = self._integrate(field, y[None], torch.tensor([0.0, horizon], dtype=torch.float64))[-1, 0]
+            rate = field(torch.tensor(0.0, dtype=torch.float64), y[None])[0]
+            if bool(torch.all(rate.abs() <= 1e-10 * (1.0 + y.abs()))):
+                return y
+            horizon *= 10.0
+        raise SciMLError(f"{self.path}: experiment {exp_id!r}: no steady state for its pre-equilibration within t = 1e9")
 
     def _integrate(self, field: Any, y0: Tensor, tt: Tensor) -> Tensor:
         from stiffml.solvers import StepBudgetExceeded, integrate

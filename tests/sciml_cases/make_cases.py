@@ -156,13 +156,13 @@ class Case:
         self.array_files: list[str] = []
 
     def write(self, measurements: list[dict], expected: np.ndarray, nllh: float,
-              gradient: dict[str, Any]) -> None:
+              gradient: dict[str, Any], model: str = LV) -> None:
         import antimony
 
         p = self.folder / "petab"
         antimony.clearPreviousLoads()
-        antimony.loadAntimonyString(LV.format(extra=""))
-        (p / "lv.xml").write_text(antimony.getSBMLString(antimony.getMainModuleName()))
+        antimony.loadAntimonyString(model.format(extra=""))
+        (p / "model.xml").write_text(antimony.getSBMLString(antimony.getMainModuleName()))
         for mlp, _ in self.nets.values():
             mlp.write(p)
         write_tsv(p / "mapping.tsv", self.mapping)
@@ -175,7 +175,7 @@ class Case:
         problem = {
             "format_version": "2.0.0",
             "parameter_files": ["parameters.tsv"],
-            "model_files": {"lv": {"location": "lv.xml", "language": "sbml"}},
+            "model_files": {"model": {"location": "model.xml", "language": "sbml"}},
             "measurement_files": ["measurements.tsv"],
             "observable_files": ["observables.tsv"],
             "condition_files": ["conditions.tsv"],
@@ -415,9 +415,81 @@ def case_two_networks() -> None:
              for (k, t), m in zip(points, measured)], expected, nllh_of(measured, expected, sigma, dist), grad)
 
 
+PS = """
+model ps
+  compartment c = 1
+  species X in c, Y in c
+  S: -> X; kin*u
+  D: X -> Y; kx*X
+  E: Y -> ; ky*Y
+  kin = 1; u = 0.5; kx = 0.7; ky = 0.3
+  X = 0; Y = 0
+{extra}
+end
+"""
+
+
+def case_periods() -> None:
+    """Pre-equilibration and a change of condition during the experiment, with a network in the rhs."""
+    import antimony
+    import roadrunner
+
+    c = Case("periods", "pre-equilibration at u = 0.5, then u = 2 with X set to 0.1 at t = 0, then u = 0 from "
+                        "t = 5; a network of X and Y replaces ky in the right-hand side")
+    net = MLP("net1", 2, 3, 1, seed=6, scale=0.1, bias=[0.3])
+    c.nets["net1"] = (net, False)
+    c.mapping = [{"petabEntityId": "net1_input1", "modelEntityId": "net1.inputs[0][0]"},
+                 {"petabEntityId": "net1_input2", "modelEntityId": "net1.inputs[0][1]"},
+                 {"petabEntityId": "net1_output1", "modelEntityId": "net1.outputs[0][0]"},
+                 {"petabEntityId": "net1_ps", "modelEntityId": "net1.parameters"}]
+    c.hybrid = [{"targetId": "net1_input1", "targetValue": "X"}, {"targetId": "net1_input2", "targetValue": "Y"},
+                {"targetId": "ky", "targetValue": "net1_output1"}]
+    c.conditions = [{"conditionId": "pre", "targetId": "u", "targetValue": 0.5},
+                    {"conditionId": "main", "targetId": "u", "targetValue": "u_main"},
+                    {"conditionId": "main", "targetId": "X", "targetValue": 0.1},
+                    {"conditionId": "late", "targetId": "u", "targetValue": 0.0}]
+    c.experiments = [{"experimentId": "e1", "time": "-inf", "conditionId": "pre"},
+                     {"experimentId": "e1", "time": 0, "conditionId": "main"},
+                     {"experimentId": "e1", "time": 5, "conditionId": "late"}]
+    values = {"kx": 0.7, "u_main": 2.0}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+                    for k, v in values.items()]
+    c.parameters.append({"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
+                         "estimate": "true"})
+    c.observables = [{"observableId": "x_o", "observableFormula": "X", "noiseFormula": 0.02, "noiseDistribution": "normal"},
+                     {"observableId": "y_o", "observableFormula": "Y", "noiseFormula": 0.02, "noiseDistribution": "normal"}]
+    times = [0.0, 0.5, 1.0, 2.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+
+    def run() -> np.ndarray:
+        antimony.clearPreviousLoads()
+        antimony.loadAntimonyString(PS.format(extra=f"  ky := {net.expression(['X', 'Y'], 0)}"))
+        rr = roadrunner.RoadRunner(antimony.getSBMLString(antimony.getMainModuleName()))
+        rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-12, 1e-14
+        rr["kx"], rr["u"] = values["kx"], 0.5
+        rr.timeCourseSelections = ["time", "X", "Y"]
+        rr.simulate(0.0, 1e4, 2)  # the pre-equilibration: far past every time scale (rates 0.3 .. 0.7)
+        rr["u"], rr["X"] = values["u_main"], 0.1
+        first = np.asarray(rr.simulate(times=[0.0, *times[1:6]]))[:, 1:]
+        rr["u"] = 0.0
+        second = np.asarray(rr.simulate(times=times[5:]))[1:, 1:]
+        out = np.vstack([first, second])
+        return np.concatenate([out[:, 0], out[:, 1]])
+
+    expected = run()
+    dist = ["normal"] * (2 * len(times))
+    sigma = np.full(2 * len(times), 0.02)
+    measured = measure(expected, dist, 6)
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net1": net}, set())
+    rows = [("x_o", t) for t in times] + [("y_o", t) for t in times]
+    c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
+             for (o, t), m in zip(rows, measured)], expected, nllh_of(measured, expected, sigma, dist), grad,
+            model=PS)
+
+
 if __name__ == "__main__":
     case_rhs()
     case_pre_init()
     case_observable()
     case_two_networks()
+    case_periods()
     print("wrote", sorted(p.name for p in HERE.iterdir() if p.is_dir()))
