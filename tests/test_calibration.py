@@ -37,6 +37,7 @@ def test_batched_values_and_gradients_match_one_start_at_a_time(tyson: Problem) 
         np.testing.assert_allclose(grads[k], grad, rtol=1e-4, atol=1e-6 * np.abs(grad).max())
 
 
+@pytest.mark.slow
 def test_one_solve_per_start_gives_the_single_start_values_exactly() -> None:
     problem = Problem("tyson1991", joint_solves=False)
     points = latin_hypercube(problem, 2, seed=3)

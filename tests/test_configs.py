@@ -8,6 +8,7 @@ import pytest
 
 from stiffml.cli import StiffCLI
 from stiffml.models.mechanistic import MechanisticModel
+from stiffml.models.sciml import SciMLModel
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -20,6 +21,10 @@ def test_config_instantiates(config: Path, tmp_path) -> None:
     assert cli.trainer.max_epochs >= 1
     if isinstance(cli.model, MechanisticModel):  # calibration: the parameter count is linked instead
         assert cli.model.hparams.n_parameters == cli.datamodule.n_parameters > 0
+        return
+    if isinstance(cli.model, SciMLModel):  # a PEtab SciML problem: networks and mechanistic parameters
+        assert cli.model.hparams.n_parameters == cli.datamodule.n_parameters == len(cli.datamodule.problem.parameter_ids)
+        assert cli.datamodule.problem.networks
         return
     assert cli.model.consumes(dict(cli.model.hparams)) == cli.datamodule.representation
     assert (cli.model.hparams.n_inputs, cli.model.hparams.n_outputs) == (cli.datamodule.n_inputs, cli.datamodule.n_outputs)
