@@ -360,8 +360,24 @@ class SciMLProblem:
         missing = [s.name for s in expr.free_symbols if s.name not in params]
         if missing:
             raise SciMLError(f"{self.path}: {text!r} reads {missing[0]!r}, which is not a PEtab parameter")
-        f = sp.lambdify(list(subs), expr, modules="torch")
+        f = self._compiled(tuple(subs), expr)
         return torch.as_tensor(f(*subs.values()), dtype=torch.float64)
+
+    def _compiled(self, args: tuple, expr: Any) -> Any:
+        """``sp.lambdify(args, expr)`` once per (arguments, expression): every likelihood call
+        evaluates the same formulas, and lambdify costs milliseconds each."""
+        cache = self.__dict__.setdefault("_lambdas", {})
+        key = (args, expr)
+        if key not in cache:
+            cache[key] = sp.lambdify(list(args), expr, modules="torch")
+        return cache[key]
+
+    def _model_function(self, exprs: tuple) -> Any:
+        """``f(t, y, c)`` of expressions in the generated-code argument symbols (cached)."""
+        cache = self.__dict__.setdefault("_model_lambdas", {})
+        if exprs not in cache:
+            cache[exprs] = sp.lambdify([T, self._ys, self._cs], list(exprs), modules="torch")
+        return cache[exprs]
 
     def _parameters(self, theta: Tensor) -> dict[str, Tensor]:
         params = {i: torch.tensor(v, dtype=torch.float64) for i, v in self._values.items()}
@@ -425,7 +441,11 @@ class SciMLProblem:
         pre = self._pre_init(experiment, params)
         overrides = {**{k: params[k] for k in params if k in self.math.parameters}, **changes, **pre}
         species_set = {k for k in [*changes, *pre] if k in self.math.species}
-        exprs = self.math.initial_expressions(frozenset(species_set))
+        initial = self.__dict__.setdefault("_initial_exprs", {})
+        key = frozenset(species_set)
+        if key not in initial:
+            initial[key] = self.math.initial_expressions(key)
+        exprs = initial[key]
         literals = self.math.literal_values()
         values: dict[str, Tensor] = {}
         for name in [*self.math.state_ids, *self.math.constant_ids]:
@@ -442,7 +462,7 @@ class SciMLProblem:
                     subs[s] = overrides[key]
                 else:
                     subs[s] = torch.tensor(literals[key], dtype=torch.float64)
-            f = sp.lambdify(list(subs), expr, modules="torch")
+            f = self._compiled(tuple(subs), expr)
             values[name] = torch.as_tensor(f(*subs.values()), dtype=torch.float64)
         y0 = torch.stack([values[s] for s in self.math.state_ids])
         return y0, [values[c] for c in self.math.constant_ids]
@@ -557,8 +577,8 @@ class SciMLProblem:
         for pid, (net_id, (arg, index)) in self._obs_outputs.items():
             net = self._nets[net_id]
             if net_id not in net_values:
-                exprs = [self._model_expression(self._table[p]) for _, p in sorted(net.inputs.items())]
-                vals = sp.lambdify([T, self._ys, self._cs], exprs, modules="torch")(t, ys, constants)
+                exprs = tuple(self._model_expression(self._table[p]) for _, p in sorted(net.inputs.items()))
+                vals = self._model_function(exprs)(t, ys, constants)
                 x = torch.stack([torch.as_tensor(v, dtype=y.dtype).expand(n) for v in vals], -1)
                 net_values[net_id] = net.module(x).reshape(n, -1)
             params = {**params, pid: net_values[net_id][:, index]}
@@ -585,12 +605,12 @@ class SciMLProblem:
             elif s.name == "time":
                 subs[s] = t[k]
             elif s.name in self._model_ids:
-                subs[s] = sp.lambdify([T, self._ys, self._cs], self.math.observable(s.name).xreplace(self._rename),
-                                      modules="torch")(t[k], [y[k] for y in ys], constants)
+                exprs = (self.math.observable(s.name).xreplace(self._rename),)
+                subs[s] = self._model_function(exprs)(t[k], [y[k] for y in ys], constants)[0]
             else:
                 raise SciMLError(f"{self.path}: an observable formula reads {s.name!r}, which is neither a model entity, "
                                  "a placeholder nor a PEtab parameter")
-        f = sp.lambdify(list(subs), expr, modules="torch")
+        f = self._compiled(tuple(subs), expr)
         return torch.as_tensor(f(*subs.values()), dtype=torch.float64)
 
     def _nllh(self, theta: Tensor) -> Tensor:
