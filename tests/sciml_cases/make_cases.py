@@ -239,14 +239,20 @@ def _grad(f: Any, values: dict[str, float], mlps: dict[str, MLP], frozen: set[st
     return out
 
 
+def net_mapping(net_id: str, n_in: int, n_out: int) -> list[dict[str, str]]:
+    """Mapping rows of a network with one input and one output argument: ``<net>_input<i>``,
+    ``<net>_output<j>`` and ``<net>_ps`` (all its parameters)."""
+    rows = [{"petabEntityId": f"{net_id}_input{i + 1}", "modelEntityId": f"{net_id}.inputs[0][{i}]"} for i in range(n_in)]
+    rows += [{"petabEntityId": f"{net_id}_output{j + 1}", "modelEntityId": f"{net_id}.outputs[0][{j}]"}
+             for j in range(n_out)]
+    return rows + [{"petabEntityId": f"{net_id}_ps", "modelEntityId": f"{net_id}.parameters"}]
+
+
 def case_rhs() -> None:
     c = Case("rhs", "a network replaces the parameter k4 inside the right-hand side (inputs prey, predator)")
     net = MLP("net1", 2, 3, 1, seed=1, bias=[1.8])
     c.nets["net1"] = (net, False)
-    c.mapping = [{"petabEntityId": "net1_input1", "modelEntityId": "net1.inputs[0][0]"},
-                 {"petabEntityId": "net1_input2", "modelEntityId": "net1.inputs[0][1]"},
-                 {"petabEntityId": "net1_output1", "modelEntityId": "net1.outputs[0][0]"},
-                 {"petabEntityId": "net1_ps", "modelEntityId": "net1.parameters"}]
+    c.mapping = net_mapping("net1", 2, 1)
     c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
                 {"targetId": "k4", "targetValue": "net1_output1"}]
     c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": "k2_c"}]
@@ -282,11 +288,7 @@ def case_pre_init() -> None:
                          "PEtab parameter and a condition-specific input")
     net = MLP("net2", 2, 4, 2, seed=2, bias=[1.3, 0.45])
     c.nets["net2"] = (net, True)
-    c.mapping = [{"petabEntityId": "net2_input1", "modelEntityId": "net2.inputs[0][0]"},
-                 {"petabEntityId": "net2_input2", "modelEntityId": "net2.inputs[0][1]"},
-                 {"petabEntityId": "net2_output1", "modelEntityId": "net2.outputs[0][0]"},
-                 {"petabEntityId": "net2_output2", "modelEntityId": "net2.outputs[0][1]"},
-                 {"petabEntityId": "net2_ps", "modelEntityId": "net2.parameters"}]
+    c.mapping = net_mapping("net2", 2, 2)
     c.hybrid = [{"targetId": "net2_input1", "targetValue": "p_in"},
                 {"targetId": "k1", "targetValue": "net2_output1"},
                 {"targetId": "prey", "targetValue": "net2_output2"}]
@@ -325,10 +327,7 @@ def case_observable() -> None:
     c = Case("observable", "a network of prey and predator is the observable (laplace noise)")
     net = MLP("net3", 2, 3, 1, seed=3, bias=[1.0])
     c.nets["net3"] = (net, False)
-    c.mapping = [{"petabEntityId": "net3_input1", "modelEntityId": "net3.inputs[0][0]"},
-                 {"petabEntityId": "net3_input2", "modelEntityId": "net3.inputs[0][1]"},
-                 {"petabEntityId": "net3_output1", "modelEntityId": "net3.outputs[0][0]"},
-                 {"petabEntityId": "net3_ps", "modelEntityId": "net3.parameters"}]
+    c.mapping = net_mapping("net3", 2, 1)
     c.hybrid = [{"targetId": "net3_input1", "targetValue": "prey"},
                 {"targetId": "net3_input2", "targetValue": "predator"}]
     c.conditions = [{"conditionId": "cond1", "targetId": "predator", "targetValue": 3.0}]
@@ -438,10 +437,7 @@ def case_periods() -> None:
                         "t = 5; a network of X and Y replaces ky in the right-hand side")
     net = MLP("net1", 2, 3, 1, seed=6, scale=0.1, bias=[0.3])
     c.nets["net1"] = (net, False)
-    c.mapping = [{"petabEntityId": "net1_input1", "modelEntityId": "net1.inputs[0][0]"},
-                 {"petabEntityId": "net1_input2", "modelEntityId": "net1.inputs[0][1]"},
-                 {"petabEntityId": "net1_output1", "modelEntityId": "net1.outputs[0][0]"},
-                 {"petabEntityId": "net1_ps", "modelEntityId": "net1.parameters"}]
+    c.mapping = net_mapping("net1", 2, 1)
     c.hybrid = [{"targetId": "net1_input1", "targetValue": "X"}, {"targetId": "net1_input2", "targetValue": "Y"},
                 {"targetId": "ky", "targetValue": "net1_output1"}]
     c.conditions = [{"conditionId": "pre", "targetId": "u", "targetValue": 0.5},
