@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("petab")
 
 from stiffml.petab import Problem  # noqa: E402
-from stiffml.petab.batched import BatchedAdam, BatchedLBFGS  # noqa: E402
+from stiffml.petab.batched import BatchedAdam, BatchedFides, BatchedLBFGS  # noqa: E402
 from stiffml.petab.optimize import latin_hypercube  # noqa: E402
 from stiffml.petab.simulate import Experiment  # noqa: E402
 from stiffml.systems.base import SolveError  # noqa: E402
@@ -95,8 +95,8 @@ def _run(opt, limit: int = 20000) -> int:
     return n
 
 
-@pytest.mark.parametrize("cls, kwargs", [(BatchedLBFGS, {}), (BatchedAdam, {"lr": 0.02, "patience": 50,
-                                                                            "max_iterations": 20000})])
+@pytest.mark.parametrize("cls, kwargs", [(BatchedLBFGS, {}), (BatchedFides, {}),
+                                         (BatchedAdam, {"lr": 0.02, "patience": 50, "max_iterations": 20000})])
 def test_batched_optimisers_reach_the_bounded_minimum(cls, kwargs) -> None:
     # Rosenbrock on [-2, 2] x [-2, 0.5]: the minimum sits on the bound b = 0.5, at a = 0.70856
     x0 = np.random.default_rng(0).uniform(-2, 0.5, (6, 2))
@@ -107,29 +107,60 @@ def test_batched_optimisers_reach_the_bounded_minimum(cls, kwargs) -> None:
     assert np.all(opt.best_x[:, 1] <= 0.5)
 
 
-def test_each_start_has_its_own_state_and_a_frozen_start_does_not_move() -> None:
+@pytest.mark.parametrize("cls", [BatchedLBFGS, BatchedFides])
+def test_each_start_has_its_own_state_and_a_frozen_start_does_not_move(cls) -> None:
     x0 = np.array([[-1.5, 1.0], [1.2, 1.4], [0.0, 0.0]])
-    together = BatchedLBFGS(x0, [-2, -2], [2, 2])
+    together = cls(x0, [-2, -2], [2, 2])
     _run(together)
     for k in range(3):  # the same start alone takes the same path
-        alone = BatchedLBFGS(x0[k:k + 1], [-2, -2], [2, 2])
+        alone = cls(x0[k:k + 1], [-2, -2], [2, 2])
         _run(alone)
         np.testing.assert_array_equal(alone.best_x[0], together.best_x[k])
         assert alone.evaluations[0] == together.evaluations[k]
     assert len(set(together.evaluations.tolist())) > 1  # they converged after different numbers of steps
 
 
-def test_optimiser_state_round_trip_continues_identically() -> None:
+@pytest.mark.parametrize("cls", [BatchedLBFGS, BatchedFides])
+def test_optimiser_state_round_trip_continues_identically(cls) -> None:
     x0 = np.array([[-1.5, 1.0], [1.2, 1.4]])
-    straight = BatchedLBFGS(x0, [-2, -2], [2, 2])
+    straight = cls(x0, [-2, -2], [2, 2])
     _run(straight)
-    first = BatchedLBFGS(x0, [-2, -2], [2, 2])
+    first = cls(x0, [-2, -2], [2, 2])
     _run(first, limit=7)
-    second = BatchedLBFGS(np.zeros((2, 2)), [-2, -2], [2, 2])
-    second.load_state_dict(first.state_dict())
+    second = cls(np.zeros((2, 2)), [-2, -2], [2, 2])
+    # through tensors, as a checkpoint stores it (weights_only loading takes tensors and plain values)
+    state = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in first.state_dict().items()}
+    assert all(isinstance(v, (torch.Tensor, int, float, str, bool, list, tuple)) for v in state.values())
+    second.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()})
     _run(second)
     np.testing.assert_array_equal(second.best_x, straight.best_x)
     np.testing.assert_array_equal(second.evaluations, straight.evaluations)
+
+
+def test_batched_fides_takes_the_path_of_fides_itself() -> None:
+    # one start driven in lockstep ends where fides.Optimizer.minimize ends, after as many evaluations
+    import logging
+
+    import fides
+
+    x0 = np.array([-1.5, 0.2])
+    lb, ub = np.array([-2.0, -2.0]), np.array([2.0, 0.5])
+    calls = [0]
+
+    def one(x: np.ndarray) -> tuple[float, np.ndarray]:
+        calls[0] += 1
+        f, g = _rosenbrock(x[None])
+        return float(f[0]), g[0]
+
+    ref = fides.Optimizer(one, lb=lb, ub=ub, verbose=logging.ERROR, hessian_update=fides.BFGS(),
+                          options={fides.Options.MAXITER: 1000, fides.Options.GATOL: 1e-6, fides.Options.FRTOL: 1e-10})
+    ref.minimize(x0.copy())
+    ours = BatchedFides(x0[None], lb, ub, gtol=1e-6, ftol=1e-10)
+    _run(ours)
+    np.testing.assert_array_equal(ours.best_x[0], ref.x_min)
+    assert ours.best_f[0] == ref.fval_min
+    assert ours.evaluations[0] == calls[0]
+    assert ours.reason[0].endswith(ref.exitflag.name)  # the same stop rule ended both
 
 
 # ------------------------------------------------------------------------------- the real CLI

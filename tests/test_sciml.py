@@ -25,7 +25,7 @@ TINY = CONF / "petab_sciml_tiny.yaml"
 
 
 @pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
-                                  pytest.param("two_networks", marks=pytest.mark.slow), "periods"])
+                                  pytest.param("two_networks", marks=pytest.mark.slow), "periods", "priors"])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
 
@@ -100,7 +100,24 @@ def _bad_outputs(p: Path) -> None:
     params.to_csv(p / "parameters.tsv", sep="\t", index=False)
 
 
+def _bad_prior_kind(p: Path) -> None:
+    table = pd.read_csv(p / "parameters.tsv", sep="\t", dtype=str)
+    table.loc[table["parameterId"] == "net1_ps", "priorDistribution"] = "weibull"
+    table.to_csv(p / "parameters.tsv", sep="\t", index=False)
+
+
+def _bad_prior_arity(p: Path) -> None:
+    _edit_tsv(p / "parameters.tsv", "priorParameters", "0.0;2.0", "2.0")
+
+
+def _bad_mech_prior(p: Path) -> None:
+    _edit_tsv(p / "parameters.tsv", "priorDistribution", "log-normal", "lognormal")
+
+
 @pytest.mark.parametrize("edit, message", [
+    (_bad_prior_kind, "parameter 'net1_ps': prior distribution 'weibull' is not supported; valid: ['cauchy',"),
+    (_bad_prior_arity, "parameter 'net1_layer1_weight': prior 'normal' takes 2 parameters, got [2.0]"),
+    (_bad_mech_prior, "parameter 'k3': prior distribution 'lognormal' is not supported"),
     (_bad_layer, "layer 'layer1' has unknown layer_type 'Linearr'"),
     (_bad_op, "unknown function 'tanhh'"),
     (_bad_shape, "net1.layer1.weight has shape (3, 5) in the file but (3, 2) in the layer"),
@@ -109,7 +126,7 @@ def _bad_outputs(p: Path) -> None:
     (_bad_outputs, "network 'net1' in the right-hand side gives 1 outputs, but the hybridization table replaces 2"),
 ])
 def test_bad_sciml_problems_are_one_line_with_exit_2(edit, message: str, tmp_path: Path, cli, capsys) -> None:
-    folder = _copy(tmp_path)
+    folder = _copy(tmp_path, "priors" if "prior" in edit.__name__ else "rhs")
     edit(folder)
     code = cli("fit", "--config", TINY, "--data.problem", folder / "problem.yaml",
                "--trainer.default_root_dir", tmp_path / "runs")
@@ -155,3 +172,35 @@ def test_case_solutions_carry_the_suite_fields() -> None:
     for case in ("rhs", "pre_init", "observable", "two_networks", "periods"):
         sol = yaml.safe_load((CASES / case / "solutions.yaml").read_text())
         assert {"llh", "tol_llh", "tol_simulations", "tol_grad_llh", "grad"} <= set(sol)
+
+
+@pytest.mark.parametrize("bounds", [(-np.inf, np.inf), (0.3, 5.0)])
+def test_every_prior_density_is_the_petab_librarys(bounds) -> None:
+    # -log p of each PEtab v2 distribution, truncated at the bounds, equals the library's density,
+    # and autograd's derivative equals a central difference
+    import torch
+    from petab.v2.core import Parameter
+
+    from stiffml.petab.priors import DENSITIES, Prior
+
+    params = {"normal": [1.0, 2.0], "laplace": [1.0, 0.5], "log-normal": [0.2, 0.7], "log-laplace": [0.1, 0.4],
+              "uniform": [0.5, 4.0], "log-uniform": [0.1, 10.0], "cauchy": [1.0, 0.3], "exponential": [2.0],
+              "gamma": [2.0, 1.5], "chisquare": [3.0], "rayleigh": [1.2]}
+    assert sorted(params) == sorted(DENSITIES)
+    xs = np.array([0.7, 1.3, 2.9])
+    for name, par in params.items():
+        lb, ub = bounds
+        if name.startswith("log") or name in ("exponential", "gamma", "chisquare", "rayleigh"):
+            lb = max(lb, 0.0)
+        library = Parameter(id="k", lb=lb, ub=ub, estimate=True, prior_distribution=name, prior_parameters=par,
+                            nominal_value=1.0).prior_dist
+        prior = Prior(name, par, lb, ub, "k")
+        x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+        ours = torch.stack([prior(x[i:i + 1]) for i in range(3)])
+        np.testing.assert_allclose(ours.detach().numpy(), -np.log(library.pdf(xs)), rtol=1e-12, err_msg=name)
+        (grad,) = torch.autograd.grad(ours.sum(), x)
+        h = 1e-6
+        fd = (-np.log(library.pdf(xs + h)) + np.log(library.pdf(xs - h))) / (2 * h)
+        np.testing.assert_allclose(grad.numpy(), fd, rtol=1e-5, atol=1e-7, err_msg=name)
+    outside = Prior("normal", [0.0, 1.0], 0.3, 5.0, "k")(torch.tensor([0.1], dtype=torch.float64))
+    assert float(outside) == np.inf

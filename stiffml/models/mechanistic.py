@@ -36,20 +36,23 @@ class MechanisticModel(pl.LightningModule):
         n_parameters: Number of estimated parameters (linked from the datamodule by the CLI).
         starts: Number of starts.
         seed: Seed of the Latin hypercube of starts.
-        optimizer: ``lbfgs`` (projected L-BFGS with a backtracking line search per start) or
-            ``adam`` (Adam per start, projected into the bounds).
+        optimizer: ``fides`` (fides' interior trust-region reflective method with a BFGS Hessian,
+            one per start, run in lockstep), ``lbfgs`` (projected L-BFGS with a backtracking line
+            search per start) or ``adam`` (Adam per start, projected into the bounds).
         lr: Adam's learning rate on the parameters' scales (unused by ``lbfgs``).
         history: L-BFGS memory per start.
         max_iterations: Accepted steps per start before it is frozen.
-        gtol: A start has converged when its projected gradient is below this (largest entry).
-        ftol: Relative decrease of the nllh below which a step counts as a stall.
-        patience: Stalled steps in a row after which a start is frozen.
+        gtol: A start has converged when its projected gradient is below this (largest entry;
+            fides: the gradient's norm).
+        ftol: Relative decrease of the nllh below which a step counts as a stall (fides: its
+            relative function tolerance, which stops the start at once).
+        patience: Stalled steps in a row after which a start is frozen (not used by fides).
     """
 
     family: ClassVar[str] = "mechanistic"
 
     def __init__(self, n_parameters: int = 0, starts: int = 20, seed: int = 0,
-                 optimizer: Literal["lbfgs", "adam"] = "lbfgs", lr: float = 0.05, history: int = 10,
+                 optimizer: Literal["fides", "lbfgs", "adam"] = "lbfgs", lr: float = 0.05, history: int = 10,
                  max_iterations: int = 1000, gtol: float = 1e-6, ftol: float = 1e-10, patience: int = 10) -> None:
         super().__init__()
         if not isinstance(starts, int) or starts < 1:
@@ -100,7 +103,7 @@ class MechanisticModel(pl.LightningModule):
         cls = OPTIMIZERS[self.hparams.optimizer]
         common = dict(max_iterations=self.hparams.max_iterations, gtol=self.hparams.gtol, ftol=self.hparams.ftol,
                       patience=self.hparams.patience)
-        extra = {"lr": self.hparams.lr} if cls.name == "adam" else {"history": self.hparams.history}
+        extra = {"adam": {"lr": self.hparams.lr}, "lbfgs": {"history": self.hparams.history}}.get(cls.name, {})
         self.optimizer = cls(x0, p.lower, p.upper, **common, **extra)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -75,7 +75,7 @@ class SciMLModel(pl.LightningModule):
         return cls(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = self.problem._nllh(self.theta)
+        loss = self.problem._objective(self.theta)
         self.log("train_loss", loss.detach(), prog_bar=True, on_step=False, on_epoch=True, batch_size=1)
         return loss
 
@@ -84,10 +84,10 @@ class SciMLModel(pl.LightningModule):
             self.theta.copy_(torch.maximum(torch.minimum(self.theta, self.upper), self.lower))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("val_loss", self.problem._nllh(self.theta.detach()), prog_bar=True, batch_size=1)
+        self.log("val_loss", self.problem._objective(self.theta.detach()), prog_bar=True, batch_size=1)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("test_loss", self.problem._nllh(self.theta.detach()), batch_size=1)
+        self.log("test_loss", self.problem._objective(self.theta.detach()), batch_size=1)
 
     def predict_step(self, batch: Any, batch_idx: int) -> Any:
         return self.problem.simulate(self.theta.detach().numpy())

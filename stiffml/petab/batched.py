@@ -285,4 +285,154 @@ class BatchedAdam(BatchedOptimizer):
             self._move(k)
 
 
-OPTIMIZERS = {"lbfgs": BatchedLBFGS, "adam": BatchedAdam}
+
+
+class BatchedFides(BatchedOptimizer):
+    """fides' interior trust-region reflective method (Coleman–Li, a BFGS Hessian) per start, the
+    starts run in lockstep so that every iteration's trial points are evaluated together.
+
+    ``fides.Optimizer.minimize`` owns its loop and calls the objective once per iteration, so it
+    cannot batch starts; this class drives one ``fides.Optimizer`` per start through the same
+    steps as that loop (``get_affine_scaling``, ``fides.minimize.trust_region``,
+    ``update_tr_radius``, ``check_convergence``, ``update``), with the evaluation taken out: the
+    step, the trust-region update and the stop rules are fides' own (its defaults: ``fatol``
+    1e-8, ``frtol`` 1e-8, ``gatol`` 1e-6), so a start takes the same path as ``stiffml
+    petab-fit --method fides`` from the same point. A non-finite value shrinks the trust region,
+    as in fides.
+
+    Args:
+        gtol: fides' absolute gradient-norm tolerance (``gatol``).
+        ftol: fides' relative function tolerance (``frtol``).
+        **kwargs: As :class:`BatchedOptimizer` (``patience`` is unused: fides' own rules stop a start).
+    """
+
+    name = "fides"
+
+    # what a fides.Optimizer carries from one iteration to the next (checkpoints save these)
+    _SCALARS = ("fval", "delta", "delta_iter", "tr_ratio", "iteration", "iterations_since_tr_update",
+                "n_intermediate_tr_radius", "fval_min")
+    _ARRAYS = ("x", "grad", "hess", "x_min", "grad_min")
+
+    def __init__(self, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, **kwargs) -> None:
+        super().__init__(x0, lower, upper, **kwargs)
+        self._fides = [self._optimizer(k) for k in range(self.x.shape[0])]
+        self.trial = self.x.copy()
+        self._steps: list = [None] * self.x.shape[0]
+
+    def _optimizer(self, k: int):
+        import logging
+
+        import fides
+
+        opt = fides.Optimizer(lambda x: (np.inf, np.zeros_like(x)), lb=self.lower, ub=self.upper,
+                              verbose=logging.ERROR, hessian_update=fides.BFGS(),
+                              options={fides.Options.MAXITER: self.max_iterations, fides.Options.GATOL: self.gtol,
+                                       fides.Options.FRTOL: self.ftol})
+        opt._reset(f"start {k}")
+        opt.x = self.x[k].copy()
+        opt.make_non_degenerate()
+        self.x[k] = opt.x
+        return opt
+
+    def _points(self, idx: np.ndarray) -> np.ndarray:
+        return np.where(self.started[idx, None], self.trial[idx], self.x[idx])
+
+    @staticmethod
+    def _funout(x: np.ndarray, value: float, grad: np.ndarray):
+        from fides.minimize import Funout
+
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            value, grad = np.inf, np.zeros_like(x)
+        return Funout(fval=float(value), grad=np.asarray(grad, dtype=np.float64), x=np.asarray(x, dtype=np.float64))
+
+    def _begin(self, k: int) -> None:
+        opt = self._fides[k]
+        opt.fval, opt.grad = float(self.f[k]), self.g[k].copy()
+        opt.hessian_update._init_mat(self.x.shape[1], None)
+        opt.hess = opt.hessian_update.get_mat().copy()
+        opt.track_minimum(self._funout(opt.x, opt.fval, opt.grad))
+        self._propose(k)
+
+    def _propose(self, k: int) -> None:
+        """fides' loop up to the evaluation: the next trial point, or the start frozen."""
+        from fides import Options
+        from fides.minimize import trust_region
+        from scipy.sparse import csc_matrix
+
+        opt = self._fides[k]
+        if not opt.check_continue():
+            self._finish(k, f"converged: {opt.exitflag.name}" if opt.converged else f"stopped: {opt.exitflag.name}")
+            return
+        opt.iteration += 1
+        opt.delta_iter = opt.delta
+        try:
+            v, dv = opt.get_affine_scaling()
+            theta = max(opt.get_option(Options.THETA_MAX), 1 - np.linalg.norm(v * opt.grad, np.inf))
+            step = trust_region(opt.x, opt.grad, opt.hess, csc_matrix(np.diag(np.sqrt(np.abs(v)))), opt.delta_iter,
+                                dv, theta, opt.lb, opt.ub, subspace_dim=opt.get_option(Options.SUBSPACE_DIM),
+                                stepback_strategy=opt.get_option(Options.STEPBACK_STRAT), logger=opt.logger)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:
+            self._finish(k, f"stopped: fides could not take a step ({err})")
+            return
+        self._steps[k] = (step, dv)
+        self.trial[k] = np.clip(opt.x + step.s + step.s0, self.lower, self.upper)
+
+    def _update(self, k: int, value: float, grad: np.ndarray) -> None:
+        opt = self._fides[k]
+        step, dv = self._steps[k]
+        old = self._funout(opt.x, opt.fval, opt.grad)
+        new = self._funout(self.trial[k].copy(), value, grad)
+        accepted = opt.update_tr_radius(new, step, dv)
+        opt.check_convergence(step, new)
+        opt.track_minimum(new)
+        if accepted:
+            try:
+                opt.update(step, new, old)
+            except RuntimeError as err:  # fides' own bound check
+                self._finish(k, f"stopped: {err}")
+                return
+            self.x[k], self.f[k], self.g[k] = opt.x, opt.fval, opt.grad
+            self.iterations[k] += 1
+        if opt.fval_min < self.best_f[k]:
+            self.best_x[k], self.best_f[k] = np.asarray(opt.x_min, dtype=np.float64).copy(), float(opt.fval_min)
+        self._propose(k)
+
+    # ------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, object]:
+        """Plain arrays only: each start's fides state (the pending step is recomputed on load)."""
+        state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()
+                 if k not in ("_fides", "_steps")}
+        for name in self._SCALARS:
+            state[f"fides_{name}"] = np.array([float(getattr(o, name)) for o in self._fides])
+        for name in self._ARRAYS:
+            state[f"fides_{name}"] = np.stack([np.asarray(getattr(o, name), dtype=np.float64) for o in self._fides])
+        state["fides_converged"] = np.array([o.converged for o in self._fides])
+        state["fides_exitflag"] = np.array([int(o.exitflag.value) for o in self._fides])
+        state["fides_bfgs"] = np.stack([o.hessian_update.get_mat() if o.hessian_update._hess.size
+                                        else np.eye(self.x.shape[1]) for o in self._fides])
+        return state
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        from fides import ExitFlag
+
+        state = dict(state)
+        fides_state = {k[len("fides_"):]: np.asarray(state.pop(k)) for k in list(state) if k.startswith("fides_")}
+        super().load_state_dict(state)
+        self._fides = [self._optimizer(k) for k in range(self.x.shape[0])]
+        self._steps = [None] * self.x.shape[0]
+        for k, opt in enumerate(self._fides):
+            for name in self._SCALARS:
+                value = float(fides_state[name][k])
+                setattr(opt, name, int(value) if name.startswith(("iteration", "n_")) else value)
+            for name in self._ARRAYS:
+                setattr(opt, name, fides_state[name][k].copy())
+            opt.converged = bool(fides_state["converged"][k])
+            opt.exitflag = ExitFlag(int(fides_state["exitflag"][k]))
+            opt.hessian_update._init_mat(self.x.shape[1], fides_state["bfgs"][k].copy())
+            if self.started[k] and not self.finished[k]:  # recompute the pending trial point
+                opt.iteration -= 1
+                opt.delta = opt.delta_iter
+                self._propose(k)
+
+
+OPTIMIZERS = {"lbfgs": BatchedLBFGS, "adam": BatchedAdam, "fides": BatchedFides}

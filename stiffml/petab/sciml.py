@@ -33,6 +33,7 @@ from torch import Tensor
 from stiffml.hybrid.network_file import NetworkFile, load_parameters, read_arrays, read_network
 from stiffml.petab.likelihood import neg_log_likelihood, residual
 from stiffml.petab.errors import PEtabError, PEtabUnsupported
+from stiffml.petab.priors import DENSITIES, Prior, read_prior
 from stiffml.sbml.document import SBMLError
 from stiffml.sbml.math import T
 
@@ -57,6 +58,15 @@ class _Net:
     @property
     def module(self) -> torch.nn.Module:
         return self.file.module
+
+
+def _bound(value: Any, default: float) -> float:
+    """A bound from the parameter table (blank: ``default``)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return default
+    return default if np.isnan(out) else out
 
 
 def is_sciml(spec: Any) -> bool:
@@ -152,6 +162,10 @@ class SciMLProblem:
 
         # the core tables through the library (net parameter rows, which it cannot type, set aside)
         params = pd.concat([pd.read_csv(base / f, sep="\t", dtype=str) for f in spec.get("parameter_files") or []])
+        for pid, dist in zip(params["parameterId"], params.get("priorDistribution", pd.Series(dtype=str))):
+            if isinstance(dist, str) and dist.strip() and dist.strip() not in DENSITIES:  # before the library's long message
+                raise PEtabUnsupported(f"{label}: parameter {pid!r}: prior distribution {dist.strip()!r} is not "
+                                       f"supported; valid: {sorted(DENSITIES)}")
         is_net = params["parameterId"].isin(list(self._net_params)) | params["parameterId"].isin(list(self._nets))
         self._net_rows = params[is_net]
         core = {k: v for k, v in spec.items() if k != "extensions"}
@@ -201,15 +215,17 @@ class SciMLProblem:
     def _read_parameters(self, label: str) -> None:
         self._values: dict[str, float] = {}
         self.parameter_ids: list[str] = []
+        self._mech_priors: list[tuple[int, Prior]] = []
         for p in self.petab.parameters:
-            if p.prior_distribution is not None and str(p.prior_distribution) not in ("", "None"):
-                raise PEtabUnsupported(f"{label}: parameter {p.id!r} has a prior; priors in SciML problems are not "
-                                 "supported yet")
             value = float(p.nominal_value) if p.nominal_value is not None else float("nan")
             self._values[p.id] = value
             if p.estimate:
+                prior = read_prior(p, _bound(p.lb, -np.inf), _bound(p.ub, np.inf), f"{label}: parameter {p.id!r}")
+                if prior is not None:
+                    self._mech_priors.append((len(self.parameter_ids), prior))
                 self.parameter_ids.append(p.id)
         self.nominal = np.array([self._values[i] for i in self.parameter_ids])
+        self._net_priors: dict[tuple[str, str], Prior] = {}  # (net id, state-dict name) -> prior
         # network parameters: whole net, then layer, then array (the more specific wins)
         rows = sorted(self._net_rows.itertuples(index=False), key=lambda r: self._specificity(r.parameterId))
         self._frozen: set[str] = set()
@@ -233,9 +249,16 @@ class SciMLProblem:
                     for tensor in targets.values():
                         tensor.fill_(float(nominal))
             estimate = str(getattr(row, "estimate", "true")).strip().lower() in ("true", "1")
+            prior = read_prior(row, _bound(getattr(row, "lowerBound", None), -np.inf),
+                               _bound(getattr(row, "upperBound", None), np.inf), f"{label}: parameter {pid!r}") \
+                if estimate else None
             for name, tensor in targets.items():
                 tensor.requires_grad_(estimate)
                 (self._frozen.discard if estimate else self._frozen.add)(f"{net_id}.{name}")
+                if prior is not None:  # the more specific row (sorted last) wins
+                    self._net_priors[(net_id, name)] = prior
+                else:
+                    self._net_priors.pop((net_id, name), None)
         for net_id, stored in self._arrays["parameters"].items():  # arrays without a table row: loaded as given
             if net_id in self._nets and not any(self._net_params.get(str(r), (r,))[0] == net_id
                                                 for r in self._net_rows["parameterId"]):
@@ -635,6 +658,39 @@ class SciMLProblem:
         with torch.no_grad():
             return float(self._nllh(self._theta(theta)))
 
+    @property
+    def has_priors(self) -> bool:
+        """Whether any estimated parameter or network weight has a prior."""
+        return bool(self._mech_priors or self._net_priors)
+
+    def _prior(self, theta: Tensor) -> Tensor:
+        """``-log`` of the priors at ``theta`` and the networks' current weights (0 without priors)."""
+        total = torch.zeros((), dtype=torch.float64)
+        for j, prior in self._mech_priors:
+            total = total + prior(theta[j:j + 1])
+        if self._net_priors:
+            weights = {(net_id, name): p for net_id, net in self._nets.items()
+                       for name, p in net.module.named_parameters()}
+            for key, prior in self._net_priors.items():
+                total = total + prior(weights[key])
+        return total
+
+    def neg_log_prior(self, theta: Any = None) -> float:
+        """``-log`` of the parameter table's priors (PEtab v2 ``priorDistribution``), network
+        weights included (a network row's prior applies to each of its weights)."""
+        with torch.no_grad():
+            return float(self._prior(self._theta(theta)))
+
+    def _objective(self, theta: Tensor) -> Tensor:
+        """What calibration minimises: the negative log-likelihood plus the negative log-prior."""
+        return self._nllh(theta) + self._prior(theta)
+
+    def objective(self, theta: Any = None) -> float:
+        """The negative log-posterior, :meth:`nllh` + :meth:`neg_log_prior` (equal to the nllh
+        without priors)."""
+        with torch.no_grad():
+            return float(self._objective(self._theta(theta)))
+
     def chi2(self, theta: Any = None) -> float:
         with torch.no_grad():
             sims, sigmas = self._simulate(self._theta(theta))
@@ -645,14 +701,15 @@ class SciMLProblem:
             out += float(residual(m[k], sims[k], sigmas[k], how)) ** 2
         return out
 
-    def gradient(self, theta: Any = None) -> dict[str, Any]:
+    def gradient(self, theta: Any = None, prior: bool = False) -> dict[str, Any]:
         """``{parameter id: d nllh / d value}`` and, per network id, ``{state-dict name: array}`` of
-        d nllh / d weight for its estimated weights (frozen ones are left out)."""
+        d nllh / d weight for its estimated weights (frozen ones are left out); with ``prior``, the
+        gradient of :meth:`objective` instead."""
         th = self._theta(theta).clone().requires_grad_(True)
         nets = {net_id: [(n, p) for n, p in net.module.named_parameters() if p.requires_grad]
                 for net_id, net in self._nets.items()}
         flat = [p for items in nets.values() for _, p in items]
-        grads = torch.autograd.grad(self._nllh(th), [th, *flat], allow_unused=True)
+        grads = torch.autograd.grad((self._objective if prior else self._nllh)(th), [th, *flat], allow_unused=True)
         out: dict[str, Any] = {i: float(g) for i, g in zip(self.parameter_ids, grads[0])} if self.parameter_ids else {}
         k = 1
         for net_id, items in nets.items():

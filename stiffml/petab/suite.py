@@ -82,9 +82,11 @@ def run_sciml_case(folder: Path) -> Outcome:
     try:
         solution = yaml.safe_load((folder / "solutions.yaml").read_text())
         problem = Problem(folder / "petab" / "problem.yaml")
-        llh = -problem.nllh()
+        # with priors, the suite's objective is the log-posterior (its "llh") and its gradient
+        posterior = bool(getattr(problem, "has_priors", False))
+        llh = -(problem.objective() if posterior else problem.nllh())
         simulated = problem.simulate()
-        gradient = problem.gradient()
+        gradient = problem.gradient(prior=True) if posterior else problem.gradient()
     except PEtabUnsupported as err:
         return Outcome(name, "unsupported", str(err))
     except Exception as err:

@@ -482,10 +482,67 @@ def case_periods() -> None:
             model=PS)
 
 
+def case_priors() -> None:
+    """The rhs case with priors: a truncated normal and a log-normal on mechanistic parameters, a
+    normal on every weight of the network and a wider one on its first layer's weight matrix
+    (the more specific row wins). The expected objective is the negative log-posterior."""
+    from scipy import stats
+
+    c = Case("priors", "the rhs case with priors on mechanistic parameters, the network and one of its arrays")
+    net = MLP("net1", 2, 3, 1, seed=1, bias=[1.8])
+    c.nets["net1"] = (net, False)
+    c.mapping = net_mapping("net1", 2, 1) + [{"petabEntityId": "net1_layer1_weight",
+                                              "modelEntityId": "net1.parameters[layer1].weight"}]
+    c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
+                {"targetId": "k4", "targetValue": "net1_output1"}]
+    c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": "k2_c"}]
+    c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
+    values = {"k1": 1.3, "k3": 0.8, "k2_c": 0.9}
+    priors = {"k1": ("normal", "1.0;0.5"), "k3": ("log-normal", "0.0;1.0"), "k2_c": ("", "")}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true",
+                     "priorDistribution": priors[k][0], "priorParameters": priors[k][1]} for k, v in values.items()]
+    c.parameters += [{"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
+                      "estimate": "true", "priorDistribution": "normal", "priorParameters": "0.0;1.0"},
+                     {"parameterId": "net1_layer1_weight", "lowerBound": "-inf", "upperBound": "inf",
+                      "nominalValue": "array", "estimate": "true", "priorDistribution": "normal",
+                      "priorParameters": "0.0;2.0"}]
+    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
+                      "noiseDistribution": "normal"},
+                     {"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
+                      "noiseDistribution": "laplace"}]
+    rows = [("prey_o", t) for t in TIMES] + [("predator_o", t) for t in TIMES]
+    dist = ["normal"] * len(TIMES) + ["laplace"] * len(TIMES)
+    sigma = np.array([0.05] * len(TIMES) + [0.1] * len(TIMES))
+
+    def run() -> np.ndarray:
+        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}",
+                       {"k1": values["k1"], "k3": values["k3"], "k2": values["k2_c"]}, {},
+                       TIMES, ["prey", "predator"])
+        return np.concatenate([out[:, 0], out[:, 1]])
+
+    def neg_log_prior() -> float:
+        # scipy's densities, truncated at the bounds [0, 10] by their own cdf
+        k1 = stats.norm(1.0, 0.5)
+        k3 = stats.lognorm(s=1.0, scale=1.0)
+        out = -k1.logpdf(values["k1"]) + np.log(k1.cdf(10) - k1.cdf(0))
+        out += -k3.logpdf(values["k3"]) + np.log(k3.cdf(10))
+        for name, w in net.weights().items():
+            out += -stats.norm(0.0, 2.0 if name == "layer1.weight" else 1.0).logpdf(w).sum()
+        return float(out)
+
+    expected = run()
+    measured = measure(expected, dist, 1)
+    objective = lambda: nllh_of(measured, run(), sigma, dist) + neg_log_prior()  # noqa: E731
+    grad = _grad(objective, values, {"net1": net}, set())
+    c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
+             for (o, t), m in zip(rows, measured)], expected, objective(), grad)
+
+
 if __name__ == "__main__":
     case_rhs()
     case_pre_init()
     case_observable()
     case_two_networks()
     case_periods()
+    case_priors()
     print("wrote", sorted(p.name for p in HERE.iterdir() if p.is_dir()))
