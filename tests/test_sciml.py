@@ -16,6 +16,7 @@ pytest.importorskip("petab")
 pytest.importorskip("h5py")
 
 from stiffml.petab import Problem  # noqa: E402
+from stiffml.petab.errors import PEtabUnsupported  # noqa: E402
 from stiffml.petab.sciml import SciMLProblem  # noqa: E402
 
 from .conftest import CONF, assert_one_line_error  # noqa: E402
@@ -25,7 +26,8 @@ TINY = CONF / "petab_sciml_tiny.yaml"
 
 
 @pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
-                                  pytest.param("two_networks", marks=pytest.mark.slow), "periods", "priors"])
+                                  pytest.param("two_networks", marks=pytest.mark.slow), "periods", "priors",
+                                  "net_import", "initialization"])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
 
@@ -51,6 +53,28 @@ def test_the_suite_command_scores_sciml_cases(cli, capsys, tmp_path: Path) -> No
     shutil.copytree(CASES / "observable", tmp_path / "observable")
     assert cli("petab-suite", tmp_path, "--quiet") == 0
     assert "1 passed, 0 failed, 0 unsupported" in capsys.readouterr().out
+
+
+def test_the_suite_command_reads_the_official_suites_folders(cli, capsys, tmp_path: Path) -> None:
+    # test_cases/<kind>/<number>/ as in the PEtab SciML test suite, each kind by its solutions file
+    for kind, case in (("ml_model_import", "net_import"), ("initialization", "initialization"),
+                       ("sciml_problem_import", "observable")):
+        shutil.copytree(CASES / case, tmp_path / "test_cases" / kind / "001")
+    assert cli("petab-suite", tmp_path / "test_cases") == 0
+    assert "3 passed, 0 failed, 0 unsupported" in capsys.readouterr().out
+    from stiffml.petab.suite import run_case
+
+    assert run_case(tmp_path / "test_cases" / "initialization" / "001").case == "initialization/001"
+
+
+def test_a_network_that_differs_from_its_reference_output_fails_its_case(tmp_path: Path) -> None:
+    from stiffml.petab.suite import run_case
+
+    shutil.copytree(CASES / "net_import", tmp_path / "net_import")
+    yaml_file = tmp_path / "net_import" / "net.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("target: gelu", "target: relu"))
+    outcome = run_case(tmp_path / "net_import")
+    assert outcome.status == "failed" and "off by" in outcome.reason
 
 
 def _copy(tmp_path: Path, case: str = "rhs") -> Path:
@@ -204,3 +228,31 @@ def test_every_prior_density_is_the_petab_librarys(bounds) -> None:
         np.testing.assert_allclose(grad.numpy(), fd, rtol=1e-5, atol=1e-7, err_msg=name)
     outside = Prior("normal", [0.0, 1.0], 0.3, 5.0, "k")(torch.tensor([0.1], dtype=torch.float64))
     assert float(outside) == np.inf
+
+
+def test_draft_layouts_of_the_problem_file_read_the_same(tmp_path: Path) -> None:
+    # the layout of the format's documentation examples and earlier test-suite drafts: one entry
+    # under `problems`, `parameter_file`, `extensions.sciml`, `neural_nets` with `static`,
+    # `hybridization_file` and `array_files` as a mapping
+    folder = _copy(tmp_path)
+    spec = yaml.safe_load((folder / "problem.yaml").read_text())
+    ext = spec.pop("extensions")["petab_sciml"]
+    draft = {
+        "format_version": 2,
+        "parameter_file": spec.pop("parameter_files")[0],
+        "problems": [spec],
+        "extensions": {"sciml": {
+            "neural_nets": {k: {"location": v["location"], "format": "YAML", "static": v["pre_initialization"]}
+                            for k, v in ext["neural_networks"].items()},
+            "hybridization_file": ext["hybridization_files"][0],
+            "array_files": {f"file{i}": {"location": f, "format": "HDF5"} for i, f in enumerate(ext["array_files"])},
+        }},
+    }
+    (folder / "draft.yaml").write_text(yaml.safe_dump(draft))
+    ours, theirs = Problem(folder / "problem.yaml"), Problem(folder / "draft.yaml")
+    assert isinstance(theirs, SciMLProblem)
+    assert theirs.nllh() == ours.nllh()
+    draft["problems"] = [spec, spec]
+    (folder / "two.yaml").write_text(yaml.safe_dump(draft))
+    with pytest.raises(PEtabUnsupported, match="2 problems in one file; stiffml reads one"):
+        Problem(folder / "two.yaml")

@@ -209,7 +209,12 @@ def read_arrays(path: str | Path) -> dict[str, Any]:
         raise NetworkFileError(f"array file {str(path)!r} does not exist")
     out: dict[str, Any] = {"parameters": {}, "inputs": {}}
     with h5py.File(path, "r") as f:
-        pytorch = bool(np.asarray(f["metadata/pytorch_format"])) if "metadata/pytorch_format" in f else True
+        pytorch = True
+        if "metadata/pytorch_format" in f:
+            pytorch = bool(np.asarray(f["metadata/pytorch_format"]))
+        elif "metadata/perm" in f:  # the PEtab SciML test suite's files: "row" (PyTorch's) or "column"
+            perm = np.asarray(f["metadata/perm"]).item()
+            pytorch = (perm.decode() if isinstance(perm, bytes) else str(perm)).lower() == "row"
 
         def load(ds: Any) -> np.ndarray:
             arr = np.asarray(ds, dtype=np.float64)

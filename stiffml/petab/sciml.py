@@ -69,10 +69,53 @@ def _bound(value: Any, default: float) -> float:
     return default if np.isnan(out) else out
 
 
+def _extension(spec: dict) -> dict | None:
+    """The SciML extension's block: ``extensions.petab_sciml`` (the format), or ``extensions.sciml``
+    or the extension's keys straight under ``extensions`` (earlier drafts, still in the format's
+    documentation and test suite history)."""
+    ext = spec.get("extensions") or {}
+    if not isinstance(ext, dict):
+        return None
+    for key in ("petab_sciml", "sciml"):
+        if isinstance(ext.get(key), dict):
+            return ext[key]
+    return ext if ("neural_networks" in ext or "neural_nets" in ext) else None
+
+
+def normalise_spec(spec: dict) -> tuple[dict, dict]:
+    """``(core, extension)`` of a SciML problem YAML in the layout this reader uses: one problem at
+    the top level with ``parameter_files``; the extension with ``neural_networks`` (each with
+    ``pre_initialization``), ``hybridization_files`` and ``array_files`` as lists.
+
+    Drafts of the format wrote ``problems: [...]`` with ``parameter_file``, ``neural_nets``,
+    ``static`` (a network evaluated once before the simulation: pre-initialization),
+    ``hybridization_file`` and ``array_files`` as a mapping of ids to files; they are read too.
+    """
+    ext = dict(_extension(spec) or {})
+    core = {k: v for k, v in spec.items() if k not in ("extensions", "problems", "parameter_file")}
+    problems = spec.get("problems")
+    if problems:
+        if len(problems) != 1:
+            raise PEtabUnsupported(f"{len(problems)} problems in one file; stiffml reads one")
+        core.update(problems[0])
+    if "parameter_file" in spec and "parameter_files" not in core:
+        files = spec["parameter_file"]
+        core["parameter_files"] = [files] if isinstance(files, str) else list(files)
+    nets = ext.get("neural_networks", ext.get("neural_nets")) or {}
+    ext["neural_networks"] = {
+        net_id: {**info, "pre_initialization": bool(info.get("pre_initialization", info.get("static", False)))}
+        for net_id, info in nets.items()}
+    if "hybridization_file" in ext and "hybridization_files" not in ext:
+        ext["hybridization_files"] = [ext["hybridization_file"]]
+    arrays = ext.get("array_files") or []
+    ext["array_files"] = list(arrays.values()) if isinstance(arrays, dict) else list(arrays)
+    return core, ext
+
+
 def is_sciml(spec: Any) -> bool:
     """Whether a problem YAML's content is PEtab v2 with the SciML extension."""
     return (isinstance(spec, dict) and str(spec.get("format_version", "")).startswith("2")
-            and "petab_sciml" in (spec.get("extensions") or {}))
+            and _extension(spec) is not None)
 
 
 def _indices(text: str) -> list[str]:
@@ -112,10 +155,12 @@ class SciMLProblem:
             check_solver(solver, self.rtol, self.atol, None, False)
         self.solver = solver
         self._method = "dopri5" if solver == "auto" else solver
-        spec = yaml.safe_load(self.path.read_text())
-        base = self.path.parent
-        ext = spec["extensions"]["petab_sciml"]
         label = str(self.path)
+        try:
+            spec, ext = normalise_spec(yaml.safe_load(self.path.read_text()))
+        except PEtabUnsupported as err:
+            raise PEtabUnsupported(f"{label}: {err}") from None
+        base = self.path.parent
 
         # networks and arrays
         self._nets: dict[str, _Net] = {}
@@ -168,7 +213,7 @@ class SciMLProblem:
                                        f"supported; valid: {sorted(DENSITIES)}")
         is_net = params["parameterId"].isin(list(self._net_params)) | params["parameterId"].isin(list(self._nets))
         self._net_rows = params[is_net]
-        core = {k: v for k, v in spec.items() if k != "extensions"}
+        core = dict(spec)
         with tempfile.TemporaryDirectory() as tmp:
             table = Path(tmp) / "parameters.tsv"
             params[~is_net].to_csv(table, sep="\t", index=False)
@@ -235,7 +280,10 @@ class SciMLProblem:
             net = self._nets[net_id]
             targets = self._net_tensors(net, layer, array, label)
             nominal = str(getattr(row, "nominalValue", "") or "").strip()
-            if nominal == "array":
+            if nominal.lower() == "nan":
+                nominal = ""
+            if nominal == "array" or (not nominal and self._arrays["parameters"].get(net_id) is not None):
+                # "array", or no value at all: the values of the array files
                 stored = self._arrays["parameters"].get(net_id)
                 if stored is None:
                     raise SciMLError(f"{label}: parameter {pid!r} takes its values from an array file, which has none "
@@ -244,7 +292,7 @@ class SciMLProblem:
                 if array is not None:
                     selected = {lay: {a: v for a, v in arrs.items() if a == array} for lay, arrs in selected.items()}
                 load_parameters(net.file, selected, label)
-            elif nominal and nominal.lower() != "nan":
+            elif nominal:
                 with torch.no_grad():
                     for tensor in targets.values():
                         tensor.fill_(float(nominal))

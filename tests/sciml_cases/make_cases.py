@@ -538,6 +538,88 @@ def case_priors() -> None:
              for (o, t), m in zip(rows, measured)], expected, objective(), grad)
 
 
+def _suite_h5(path: Path, group: str, entry: str, data: np.ndarray) -> None:
+    """A file in the PEtab SciML suite's layout: ``/<group>/<entry>/data``, ``metadata/perm = row``."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f[f"{group}/{entry}/data"] = data
+        f["metadata/perm"] = "row"
+
+
+def case_net_import() -> None:
+    """A network-import case in the suite's layout (``ml_model_import``): a 1-d convolution, batch
+    normalisation in training mode (batch statistics, as the suite's reference runs it), a flatten
+    and a linear layer, written as a network YAML file; three random inputs and parameter sets,
+    the outputs of the same torch module defined here."""
+    import torch
+    from torch import nn
+
+    from stiffml.hybrid.network_file import write_network
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer1 = nn.Conv1d(2, 3, 3)
+            self.layer2 = nn.BatchNorm1d(3)
+            self.layer3 = nn.Flatten()
+            self.layer4 = nn.Linear(12, 2)
+
+        def forward(self, net_input: torch.Tensor) -> torch.Tensor:
+            x = torch.nn.functional.gelu(self.layer2(self.layer1(net_input)))
+            return torch.sigmoid(self.layer4(self.layer3(x)))
+
+    folder = HERE / "net_import"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    torch.manual_seed(3)
+    net = Net().double().train()
+    write_network(net, "net0", folder / "net.yaml")
+    solution: dict[str, Any] = {"net_file": "net.yaml", "net_input": [], "net_ps": [], "net_output": []}
+    for i in range(1, 4):
+        with torch.no_grad():
+            for prm in net.parameters():
+                prm.copy_(torch.randn_like(prm))
+        x = torch.randn(4, 2, 6, dtype=torch.float64)
+        with torch.no_grad():
+            y = net(x)
+        import h5py
+
+        with h5py.File(folder / f"net_ps_{i}.hdf5", "w") as f:
+            for name, prm in net.named_parameters():
+                layer, array = name.split(".")
+                f[f"parameters/net0/{layer}/{array}"] = prm.detach().numpy()
+            f["metadata/perm"] = "row"
+        _suite_h5(folder / f"net_input_{i}.hdf5", "inputs", "input0", x.numpy())
+        _suite_h5(folder / f"net_output_{i}.hdf5", "outputs", "output0", y.numpy())
+        for key, stem in (("net_input", "net_input"), ("net_ps", "net_ps"), ("net_output", "net_output")):
+            solution[key].append(f"{stem}_{i}.hdf5")
+    (folder / "solutions.yaml").write_text(yaml.safe_dump(solution, sort_keys=False))
+
+
+def case_initialization() -> None:
+    """An initialization case in the suite's layout: the rhs problem where the network's row has
+    no nominal value (its values come from the array file) and a row for its first layer sets
+    every weight of that layer to 0; the reference file holds what the network must start from."""
+    import h5py
+
+    src = HERE / "rhs" / "petab"
+    folder = HERE / "initialization"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(src, folder / "petab")
+    p = folder / "petab"
+    params = (p / "parameters.tsv").read_text().replace("net1_ps\t-inf\tinf\tarray\ttrue", "net1_ps\t-inf\tinf\t\ttrue")
+    (p / "parameters.tsv").write_text(params + "net1_layer1\t-inf\tinf\t0.0\ttrue\n")
+    (p / "mapping.tsv").write_text((p / "mapping.tsv").read_text() + "net1_layer1\tnet1.parameters[layer1]\n")
+    with h5py.File(p / "net1_ps.hdf5", "r") as f, h5py.File(folder / "net1_ref.hdf5", "w") as ref:
+        for layer in ("layer1", "layer2"):
+            for array in ("weight", "bias"):
+                value = np.asarray(f[f"parameters/net1/{layer}/{array}"])
+                ref[f"parameters/net1/{layer}/{array}"] = np.zeros_like(value) if layer == "layer1" else value
+        ref["metadata/perm"] = "row"
+    (folder / "solutions.yaml").write_text(yaml.safe_dump({"parameter_files": {"net1": "net1_ref.hdf5"}, "tol": 1e-3}))
+
+
 if __name__ == "__main__":
     case_rhs()
     case_pre_init()
@@ -545,4 +627,6 @@ if __name__ == "__main__":
     case_two_networks()
     case_periods()
     case_priors()
+    case_net_import()
+    case_initialization()
     print("wrote", sorted(p.name for p in HERE.iterdir() if p.is_dir()))
