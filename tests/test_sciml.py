@@ -256,3 +256,17 @@ def test_draft_layouts_of_the_problem_file_read_the_same(tmp_path: Path) -> None
     (folder / "two.yaml").write_text(yaml.safe_dump(draft))
     with pytest.raises(PEtabUnsupported, match="2 problems in one file; stiffml reads one"):
         Problem(folder / "two.yaml")
+
+
+def test_experiments_solved_as_one_batch_give_the_values_of_solves_one_by_one() -> None:
+    path = CASES / "pre_init" / "petab" / "problem.yaml"  # two experiments, each one period from t = 0
+    together, alone = Problem(path), Problem(path, batch_experiments=False)
+    assert together.batch_experiments and not alone.batch_experiments
+    assert together.nllh() == pytest.approx(alone.nllh(), rel=1e-9)
+    a, b = together.gradient(), alone.gradient()
+    for key, value in b.items():
+        if isinstance(value, dict):
+            for name, arr in value.items():
+                np.testing.assert_allclose(a[key][name], arr, rtol=1e-6, atol=1e-8)
+        else:
+            assert a[key] == pytest.approx(value, rel=1e-6)

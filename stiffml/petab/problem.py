@@ -129,7 +129,7 @@ class Problem:
             except yaml.YAMLError:
                 spec = None
             if is_sciml(spec):
-                keep = {k: v for k, v in kwargs.items() if k in ("rtol", "atol", "solver")}
+                keep = {k: v for k, v in kwargs.items() if k in ("rtol", "atol", "solver", "batch_experiments")}
                 return SciMLProblem(resolved, **keep)
         return super().__new__(cls)
 
