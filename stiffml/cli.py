@@ -226,7 +226,7 @@ class StiffCLI(LightningCLI):
             sciml = _is_sciml_problem((cfg.data.get("init_args") or {}).get("problem"))
             if sciml is not None and sciml != issubclass(model_cls, SciMLModel):
                 want = "SciMLModel (configs/petab_sciml.yaml)" if sciml else "MechanisticModel (configs/petab.yaml)"
-                kind = "has networks (PEtab SciML)" if sciml else "has no networks"
+                kind = "is PEtab v2 (the SciML engine)" if sciml else "is PEtab v1"
                 raise ValueError(f"PEtab problem '{cfg.data.init_args.problem}' {kind}: it is fitted by model: {want}, "
                                  f"not {name}")
             check_trainer_args(cfg.trainer)
@@ -390,8 +390,8 @@ def main(argv: list[str]) -> int:
 
 
 def _is_sciml_problem(problem: Any) -> bool | None:
-    """Whether a PEtab problem file has the SciML extension (``None``: not readable here; the
-    datamodule says why when it loads it)."""
+    """Whether a PEtab problem file is for the SciML engine, PEtab v2 with or without networks
+    (``None``: not readable here; the datamodule says why when it loads it)."""
     if problem is None:
         return None
     try:

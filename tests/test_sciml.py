@@ -161,9 +161,9 @@ def test_bad_sciml_problems_are_one_line_with_exit_2(edit, message: str, tmp_pat
 def test_each_kind_of_problem_goes_to_its_own_model(tmp_path: Path, cli, capsys) -> None:
     code = cli("fit", "--config", CONF / "petab_tiny.yaml", "--data.problem", CASES / "rhs" / "petab" / "problem.yaml",
                "--trainer.default_root_dir", tmp_path)
-    assert_one_line_error(code, capsys, "has networks (PEtab SciML): it is fitted by model: SciMLModel")
+    assert_one_line_error(code, capsys, "is PEtab v2 (the SciML engine): it is fitted by model: SciMLModel")
     code = cli("fit", "--config", TINY, "--data.problem", "tyson1991", "--trainer.default_root_dir", tmp_path)
-    assert_one_line_error(code, capsys, "has no networks: it is fitted by model: MechanisticModel")
+    assert_one_line_error(code, capsys, "is PEtab v1: it is fitted by model: MechanisticModel")
     assert not (tmp_path / "lightning_logs").exists()
 
 
@@ -270,3 +270,19 @@ def test_experiments_solved_as_one_batch_give_the_values_of_solves_one_by_one() 
                 np.testing.assert_allclose(a[key][name], arr, rtol=1e-6, atol=1e-8)
         else:
             assert a[key] == pytest.approx(value, rel=1e-6)
+
+
+@pytest.mark.parametrize("case", ["0001", "0010"])
+def test_a_plain_petab_v2_problem_reads_with_the_v2_engine(case: str, tmp_path: Path) -> None:
+    # a v1 test-suite case converted by the petab library's own converter (no networks, no
+    # extension) gives the v1 engine's likelihood and the case's expected one
+    from petab.v2.petab1to2 import petab1to2
+
+    source = Path(__file__).parent / "petab_cases" / case
+    petab1to2(source / f"_{case}.yaml", tmp_path)
+    v2 = Problem(tmp_path / f"_{case}.yaml")
+    assert isinstance(v2, SciMLProblem) and v2.networks == {}
+    expected = yaml.safe_load((source / f"_{case}_solution.yaml").read_text())["llh"]
+    assert -v2.nllh() == pytest.approx(expected, abs=1e-6)
+    assert -v2.nllh() == pytest.approx(-Problem(source / f"_{case}.yaml").nllh(), abs=1e-6)
+    assert set(v2.gradient()) == set(v2.parameter_ids)

@@ -115,7 +115,7 @@ class Problem:
     """
 
     def __new__(cls, path: str | Path, *args: Any, **kwargs: Any) -> Any:
-        # a PEtab v2 problem with the SciML extension (networks in the model) has its own engine
+        # a PEtab v2 problem (with the SciML extension's networks or without) has its own engine
         from stiffml.petab.examples import resolve_problem
 
         resolved = resolve_problem(path)

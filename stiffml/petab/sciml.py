@@ -113,9 +113,9 @@ def normalise_spec(spec: dict) -> tuple[dict, dict]:
 
 
 def is_sciml(spec: Any) -> bool:
-    """Whether a problem YAML's content is PEtab v2 with the SciML extension."""
-    return (isinstance(spec, dict) and str(spec.get("format_version", "")).startswith("2")
-            and _extension(spec) is not None)
+    """Whether a problem YAML's content is for this engine: PEtab v2, with the SciML extension or
+    without it (a v2 problem without networks is a SciML problem with none)."""
+    return isinstance(spec, dict) and str(spec.get("format_version", "")).startswith("2")
 
 
 def _indices(text: str) -> list[str]:
@@ -123,7 +123,8 @@ def _indices(text: str) -> list[str]:
 
 
 class SciMLProblem:
-    """A PEtab SciML problem (PEtab v2 + the ``petab_sciml`` extension).
+    """A PEtab SciML problem (PEtab v2 + the ``petab_sciml`` extension), or any PEtab v2 problem
+    (one without the extension has no networks).
 
     Use :class:`stiffml.petab.Problem`, which returns this class for such files.
 
