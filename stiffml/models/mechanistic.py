@@ -52,7 +52,7 @@ class MechanisticModel(pl.LightningModule):
     family: ClassVar[str] = "mechanistic"
 
     def __init__(self, n_parameters: int = 0, starts: int = 20, seed: int = 0,
-                 optimizer: Literal["fides", "lbfgs", "adam"] = "lbfgs", lr: float = 0.05, history: int = 10,
+                 optimizer: Literal["fides", "lbfgs", "adam"] = "fides", lr: float = 0.05, history: int = 10,
                  max_iterations: int = 1000, gtol: float = 1e-6, ftol: float = 1e-10, patience: int = 10) -> None:
         super().__init__()
         if not isinstance(starts, int) or starts < 1:

@@ -154,13 +154,13 @@ class Problem:
         if math_.unsupported or math_.rhs is None:
             raise PEtabUnsupported(f"the SBML model '{sbml_path.name}' uses what the generated engine cannot express: "
                              f"{'; '.join(math_.unsupported)}")
-        if math_.events:
-            raise PEtabUnsupported(f"the SBML model '{sbml_path.name}' has events {math_.events}, which stiffml's "
-                             "calibration engine does not simulate yet")
         self.math = math_
         self._read_parameters()
         self._read_conditions()
         self.model = CompiledModel(math_, self._overridable)
+        from stiffml.petab.events import TimedEvents
+
+        self.events = TimedEvents(self.model, f"the SBML model '{sbml_path.name}'") if math_.events else None
         self._read_measurements()
         self._build_experiments()
         self._build_observables()
@@ -357,8 +357,11 @@ class Problem:
             t = times[rows]
             grid = np.unique(t[np.isfinite(t)])
             ss = bool(np.any(np.isinf(t)))
+            if self.events is not None and (p or ss):
+                raise PEtabUnsupported(f"'{self.path.name}': the model has events and condition '{p or s}' asks for a "
+                                       "steady state; the calibration engine fires events only in time courses")
             self.experiments.append(Experiment(self.model, stage(s), stage(p) if p else None, grid, ss,
-                                               len(dynamic)))
+                                               len(dynamic), events=self.events))
             for r in rows:
                 k = grid.size if np.isinf(times[r]) else int(np.searchsorted(grid, times[r]))
                 self._row_out[r] = offset + k

@@ -81,8 +81,9 @@ class Experiment:
     """
 
     def __init__(self, model: CompiledModel, sim: Stage, pre: Stage | None, times: np.ndarray,
-                 steady_state: bool, n_v: int) -> None:
+                 steady_state: bool, n_v: int, events: Any = None) -> None:
         self.model, self.sim, self.pre = model, sim, pre
+        self.events = events if events else None  # stiffml.petab.events.TimedEvents
         self.times = np.asarray(times, dtype=np.float64)
         self.steady_state = steady_state
         self.n_v = n_v
@@ -208,6 +209,8 @@ class Experiment:
         times = self.times
         if times.size == 0:
             return np.zeros((k_count, 0, n)), np.zeros((k_count, 0, n, d))
+        if self.events is not None:
+            return self._integrate_events(y, s, c, dc, rtol, atol)
         z0 = np.concatenate([y, s.reshape(k_count, n * d)], axis=1).ravel()
         if times[-1] == 0.0 or n == 0:
             z = np.repeat(z0[None], times.size, axis=0)
@@ -224,6 +227,41 @@ class Experiment:
             raise SolveError(f"{self.label}: the solve returned non-finite values")
         zk = z.reshape(times.size, k_count, n * (1 + d)).transpose(1, 0, 2)
         return zk[:, :, :n], zk[:, :, n:].reshape(k_count, times.size, n, d)
+
+    def _integrate_events(self, y: np.ndarray, s: np.ndarray, c: np.ndarray, dc: np.ndarray,
+                          rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_integrate` split at the events' firing times, each copy alone (its firing times
+        depend on its parameters); an output at a firing time shows the values before it."""
+        k_count, n, d = y.shape[0], self.model.n, dc.shape[2]
+        times = self.times
+        xs, ss = np.zeros((k_count, times.size, n)), np.zeros((k_count, times.size, n, d))
+        for k in range(k_count):
+            yk, sk, ck, dck = y[k], s[k], c[k], dc[k]
+            t_now, nxt = 0.0, 0
+            stops = [(t, i, tau) for t, i, tau in self.events.schedule(ck, dck, float(times[-1]))]
+            for t_stop, i, dtau in [*stops, (float(times[-1]), None, None)]:
+                upto = nxt + int(np.searchsorted(times[nxt:], t_stop, side="right"))
+                grid = times[nxt:upto]
+                if t_stop > t_now and n:
+                    fun, jac = self._system(ck[None], dck[None])
+                    z0 = np.concatenate([yk, sk.reshape(n * d)])
+                    t_eval = np.unique(np.concatenate([grid[grid > t_now], [t_stop]]))
+                    sol = BDF().solve_ivp(fun, (t_now, t_stop), z0, rtol, self._atol(atol, d, 1), t_eval=t_eval,
+                                          jac=jac)
+                    if sol.status != 0 or sol.y.shape[1] != t_eval.size or not np.all(np.isfinite(sol.y)):
+                        raise SolveError(f"{self.label}: the solver stopped between t={t_now:.4g} and {t_stop:.4g}: "
+                                         f"{sol.message}")
+                    at = {float(t): col for t, col in zip(t_eval, sol.y.T)}
+                    for j, t in enumerate(grid):
+                        z = at.get(float(t), z0)
+                        xs[k, nxt + j], ss[k, nxt + j] = z[:n], z[n:].reshape(n, d)
+                    yk, sk = sol.y[:n, -1].copy(), sol.y[n:, -1].reshape(n, d).copy()
+                else:
+                    xs[k, nxt:upto], ss[k, nxt:upto] = yk, sk
+                nxt, t_now = upto, t_stop
+                if i is not None:
+                    yk, sk, ck, dck = self.events.fire(i, t_stop, yk, sk, ck, dck, dtau)
+        return xs, ss
 
     def _atol(self, atol: float, d: int, k_count: int) -> np.ndarray:
         # sensitivities ride on the state's steps (CVODES's errconS = false): their own error
