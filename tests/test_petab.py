@@ -340,3 +340,29 @@ def test_events_the_calibration_engine_cannot_fire_are_refused_by_name(tmp_path:
 
     with pytest.raises(PEtabUnsupported, match="event 'E3': its trigger .* reads the state"):
         Problem(dosing_problem(tmp_path, "  E3: at (B > 0.5): k2 = 0.2"))
+
+
+def test_calibration_objective_adds_the_priors(tmp_path: Path) -> None:
+    # the dosing problem with priors on two parameters: what the optimisers minimise is the
+    # negative log-posterior, and its gradient is the central difference of that
+    folder = tmp_path / "p"
+    folder.mkdir()
+    path = dosing_problem(folder)
+    table = (folder / "parameters.tsv").read_text().splitlines()
+    table[0] += "\tobjectivePriorType\tobjectivePriorParameters"
+    table = [table[0]] + [row + ("\tnormal\t2.5;0.5" if row.startswith("dose") else
+                                 "\tparameterScaleNormal\t-0.3;0.2" if row.startswith("k1\t") else "\t\t")
+                          for row in table[1:]]
+    (folder / "parameters.tsv").write_text("\n".join(table) + "\n")
+    p = Problem(path, rtol=1e-10, atol=1e-14)
+    theta = p.nominal
+    value, grad = p.value_and_gradient(theta, prior=True)
+    assert p.neg_log_prior(theta) > 0
+    assert value == pytest.approx(p.nllh(theta) + p.neg_log_prior(theta), rel=1e-10)
+    h = 1e-5
+    fd = [(p.nllh(theta + h * e) + p.neg_log_prior(theta + h * e) - p.nllh(theta - h * e)
+           - p.neg_log_prior(theta - h * e)) / (2 * h) for e in np.eye(theta.size)]
+    np.testing.assert_allclose(grad, fd, rtol=1e-5)
+    values, grads = p.values_and_gradients(theta[None], prior=True)
+    assert values[0] == pytest.approx(value, rel=1e-6)
+    assert p.values_and_gradients(theta[None])[0][0] == pytest.approx(p.nllh(theta), rel=1e-6)

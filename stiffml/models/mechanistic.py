@@ -18,7 +18,8 @@ from stiffml.io import atomic_write
 
 class MechanisticModel(pl.LightningModule):
     """The estimated parameters of a PEtab problem (on their scales, within their bounds) with
-    the negative log-likelihood as the loss, fitted from ``starts`` points at once.
+    the negative log-likelihood as the loss (plus the negative log-prior where the parameter table
+    has priors: the negative log-posterior), fitted from ``starts`` points at once.
 
     Multistart is a batch dimension: the starts are a seeded Latin hypercube inside the bounds,
     each start has its own optimiser state (:mod:`stiffml.petab.batched`), every step evaluates
@@ -129,7 +130,7 @@ class MechanisticModel(pl.LightningModule):
         opt = self.optimizer
         idx, points = opt.ask()
         if idx.size:
-            values, grads = self.problem.values_and_gradients(points, rows=batch["row"].cpu().numpy())
+            values, grads = self.problem.values_and_gradients(points, rows=batch["row"].cpu().numpy(), prior=True)
             opt.tell(idx, values, grads)
         self.theta.data.copy_(torch.as_tensor(opt.best_x))
         self.nllh.copy_(torch.as_tensor(opt.best_f))

@@ -59,7 +59,7 @@ def local_fit(problem: Problem, start: np.ndarray, max_iterations: int = 500, me
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         count[0] += 1
         try:
-            value, grad = problem.value_and_gradient(theta)
+            value, grad = problem.value_and_gradient(theta, prior=True)
         except SolveError:
             return failed, np.zeros_like(theta)
         if not np.isfinite(value) or not np.all(np.isfinite(grad)):

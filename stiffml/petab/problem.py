@@ -581,20 +581,24 @@ class Problem:
             total = total + neg_log_prior(kind, params, lin[j], theta[j])
         return total
 
-    def value_and_gradient(self, theta: Any = None) -> tuple[float, np.ndarray]:
+    def value_and_gradient(self, theta: Any = None, prior: bool = False) -> tuple[float, np.ndarray]:
         """The negative log-likelihood and its gradient in the estimated parameters (on their
-        scales), through forward sensitivities of every solve."""
+        scales), through forward sensitivities of every solve; ``prior`` adds
+        :meth:`neg_log_prior`."""
         th = self._theta(theta).clone().requires_grad_(True)
         value = self._forward(th)[2].sum()
+        if prior and self._priors:
+            value = value + self._prior(th)
         (grad,) = torch.autograd.grad(value, th, allow_unused=True)
         grad = torch.zeros_like(th) if grad is None else grad
         return float(value.detach()), grad.numpy().copy()
 
-    def values_and_gradients(self, thetas: Any, rows: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def values_and_gradients(self, thetas: Any, rows: Any = None, prior: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The nllh and its gradient at ``K`` parameter vectors (``[K, P]``, on their scales), the
         solves of all ``K`` joined per experiment (:meth:`Experiment.solve_batch`). Where a
         vector's solve fails its value is ``inf`` and its gradient zero; the others are unaffected.
-        ``rows`` (indices into the measurement table) restricts the sum to those rows."""
+        ``rows`` (indices into the measurement table) restricts the sum to those rows; ``prior``
+        adds :meth:`neg_log_prior` (the objective of calibration: the negative log-posterior)."""
         th = torch.as_tensor(np.asarray(thetas, dtype=np.float64), dtype=torch.float64)
         if th.ndim != 2 or th.shape[1] != len(self.parameter_ids):
             raise PEtabError(f"thetas has shape {tuple(th.shape)}; expected (K, {len(self.parameter_ids)}), one row "
@@ -604,6 +608,8 @@ class Problem:
         if rows is not None:
             per_row = per_row[:, torch.as_tensor(np.asarray(rows, dtype=np.int64))]
         values = per_row.sum(dim=1)
+        if prior and self._priors:
+            values = values + torch.stack([self._prior(th[k]) for k in range(th.shape[0])])
         finite = torch.isfinite(values)
         (grad,) = torch.autograd.grad(torch.where(finite, values, 0.0).sum(), th, allow_unused=True)
         grad = torch.zeros_like(th) if grad is None else grad
