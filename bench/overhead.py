@@ -19,7 +19,7 @@ import time
 import lightning.pytorch as pl
 import torch
 
-from stiffml.cli import StiffCLI
+from stiffml.commands.cli import StiffCLI
 from stiffml.data import BZDataModule
 from stiffml.models import FCNN
 from stiffml.models.base import make_adam

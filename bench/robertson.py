@@ -21,9 +21,9 @@ import time
 import numpy as np
 import torch
 
-from stiffml.callbacks import SwitchToLBFGS
-from stiffml.cli import StiffCLI
-from stiffml.metrics import rel_l2
+from stiffml.training.callbacks import SwitchToLBFGS
+from stiffml.commands.cli import StiffCLI
+from stiffml.evaluation.metrics import rel_l2
 from stiffml.solvers import StepBudgetExceeded, integrate
 
 VARIANTS = {  # name: (scale_output, derivative_loss)

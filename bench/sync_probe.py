@@ -6,7 +6,7 @@ Prints the number of synchronising calls in the second epoch (800 steps for the 
 and where they come from. Needs a CUDA device.
 """
 import sys, warnings, torch, lightning.pytorch as pl
-from stiffml.cli import StiffCLI
+from stiffml.commands.cli import StiffCLI
 class Probe(pl.Callback):
     def on_train_epoch_start(self, trainer, m):
         if trainer.current_epoch == 1:

@@ -13,7 +13,7 @@ import time
 
 import lightning.pytorch as pl
 
-from stiffml.cli import StiffCLI
+from stiffml.commands.cli import StiffCLI
 
 
 class EpochTimer(pl.Callback):

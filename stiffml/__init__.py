@@ -28,17 +28,17 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "StopOnLossBelow": "stiffml.callbacks",
-    "StopOnDivergence": "stiffml.callbacks",
-    "SwitchToLBFGS": "stiffml.callbacks",
-    "DivergenceError": "stiffml.callbacks",
+    "StopOnLossBelow": "stiffml.training.callbacks",
+    "StopOnDivergence": "stiffml.training.callbacks",
+    "SwitchToLBFGS": "stiffml.training.callbacks",
+    "DivergenceError": "stiffml.training.callbacks",
     "REPRESENTATIONS": "stiffml.data",
     "StiffDataModule": "stiffml.data",
     "SystemDataModule": "stiffml.data",
     "EnsembleDataModule": "stiffml.data",
     "DataSpec": "stiffml.data",
     "Built": "stiffml.data",
-    "RolloutSettings": "stiffml.rollout",
+    "RolloutSettings": "stiffml.evaluation.rollout",
     "StiffModel": "stiffml.models",
     "WindowModel": "stiffml.models",
     "LastStateReadout": "stiffml.models",

@@ -13,13 +13,13 @@ import sys
 
 # name -> (module with a ``main(argv) -> int``, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fit": ("stiffml.cli", "train a model on a stiff system (LightningCLI; --config FILE.yaml)"),
-    "validate": ("stiffml.cli", "score a checkpoint on the validation split (--ckpt_path PATH|last)"),
-    "test": ("stiffml.cli", "score a checkpoint on the test split (--ckpt_path PATH|last)"),
-    "predict": ("stiffml.cli", "write a checkpoint's predictions and free run (--ckpt_path PATH|last)"),
-    "list": ("stiffml.listing", "list registered models and datamodules ([PATTERN])"),
-    "benchmark": ("stiffml.benchmark", "run suites of configs over seeds; CSV, report and figures"),
-    "symbolic": ("stiffml.symbolic", "extract the formula a trained KAN/HNN has learned (--ckpt PATH)"),
+    "fit": ("stiffml.commands.cli", "train a model on a stiff system (LightningCLI; --config FILE.yaml)"),
+    "validate": ("stiffml.commands.cli", "score a checkpoint on the validation split (--ckpt_path PATH|last)"),
+    "test": ("stiffml.commands.cli", "score a checkpoint on the test split (--ckpt_path PATH|last)"),
+    "predict": ("stiffml.commands.cli", "write a checkpoint's predictions and free run (--ckpt_path PATH|last)"),
+    "list": ("stiffml.commands.listing", "list registered models and datamodules ([PATTERN])"),
+    "benchmark": ("stiffml.commands.benchmark", "run suites of configs over seeds; CSV, report and figures"),
+    "symbolic": ("stiffml.commands.symbolic", "extract the formula a trained KAN/HNN has learned (--ckpt PATH)"),
     "sbml-suite": ("stiffml.sbml.suite", "score SBML support on cases in the SBML Test Suite's format (FOLDER)"),
     "petab-fit": ("stiffml.petab.report", "calibrate a PEtab problem by multistart and write its report (PROBLEM)"),
     "petab-suite": ("stiffml.petab.suite", "score PEtab support on cases in the PEtab test suite's format (FOLDER)"),
@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stiffml: error: unknown command {name!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
-        if COMMANDS[name][0] == "stiffml.cli":  # before Lightning's import (seconds)
-            from stiffml.argv import check_argv
+        if COMMANDS[name][0] == "stiffml.commands.cli":  # before Lightning's import (seconds)
+            from stiffml.commands.argv import check_argv
 
             check_argv(args[1:])
         module = importlib.import_module(COMMANDS[name][0])
-        return int(module.main(args if module.__name__ == "stiffml.cli" else args[1:]) or 0)
+        return int(module.main(args if module.__name__ == "stiffml.commands.cli" else args[1:]) or 0)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except KeyboardInterrupt as err:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stiffml import benchmark
-from stiffml.benchmark import aggregate, mean_std
+from stiffml.commands import benchmark
+from stiffml.commands.benchmark import aggregate, mean_std
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +116,8 @@ def test_diverged_run_is_failed_reported_non_zero_and_retried(tmp_path, capsys, 
 
 
 def test_report_survives_a_plugin_system_and_a_failing_figure(tmp_path, monkeypatch) -> None:
-    from stiffml import plots
-    from stiffml.benchmark import Suite, SuiteRun, write_report
+    from stiffml.evaluation import plots
+    from stiffml.commands.benchmark import Suite, SuiteRun, write_report
 
     def broken(out, ok):
         raise RuntimeError("figure exploded")
@@ -136,7 +136,7 @@ def test_report_survives_a_plugin_system_and_a_failing_figure(tmp_path, monkeypa
 
 
 def test_prediction_figure_uses_a_log_axis_on_a_log_grid() -> None:
-    from stiffml.plots import log_time_axis
+    from stiffml.evaluation.plots import log_time_axis
 
     assert log_time_axis(np.logspace(-5, 5, 50))
     assert not log_time_axis(np.linspace(0.02, 400, 50))
@@ -209,7 +209,7 @@ def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None
 def test_epochs_are_fractional_when_a_run_stops_part_way() -> None:
     from types import SimpleNamespace
 
-    from stiffml.experiment import epochs_trained as _epochs
+    from stiffml.training.experiment import epochs_trained as _epochs
 
     assert _epochs(SimpleNamespace(num_training_batches=800, global_step=1000, current_epoch=1)) == 1.25
     assert _epochs(SimpleNamespace(num_training_batches=float("inf"), global_step=7, current_epoch=3)) == 3.0

@@ -171,7 +171,7 @@ def test_ddp_stop_rule_stops_all_ranks_in_the_same_step(tmp_path) -> None:
 def test_default_progress_bar_is_tqdm_and_a_configured_one_is_kept(tmp_path) -> None:
     from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 
-    from stiffml.cli import StiffCLI
+    from stiffml.commands.cli import StiffCLI
 
     common = ["--config", str(TINY), "--trainer.enable_progress_bar", "true", "--trainer.default_root_dir", str(tmp_path)]
     assert type(StiffCLI(args=common, run=False).trainer.progress_bar_callback) is TQDMProgressBar

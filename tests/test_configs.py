@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stiffml.cli import StiffCLI
+from stiffml.commands.cli import StiffCLI
 from stiffml.models.mechanistic import MechanisticModel
 from stiffml.models.sciml import SciMLModel
 
@@ -38,7 +38,7 @@ def test_there_are_paper_configs() -> None:
 
 @pytest.mark.parametrize("suite", ["paper-table1", "paper-table2"])
 def test_paper_suites_use_the_papers_learning_rates_and_sizes(suite: str, tmp_path) -> None:
-    from stiffml.benchmark import load_suite
+    from stiffml.commands.benchmark import load_suite
 
     for run in load_suite(suite).runs:
         cli = StiffCLI(args=["--config", run.path, *run.args, f"--trainer.default_root_dir={tmp_path}"], run=False)

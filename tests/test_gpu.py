@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_free_runs_of_a_model_on_the_gpu(config, tmp_path) -> None:
     """A model trained on the GPU runs its free run (scipy's solvers call its field on the host
     side for the ODE-Net) and writes its predictions."""
-    from stiffml.benchmark import SuiteRun, run_one
+    from stiffml.commands.benchmark import SuiteRun, run_one
 
     record = run_one("gpu", SuiteRun(config=str(CONF / config)), 0, tmp_path,
                      ["--config", "configs/trainer/gpu32.yaml", "--trainer.max_steps=3"])

@@ -47,7 +47,7 @@ def _graph(mods: dict[str, Path]) -> dict[str, set[str]]:
 
 def test_no_module_imports_in_a_cycle() -> None:
     graph = _graph(_modules())
-    assert "stiffml.jobs" in graph["stiffml.ray_executor"] and "stiffml.jobs" in graph["stiffml.benchmark"]
+    assert "stiffml.commands.jobs" in graph["stiffml.commands.ray_executor"] and "stiffml.commands.jobs" in graph["stiffml.commands.benchmark"]
     state: dict[str, int] = {}
     stack: list[str] = []
     cycles: list[list[str]] = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stiffml.metrics import NormalizedMAE, nmae, nmae_breakdown, nmae_worst, rel_l2
+from stiffml.evaluation.metrics import NormalizedMAE, nmae, nmae_breakdown, nmae_worst, rel_l2
 from stiffml.systems import get_system
 
 
@@ -95,7 +95,7 @@ def test_breakdown_per_state_and_decade_adds_up_to_the_headline() -> None:
 
 
 def test_log_time_axis_only_for_grids_whose_steps_grow() -> None:
-    from stiffml.evaluation import _log_time
+    from stiffml.evaluation.free_run import _log_time
 
     assert _log_time(np.logspace(-5, 5, 51))  # ROBER's grid, as Kim et al. plot it
     assert not _log_time(np.arange(1, 20001) * 0.02)  # VdP: 0.02 … 400 s uniform, an oscillation

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from stiffml.rollout import RolloutSettings
+from stiffml.evaluation.rollout import RolloutSettings
 
 from stiffml import StiffDataModule, StiffSystem
 from stiffml.models import ODENet
@@ -437,7 +437,7 @@ def test_trajectory_mode_on_an_ensemble_scores_held_out_initial_states(cli, tmp_
     run = model.free_run(dm)
     held = len(dm.val_trajectories)
     assert run["pred"].shape == run["reference"].shape == (held, 20, 2)
-    from stiffml.evaluation import rollout_errors
+    from stiffml.evaluation.free_run import rollout_errors
 
     errs = rollout_errors(dm, run)
     assert 0 < errs["val_rollout_nmae"] < float("inf")

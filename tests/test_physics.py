@@ -12,7 +12,7 @@ from torch import nn
 
 from .conftest import assert_one_line_error
 from stiffml.data import DuffingDataModule
-from stiffml.mechanics import SingularLagrangianError, hamiltonian_field, lagrangian_acceleration
+from stiffml.models.physics.mechanics import SingularLagrangianError, hamiltonian_field, lagrangian_acceleration
 from stiffml.models.physics import HNN, LNN, DissipativeHNN
 from stiffml.systems import Duffing
 
@@ -167,7 +167,7 @@ def test_each_duffing_config_trains_a_few_steps_and_validates(config: Path, cli,
     assert cli("fit", *args, "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "1") == 0
     ckpt = root / "lightning_logs/version_0/checkpoints/last.ckpt"
     assert ckpt.exists()
-    from stiffml.cli import StiffCLI
+    from stiffml.commands.cli import StiffCLI
 
     run = StiffCLI(args=["validate", *map(str, args), "--ckpt_path", str(ckpt)])
     metrics = run.trainer.callback_metrics
@@ -184,7 +184,7 @@ def test_each_duffing_config_trains_a_few_steps_and_validates(config: Path, cli,
 
 
 def test_dissipative_hnn_logs_learned_damping(cli, tmp_path) -> None:
-    from stiffml.cli import StiffCLI
+    from stiffml.commands.cli import StiffCLI
 
     run = StiffCLI(args=["fit", "--config", str(Path(CONFIGS[0].parent / "duffing_dhnn.yaml")), *TINY,
                          "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path), *QUIET])
@@ -228,7 +228,7 @@ def test_kan_models_write_nothing_outside_the_run_folder(cli, tmp_path, monkeypa
 def test_symbolic_normalisation_recovers_the_true_lagrangian_terms() -> None:
     import sympy
 
-    from stiffml.symbolic import compare, dropped_line, normalise_lagrangian, polynomial_terms, prune_terms
+    from stiffml.commands.symbolic import compare, dropped_line, normalise_lagrangian, polynomial_terms, prune_terms
 
     q, v = sympy.symbols("q qdot")
     sys = Duffing(alpha=0.5, beta=0.25)
@@ -266,7 +266,7 @@ def test_symbolic_hnn_report_and_bad_input(cli, capsys, tmp_path) -> None:
 
 
 def test_switch_to_lbfgs_takes_over_after_the_given_epoch(tmp_path) -> None:
-    from stiffml.cli import StiffCLI
+    from stiffml.commands.cli import StiffCLI
 
     args = ["fit", "--model", "HNN", "--data", "DuffingDataModule", *TINY, "--trainer.max_epochs", "5",
             "--trainer.callbacks+=SwitchToLBFGS", "--trainer.callbacks.epoch=2",
@@ -283,7 +283,7 @@ def test_free_run_settings_reach_the_physics_family(solver: str) -> None:
     through the learned field), rosenbrock23 and fixed-step torchdiffeq solvers."""
     from stiffml.data import DuffingDataModule
     from stiffml.models.physics import NODE
-    from stiffml.rollout import RolloutSettings
+    from stiffml.evaluation.rollout import RolloutSettings
 
     dm = DuffingDataModule(n_trajectories=4, n_points=11, rollout_factor=2, representation="derivative")
     dm.setup("fit")

@@ -138,7 +138,7 @@ def test_state_dict_mismatch_is_one_line_and_leaves_no_run_folder(cli, capsys, t
 
 
 def test_free_run_that_blows_up_is_scored_inf_not_a_crash() -> None:
-    from stiffml.evaluation import scored_free_run
+    from stiffml.evaluation.free_run import scored_free_run
     from stiffml.systems import SolveError
 
     class Exploding:
@@ -186,7 +186,7 @@ def test_divergence_names_the_last_good_checkpoint(cli, capsys, tmp_path) -> Non
 
 
 def test_validate_reproduces_the_logged_val_loss_exactly(tmp_path) -> None:
-    from stiffml.cli import StiffCLI
+    from stiffml.commands.cli import StiffCLI
 
     common = ["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path)]
     StiffCLI(args=["fit", *common, "--trainer.max_epochs", "2"])
@@ -278,7 +278,7 @@ def test_top_level_help_lists_every_command_quickly() -> None:
 def test_checkpoint_writes_are_atomic_and_stage_nothing_in_tmpdir(tmp_path, monkeypatch) -> None:
     import tempfile
 
-    from stiffml.checkpoints import AtomicCheckpointIO
+    from stiffml.training.checkpoints import AtomicCheckpointIO
 
     staging = tmp_path / "tmpdir"
     staging.mkdir()
@@ -300,8 +300,8 @@ def test_checkpoint_writes_are_atomic_and_stage_nothing_in_tmpdir(tmp_path, monk
 
 
 def test_cli_uses_atomic_checkpoints(tmp_path) -> None:
-    from stiffml.checkpoints import AtomicCheckpointIO
-    from stiffml.cli import StiffCLI
+    from stiffml.training.checkpoints import AtomicCheckpointIO
+    from stiffml.commands.cli import StiffCLI
 
     cli = StiffCLI(args=["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path)], run=False)
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

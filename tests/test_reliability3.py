@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stiffml.benchmark import load_suite
+from stiffml.commands.benchmark import load_suite
 
 from .conftest import CONF, assert_one_line_error
 
@@ -179,7 +179,7 @@ def test_changed_optimiser_state_is_refused(cli, capsys, tmp_path: Path) -> None
 def test_a_checkpoint_without_a_digest_loads_with_a_warning(cli, tmp_path: Path) -> None:
     import torch
 
-    from stiffml.checkpoints import DIGEST_KEY, UnverifiedCheckpointWarning, load_checkpoint
+    from stiffml.training.checkpoints import DIGEST_KEY, UnverifiedCheckpointWarning, load_checkpoint
 
     ckpt = _fit_tiny(cli, tmp_path)
     data = torch.load(ckpt, weights_only=True)
@@ -256,7 +256,7 @@ def test_free_runs_use_one_thread_and_restore_the_count() -> None:
     import numpy as np
     import torch
 
-    from stiffml.evaluation import scored_free_run
+    from stiffml.evaluation.free_run import scored_free_run
 
     seen = []
 

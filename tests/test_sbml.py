@@ -313,7 +313,7 @@ def torch_finite(t) -> bool:
 def test_benchmark_figures_rebuild_the_sbml_system() -> None:
     import json
 
-    from stiffml.plots import _system_of
+    from stiffml.evaluation.plots import _system_of
 
     s = SBMLSystem(DECAY, t_span=(0, 5), k1=0.5)
     record = {"system": s.name, "system_class": "stiffml.sbml.system.SBMLSystem",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from stiffml.rollout import RolloutSettings, integrate_field
+from stiffml.evaluation.rollout import RolloutSettings, integrate_field
 from stiffml.solvers import (
     CAPABILITIES, REGISTRY, BDF, Radau, Solver, StepBudgetExceeded, get_solver, integrate, solver_class,
     solver_names,

@@ -80,7 +80,7 @@ def test_rollout_needs_state_width_outputs() -> None:
 
 
 def test_free_run_and_errors_over_the_held_out_span() -> None:
-    from stiffml.evaluation import rollout_errors
+    from stiffml.evaluation.free_run import rollout_errors
 
     dm = BZDataModule(representation="window", window=4, dt=0.01, split="extrapolate", train_fraction=0.6)
     dm.setup("fit")

@@ -32,7 +32,7 @@ from stiffml.data.samples import (
     WindowSamples,
 )
 from stiffml.data.scaling import NORMALIZATIONS, Normalization, Scaler
-from stiffml.rollout import FreeRunData
+from stiffml.evaluation.rollout import FreeRunData
 from stiffml.systems import STIFF_METHODS, StiffSystem, Trajectory
 
 Representation = Literal["pointwise", "window", "pair", "segment", "derivative", "trajectory"]
@@ -279,7 +279,7 @@ class SystemDataModule(pl.LightningDataModule, abc.ABC):
                         self.target_scaler, self.times, self.reference)
 
     def free_run_data(self) -> FreeRunData:
-        """What a free run needs, after :meth:`setup` (:class:`stiffml.rollout.FreeRunData`)."""
+        """What a free run needs, after :meth:`setup` (:class:`stiffml.evaluation.rollout.FreeRunData`)."""
         spec = self.spec()
         return FreeRunData(
             times=self.rollout_times, reference=self.rollout_reference, horizon_index=self.horizon_index,

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from stiffml.data.base import DataSpec
-from stiffml.metrics import NormalizedMAE, RelativeL2Error
+from stiffml.evaluation.metrics import NormalizedMAE, RelativeL2Error
 
 
 # Smooth activations for learned vector fields and energies (ODE-Net, the physics family).

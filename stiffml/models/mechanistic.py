@@ -160,7 +160,7 @@ class MechanisticModel(pl.LightningModule):
 
     @rank_zero_only
     def on_predict_end(self) -> None:
-        from stiffml.evaluation import run_folder
+        from stiffml.evaluation.free_run import run_folder
 
         trainer = self._trainer
         folder = (run_folder(trainer.ckpt_path) if trainer.ckpt_path

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel
-from stiffml.rollout import RolloutSettings, field_free_run
+from stiffml.evaluation.rollout import RolloutSettings, field_free_run
 from stiffml.solvers import StepBudgetExceeded, check_solver, integrate
 from stiffml.systems import SolveError
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stiffml.rollout import RolloutSettings, window_free_run
+from stiffml.evaluation.rollout import RolloutSettings, window_free_run
 from stiffml.models.base import StiffModel, check_positive
 from stiffml.models.chains import CELL_KINDS, READOUTS, chain_rollout
 

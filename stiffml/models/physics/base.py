@@ -21,10 +21,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 
-from stiffml.mechanics import SingularLagrangianError
-from stiffml.metrics import nmae
+from stiffml.models.physics.mechanics import SingularLagrangianError
+from stiffml.evaluation.metrics import nmae
 from stiffml.models.base import ACTIVATIONS, Activation, StiffModel, check_positive
-from stiffml.rollout import RolloutSettings, field_free_run
+from stiffml.evaluation.rollout import RolloutSettings, field_free_run
 from stiffml.solvers import StepBudgetExceeded
 from stiffml.systems import SolveError
 

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from stiffml.mechanics import check_even, gradient, symplectic
+from stiffml.models.physics.mechanics import check_even, gradient, symplectic
 from stiffml.models.physics.base import Activation, PhysicsModel, mlp
 
 Dissipation = Literal["constant", "block", "state"]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stiffml.mechanics import check_even, euler_lagrange_residual_loss, lagrangian_acceleration
+from stiffml.models.physics.mechanics import check_even, euler_lagrange_residual_loss, lagrangian_acceleration
 from stiffml.models.physics.base import Activation, PhysicsModel, mlp
 
 

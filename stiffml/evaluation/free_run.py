@@ -1,7 +1,7 @@
 """Free-running evaluation and prediction files, shared by every family with ``free_run``.
 
 A model family opts in by implementing ``free_run(datamodule, settings) -> {t, pred,
-reference}`` (physical units; ``settings`` a :class:`~stiffml.rollout.RolloutSettings`, the
+reference}`` (physical units; ``settings`` a :class:`~stiffml.evaluation.rollout.RolloutSettings`, the
 ``--rollout.*`` group). The temporal family feeds its own predictions back; the neural-ODE
 family integrates its learned field.
 """
@@ -23,9 +23,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from stiffml.io import atomic_write
-from stiffml.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2, state_range
-from stiffml.plots import log_time_axis as _log_time
-from stiffml.rollout import RolloutSettings
+from stiffml.evaluation.metrics import nmae, nmae_breakdown, nmae_worst, rel_l2, state_range
+from stiffml.evaluation.plots import log_time_axis as _log_time
+from stiffml.evaluation.rollout import RolloutSettings
 from stiffml.solvers.base import Solver
 from stiffml.solvers.rosenbrock import StepBudgetExceeded
 from stiffml.systems import SolveError
@@ -43,7 +43,7 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     """Errors of a free run: over the held-out span for a time split, else the whole run.
 
     Returns ``val_rollout_nmae`` (the headline: each state's mean absolute error over its own
-    range, averaged over states, see :func:`stiffml.metrics.nmae`), ``val_rollout_nmae_worst``
+    range, averaged over states, see :func:`stiffml.evaluation.metrics.nmae`), ``val_rollout_nmae_worst``
     (the largest of those per-state terms: the state followed worst) and ``val_rollout_rel_l2``,
     and for a time split the same over the span trained on (``train_rollout_*``). A run that
     diverged to non-finite values scores ``inf``.
@@ -88,7 +88,7 @@ def one_thread():
 
 
 def _free_run_data(dm: Any) -> Any:
-    """The datamodule's :class:`~stiffml.rollout.FreeRunData`; ``None`` for a datamodule that is not
+    """The datamodule's :class:`~stiffml.evaluation.rollout.FreeRunData`; ``None`` for a datamodule that is not
     a :class:`~stiffml.data.base.SystemDataModule` (the evaluation takes any Lightning datamodule)."""
     return dm.free_run_data() if hasattr(dm, "free_run_data") else None
 
@@ -131,7 +131,7 @@ class RolloutEvaluation(pl.Callback):
     (the pointwise family, whose prediction is already free-running) are skipped.
 
     The free-run settings (``--rollout.solver`` …) are the same names with one meaning for every
-    family: see :mod:`stiffml.rollout`.
+    family: see :mod:`stiffml.evaluation.rollout`.
 
     Args:
         every_n_epochs: Also evaluate at every n-th validation epoch (0: only at the end).

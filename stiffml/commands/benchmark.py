@@ -28,10 +28,10 @@ import yaml
 
 from stiffml.errors import OneLineArgumentParser
 from stiffml.io import atomic_write
-from stiffml.jobs import clear_partial, lost_run
-from stiffml.plots import SKIPPED_FIGURES, write_figures
+from stiffml.commands.jobs import clear_partial, lost_run
+from stiffml.evaluation.plots import SKIPPED_FIGURES, write_figures
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # shipped in the package; ./configs links here
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # shipped in the package; ./configs links here
 SUITES_DIR = CONFIGS_DIR / "suites"
 FIELDS = [
     "suite", "config", "label", "system", "model", "seed", "status", "error", "n_params", "lr",
@@ -167,7 +167,7 @@ def _versions() -> str:
 
 
 def _raising_parser() -> type:
-    from stiffml.cli import StiffArgumentParser
+    from stiffml.commands.cli import StiffArgumentParser
     from stiffml.errors import condense
 
     class Raising(StiffArgumentParser):
@@ -182,11 +182,11 @@ def _raising_parser() -> type:
 
 def run_one(suite: str, run: SuiteRun, seed: int, run_dir: Path, extra: list[str]) -> dict[str, Any]:
     """Train one config with one seed through StiffCLI; return its record (never raises)."""
-    from stiffml.cli import StiffCLI
-    from stiffml.evaluation import PredictionWriter
-    from stiffml.experiment import run_experiment
+    from stiffml.commands.cli import StiffCLI
+    from stiffml.evaluation.free_run import PredictionWriter
+    from stiffml.training.experiment import run_experiment
 
-    from stiffml.argv import check_argv
+    from stiffml.commands.argv import check_argv
 
     RaisingArgumentParser = _raising_parser()
 
@@ -402,7 +402,7 @@ def run_benchmark(
     With ``jobs > 1`` the runs go to that many worker processes (spawned), each with
     ``cpu_count // jobs`` torch threads: the physics family's models are tiny and CPU-bound, so
     several runs side by side use a many-core machine far better than one. With ``ray`` (a
-    :class:`~stiffml.ray_executor.RayOptions`, Ray already connected) they go to Ray tasks.
+    :class:`~stiffml.commands.ray_executor.RayOptions`, Ray already connected) they go to Ray tasks.
     """
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
@@ -428,7 +428,7 @@ def run_benchmark(
             progress.advance(task)
 
         if ray is not None and pending:
-            from stiffml.ray_executor import run_on_ray
+            from stiffml.commands.ray_executor import run_on_ray
 
             run_on_ray(suite.name, pending, lambda run, seed: out / "runs" / run.folder / f"seed{seed}", extra, ray, done,
                        job=_run_job)
@@ -504,7 +504,7 @@ def main(argv: list[str]) -> int:
         distinct_keys(suite.runs, "--configs")
     ray_options = None
     if a.executor == "ray":
-        from stiffml.ray_executor import RayOptions, connect
+        from stiffml.commands.ray_executor import RayOptions, connect
 
         ray_options = RayOptions(a.ray_address, a.ray_cpus, a.ray_gpus)
         ray = connect(ray_options)  # before anything is written: a bad address or request writes nothing

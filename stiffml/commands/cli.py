@@ -1,7 +1,7 @@
 """``stiffml fit|validate|test|predict``: LightningCLI over every registered model and datamodule.
 
 Besides Lightning's own behaviour, the CLI
-- stops a diverging run with an error (:class:`~stiffml.callbacks.StopOnDivergence`, ``--divergence.*``);
+- stops a diverging run with an error (:class:`~stiffml.training.callbacks.StopOnDivergence`, ``--divergence.*``);
 - resumes the newest run under the root folder with ``--ckpt_path last`` (same ``version_N``
   folder, curves continued, float64 weights restored without a float32 round trip);
 - refuses to evaluate random weights (``--ckpt_path`` or ``--allow_untrained true``) and a
@@ -32,14 +32,14 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from stiffml import registry
-from stiffml.argv import check_argv
-from stiffml.callbacks import StepCheckpoint, StopOnDivergence, last_good_checkpoint
-from stiffml.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
+from stiffml.commands.argv import check_argv
+from stiffml.training.callbacks import StepCheckpoint, StopOnDivergence, last_good_checkpoint
+from stiffml.training.checkpoints import AtomicCheckpointIO, checkpoint_model_class, find_resumable, load_checkpoint
 from stiffml.data.base import SystemDataModule
 from stiffml.data.petab import PEtabDataModule
 from stiffml.errors import condense
-from stiffml.evaluation import PredictionWriter, RolloutEvaluation, run_folder
-from stiffml.experiment import run_experiment
+from stiffml.evaluation.free_run import PredictionWriter, RolloutEvaluation, run_folder
+from stiffml.training.experiment import run_experiment
 from stiffml.models.base import StiffModel
 from stiffml.models.mechanistic import MechanisticModel
 from stiffml.models.sciml import SciMLModel

@@ -1,5 +1,5 @@
 """One experiment — fit, then optionally validate and predict — shared by ``stiffml fit`` (through
-:class:`~stiffml.cli.StiffCLI`) and ``stiffml benchmark``, so both train through one path."""
+:class:`~stiffml.commands.cli.StiffCLI`) and ``stiffml benchmark``, so both train through one path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from stiffml.callbacks import DivergenceError, StopOnLossBelow
+from stiffml.training.callbacks import DivergenceError, StopOnLossBelow
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """What one benchmark job leaves behind, shared by the benchmark and its executors.
 
-``stiffml.benchmark`` runs jobs (locally or on worker processes) and ``stiffml.ray_executor`` runs
+``stiffml.commands.benchmark`` runs jobs (locally or on worker processes) and ``stiffml.commands.ray_executor`` runs
 them on Ray; both mark a finished job by its ``result.json`` and record a lost one with
 :func:`lost_run`. These helpers live here so that neither executor imports the other (the job
 function itself is handed to the Ray executor by the benchmark).

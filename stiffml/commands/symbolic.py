@@ -63,7 +63,7 @@ def _class_paths(ckpt: Path, state: dict) -> tuple[str, str]:
         return info["model"], info["datamodule"]
     import yaml
 
-    from stiffml.evaluation import run_folder
+    from stiffml.evaluation.free_run import run_folder
 
     config = run_folder(ckpt) / "config.yaml"
     if not config.exists():
@@ -84,7 +84,7 @@ def load(ckpt_path: str) -> tuple[Any, Any]:
     """The model (float64, CPU) and its datamodule (set up) from a checkpoint."""
     import inspect
 
-    from stiffml.checkpoints import load_checkpoint
+    from stiffml.training.checkpoints import load_checkpoint
 
     ckpt = Path(ckpt_path)
     state = load_checkpoint(ckpt)
@@ -272,7 +272,7 @@ def report_kanlnn(model: Any, dm: Any, opts: argparse.Namespace, out_dir: Path |
 
     d = model.hparams.n_inputs // 2
     names = [f"q{i}" if d > 1 else "q" for i in range(d)] + [f"qdot{i}" if d > 1 else "qdot" for i in range(d)]
-    from stiffml.mechanics import euler_lagrange_residual_loss
+    from stiffml.models.physics.mechanics import euler_lagrange_residual_loss
 
     x, dx = (t.double() for t in dm.samples.batch(dm.train_idx))
 
@@ -403,7 +403,7 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     try:
         model, dm = load(opts.ckpt)
-        from stiffml.evaluation import run_folder
+        from stiffml.evaluation.free_run import run_folder
 
         out_dir = Path(opts.output_dir) if opts.output_dir else run_folder(opts.ckpt) / "symbolic"
         print(report(model, dm, opts, out_dir))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stiffml.io import atomic_write
-from stiffml.jobs import clear_partial, lost_run
+from stiffml.commands.jobs import clear_partial, lost_run
 
 # Files of a run folder that travel back to the driver (relative paths; directories recursively).
 RETURNED = ("result.json", "curve.json", "traceback.txt", "predictions")
