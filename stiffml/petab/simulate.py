@@ -5,7 +5,7 @@ derivatives in the problem's parameters.
 The gradient is computed by forward sensitivities, ``S' = f_y S + f_c dc/dv`` integrated beside the
 state with scipy's BDF (the augmented Jacobian block-diagonal in ``f_y``, as CVODES's simultaneous
 corrector has it; the sensitivities ride on the state's error test, CVODES's ``errconS = false``).
-Measured against central finite differences it is as accurate as the solve (tests/test_petab.py) and
+Measured against central finite differences it is as accurate as the solve (tests/petab/test_petab.py) and
 costs one solve per gradient (``bench/petab_nllh.py``: 1.1–3× one nllh on the Benchmark problems).
 Autograd through the torch Rosenbrock23 would give the derivative of a third-order discretisation,
 which needs far more steps at the tolerances a likelihood needs; it was not benchmarked here.

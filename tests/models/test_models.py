@@ -11,7 +11,7 @@ import yaml
 from stiffml import registry
 
 MODELS = sorted(registry.load("models"))
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 # Table 1 of Zhang et al. (2024): parameter counts to reproduce within ±6 % (as the README says;
 # the largest gap is VdP ResNet's +5.6 %).

@@ -10,7 +10,7 @@ from stiffml.commands.cli import StiffCLI
 from stiffml.models.mechanistic import MechanisticModel
 from stiffml.models.sciml import SciMLModel
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 
 # configs of pykan models import pykan (seconds): with the other pykan tests in the slow set

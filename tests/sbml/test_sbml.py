@@ -17,9 +17,9 @@ from stiffml.sbml import EXAMPLES, SBMLError, SBMLSystem, SBMLUnsupported  # noq
 from stiffml.sbml.suite import find_cases, run_case  # noqa: E402
 from stiffml.systems import get_system  # noqa: E402
 
-ROOT = Path(__file__).parent.parent
-CASES = Path(__file__).parent / "sbml_cases"
-TINY = Path(__file__).parent / "conf" / "sbml_tyson_fcnn_tiny.yaml"
+ROOT = Path(__file__).parents[2]
+CASES = Path(__file__).parents[1] / "sbml_cases"
+TINY = Path(__file__).parents[1] / "conf" / "sbml_tyson_fcnn_tiny.yaml"
 DECAY = CASES / "00001" / "00001-sbml-l3v2.xml"
 EVENT = CASES / "00009" / "00009-sbml-l3v2.xml"
 

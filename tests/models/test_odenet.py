@@ -17,7 +17,7 @@ from stiffml.solvers import SOLVERS, integrate, rosenbrock23
 from stiffml.solvers import FIXED_STEP
 from stiffml.systems import get_system
 
-from .conftest import CONF, REPO as ROOT, assert_one_line_error, logged_events
+from ..conftest import CONF, REPO as ROOT, assert_one_line_error, logged_events
 
 
 def rober(t, y):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import REPO
+from ..conftest import REPO
 
 ray = pytest.importorskip("ray")
 

@@ -12,7 +12,7 @@ from stiffml import registry
 from stiffml.data import BZDataModule, VdPDataModule
 from stiffml.models import WindowModel
 
-from .conftest import CONF, assert_one_line_error, logged_events
+from ..conftest import CONF, assert_one_line_error, logged_events
 
 TEMPORAL = sorted(n for n, e in registry.load("models").items() if e.cls.consumes({}) == "window")
 

@@ -17,8 +17,8 @@ pytest.importorskip("libsbml")
 from stiffml.petab import PEtabError, Problem  # noqa: E402
 from stiffml.petab.suite import find_cases, run_case  # noqa: E402
 
-CASES = Path(__file__).parent / "petab_cases"
-BENCHMARK = Path(__file__).resolve().parent.parent.parent / "shared" / "petab-benchmark"
+CASES = Path(__file__).parents[1] / "petab_cases"
+BENCHMARK = Path(__file__).resolve().parents[3] / "shared" / "petab-benchmark"
 # the log-likelihood another PEtab tool computes at the nominal parameters (BENCHMARK/README.md)
 LLH = {
     "Boehm_JProteomeRes2014": -138.22199693517703,

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from .conftest import assert_one_line_error
+from ..conftest import assert_one_line_error
 from stiffml.data import DuffingDataModule
 from stiffml.models.physics.mechanics import SingularLagrangianError, hamiltonian_field, lagrangian_acceleration
 from stiffml.models.physics import HNN, LNN, DissipativeHNN
 from stiffml.systems import Duffing
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("duffing_*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("duffing_*.yaml"))
 TINY = ["--data.n_trajectories", "10", "--data.n_points", "20", "--data.rollout_factor", "2"]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 

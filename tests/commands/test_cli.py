@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from .conftest import CONF, assert_one_line_error, logged_events, run_stiffml
+from ..conftest import CONF, assert_one_line_error, logged_events, run_stiffml
 
 TINY = CONF / "bz_fcnn_tiny.yaml"
 

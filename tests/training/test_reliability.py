@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import CONF, REPO, run_stiffml
+from ..conftest import CONF, REPO, run_stiffml
 
 TINY = CONF / "bz_fcnn_tiny.yaml"
 ATTEN = CONF / "bz_attenlstm_tiny.yaml"

@@ -15,7 +15,7 @@ from stiffml.sbml.suite import find_cases  # noqa: E402
 from stiffml.sbml.system import SBMLSystem  # noqa: E402
 from stiffml.sbml.torch_events import TorchEventSimulator  # noqa: E402
 
-CASES = Path(__file__).parent / "sbml_cases"
+CASES = Path(__file__).parents[1] / "sbml_cases"
 TIMES = np.linspace(0.0, 5.0, 11)
 
 

@@ -19,9 +19,9 @@ from stiffml.petab import Problem  # noqa: E402
 from stiffml.petab.errors import PEtabUnsupported  # noqa: E402
 from stiffml.petab.sciml import SciMLProblem  # noqa: E402
 
-from .conftest import CONF, assert_one_line_error  # noqa: E402
+from ..conftest import CONF, assert_one_line_error  # noqa: E402
 
-CASES = Path(__file__).parent / "sciml_cases"
+CASES = Path(__file__).parents[1] / "sciml_cases"
 TINY = CONF / "petab_sciml_tiny.yaml"
 
 
@@ -171,7 +171,7 @@ def test_each_kind_of_problem_goes_to_its_own_model(tmp_path: Path, cli, capsys)
 def test_sciml_model_trains_the_networks_and_writes_the_simulation_table(tmp_path: Path, cli) -> None:
     import torch
 
-    from .conftest import logged_events
+    from ..conftest import logged_events
 
     p = Problem(CASES / "rhs" / "petab" / "problem.yaml")
     before = p.nllh()
@@ -278,7 +278,7 @@ def test_a_plain_petab_v2_problem_reads_with_the_v2_engine(case: str, tmp_path: 
     # extension) gives the v1 engine's likelihood and the case's expected one
     from petab.v2.petab1to2 import petab1to2
 
-    source = Path(__file__).parent / "petab_cases" / case
+    source = Path(__file__).parents[1] / "petab_cases" / case
     petab1to2(source / f"_{case}.yaml", tmp_path)
     v2 = Problem(tmp_path / f"_{case}.yaml")
     assert isinstance(v2, SciMLProblem) and v2.networks == {}

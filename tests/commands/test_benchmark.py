@@ -187,7 +187,7 @@ def test_physics_runs_in_parallel_workers_with_their_own_table(tmp_path) -> None
 
     from stiffml.main import main
 
-    conf = Path(__file__).parent / "conf" / "duffing_hnn_tiny.yaml"
+    conf = Path(__file__).parents[1] / "conf" / "duffing_hnn_tiny.yaml"
     suite = tmp_path / "phys.yaml"
     suite.write_text(
         "name: phys\nrepeats: 1\nruns:\n"

@@ -11,7 +11,7 @@ import torch
 
 from stiffml.commands.benchmark import load_suite
 
-from .conftest import CONF, assert_one_line_error
+from ..conftest import CONF, assert_one_line_error
 
 TINY = CONF / "bz_fcnn_tiny.yaml"
 
@@ -86,7 +86,7 @@ def test_the_same_config_twice_without_labels_is_refused(tmp_path: Path, cli, ca
 
 @pytest.mark.slow
 def test_ctrl_c_during_fit_exits_130_and_says_how_to_resume(tmp_path: Path) -> None:
-    from .conftest import REPO, run_stiffml
+    from ..conftest import REPO, run_stiffml
 
     proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "5",
                        "--trainer.callbacks+=tests.helpers.SigintAtStep", "--trainer.callbacks.step", "12",
@@ -103,7 +103,7 @@ def test_ctrl_c_during_fit_exits_130_and_says_how_to_resume(tmp_path: Path) -> N
 def test_a_time_based_step_checkpoint_is_written_by_default_before_the_epoch_ends(tmp_path: Path) -> None:
     import yaml
 
-    from .conftest import REPO, run_stiffml
+    from ..conftest import REPO, run_stiffml
 
     # the default: every 5 minutes of training; here every step, and Ctrl-C at step 5 of an 8-step epoch
     proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", "5",
@@ -297,7 +297,7 @@ def test_an_sbml_model_without_species_is_one_line(cli, capsys, tmp_path: Path) 
 
 @pytest.mark.slow
 def test_fit_says_which_precision_runs(tmp_path: Path) -> None:
-    from .conftest import run_stiffml
+    from ..conftest import run_stiffml
 
     proc = run_stiffml("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path, "--trainer.precision", "32-true",
                        "--trainer.accelerator", "cpu")

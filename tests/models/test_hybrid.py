@@ -16,7 +16,7 @@ from stiffml.hybrid import HybridField, parse_replace  # noqa: E402
 from stiffml.hybrid.symbolic import propose  # noqa: E402
 from stiffml.sbml import SBMLError, SBMLSystem  # noqa: E402
 
-from .conftest import CONF, assert_one_line_error  # noqa: E402
+from ..conftest import CONF, assert_one_line_error  # noqa: E402
 
 TINY = CONF / "sbml_robertson_hybrid_tiny.yaml"
 STATES = torch.tensor([[0.9, 1e-5, 0.1], [1.0, 0.0, 0.0], [0.3, 2e-6, 0.7]], dtype=torch.float64)

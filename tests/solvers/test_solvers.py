@@ -16,7 +16,7 @@ from stiffml.solvers import (
     solver_names,
 )
 from stiffml.systems import Robertson
-from .conftest import CONF
+from ..conftest import CONF
 
 TORCH = solver_names(backend="torch")
 

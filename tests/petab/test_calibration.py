@@ -17,11 +17,11 @@ from stiffml.petab.optimize import latin_hypercube  # noqa: E402
 from stiffml.petab.simulate import Experiment  # noqa: E402
 from stiffml.systems.base import SolveError  # noqa: E402
 
-from .conftest import CONF, assert_one_line_error, logged_events  # noqa: E402
+from ..conftest import CONF, assert_one_line_error, logged_events  # noqa: E402
 
 TINY = CONF / "petab_tiny.yaml"
 # a PEtab test-suite case: the same code paths as Tyson at a fraction of the cost per step
-SMALL = ["--data.problem", str(Path(__file__).parent / "petab_cases" / "0001" / "_0001.yaml")]
+SMALL = ["--data.problem", str(Path(__file__).parents[1] / "petab_cases" / "0001" / "_0001.yaml")]
 
 
 @pytest.fixture(scope="module")
