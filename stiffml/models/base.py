@@ -155,6 +155,15 @@ class StiffModel(pl.LightningModule):
             self.data_spec = dm.spec()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The CLI links every model's n_inputs/n_outputs/n_parameters to the datamodule and a link
+        # of value None is not applied; but a model whose constructor passes **kwargs on takes the
+        # unapplied None into the hyperparameters LightningCLI records, and loading would hand it
+        # to a constructor that has no such argument. Only what the model was built with is kept.
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            for key in ("n_inputs", "n_outputs", "n_parameters"):
+                if key in hparams and hparams[key] is None:
+                    del hparams[key]
         # the classes, so tools such as `stiffml symbolic --ckpt` can rebuild model and data
         dm = self._datamodule()
         checkpoint["stiffml"] = {

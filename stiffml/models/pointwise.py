@@ -8,6 +8,7 @@ flattened map out. ReLU and BatchNorm throughout, as Zhang et al. (2024).
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -49,7 +50,8 @@ class FCNN(StiffModel):
 class LiftedConvNet(StiffModel, abc.ABC):
     """Shared trunk of the convolutional families: lift t → (channels, length), blocks, head.
 
-    Subclasses implement :meth:`make_block`.
+    Subclasses implement :meth:`make_block`; they list their own arguments and pass these on with
+    ``**kwargs`` (jsonargparse follows the call, so ``--help`` shows them all).
 
     Args:
         n_inputs: Linked from the datamodule.
@@ -160,30 +162,16 @@ class ResNet(LiftedConvNet):
 
 
 class Res2Net(LiftedConvNet):
-    """Res2Net: hierarchical split-channel residual blocks.
+    """Res2Net: hierarchical split-channel residual blocks (``channels`` divisible by ``scales``).
 
     Args:
-        n_inputs: Linked from the datamodule.
-        n_outputs: Linked from the datamodule.
-        lr: Adam learning rate.
-        channels: Channels of the lifted feature map (divisible by ``scales``).
-        length: Positions of the lifted feature map.
-        blocks: Number of Res2Net blocks.
         scales: Channel groups per block.
+        **kwargs: The convolutional families' arguments (:class:`LiftedConvNet`).
     """
 
-    def __init__(
-        self,
-        n_inputs: int = 1,
-        n_outputs: int = 1,
-        lr: float = 1e-3,
-        channels: int = 64,
-        length: int = 16,
-        blocks: int = 2,
-        scales: int = 4,
-    ) -> None:
+    def __init__(self, scales: int = 4, **kwargs: Any) -> None:
         self.scales = scales
-        super().__init__(n_inputs, n_outputs, lr, channels, length, blocks)
+        super().__init__(**kwargs)
 
     def make_block(self, channels: int) -> nn.Module:
         return Res2Block(channels, self.scales)
@@ -193,29 +181,15 @@ class MixNet(LiftedConvNet):
     """MixNet: mixed-kernel depthwise convolution blocks.
 
     Args:
-        n_inputs: Linked from the datamodule.
-        n_outputs: Linked from the datamodule.
-        lr: Adam learning rate.
-        channels: Channels of the lifted feature map.
-        length: Positions of the lifted feature map.
-        blocks: Number of MixConv blocks.
         kernel_sizes: Odd kernel sizes, one per channel group.
+        **kwargs: The convolutional families' arguments (:class:`LiftedConvNet`).
     """
 
-    def __init__(
-        self,
-        n_inputs: int = 1,
-        n_outputs: int = 1,
-        lr: float = 1e-3,
-        channels: int = 64,
-        length: int = 16,
-        blocks: int = 2,
-        kernel_sizes: tuple[int, ...] = (3, 5, 7, 9),
-    ) -> None:
+    def __init__(self, kernel_sizes: tuple[int, ...] = (3, 5, 7, 9), **kwargs: Any) -> None:
         if not kernel_sizes or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
             raise ValueError(f"kernel_sizes must be odd positive integers, got {list(kernel_sizes)}")
         self.kernel_sizes = tuple(kernel_sizes)
-        super().__init__(n_inputs, n_outputs, lr, channels, length, blocks)
+        super().__init__(**kwargs)
 
     def make_block(self, channels: int) -> nn.Module:
         return MixBlock(channels, self.kernel_sizes)

@@ -57,11 +57,29 @@ class WindowModel(StiffModel):
     ``pushforward`` (Brandstetter et al. 2022) detaches the fed-back predictions, so every step
     learns from inputs drawn from the model's own rollout distribution at one step's cost of
     gradient. Validation and test keep scoring the one-step prediction (the first target).
+
+    The arguments every window model takes are declared and documented here once; a subclass
+    lists its own (and ``lr``, whose default is its own) and passes the rest on with
+    ``**kwargs``, which jsonargparse follows, so ``--help`` still shows all of them.
+
+    Args:
+        n_inputs: Linked from the datamodule (state width).
+        n_outputs: Linked from the datamodule.
+        lr: Adam learning rate.
+        residual: Predict the increment over the window's last state (next = last + net).
+        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
+        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
+            ``pushforward`` (detach them).
     """
 
     family = "temporal"
     representation = "window"
     supports_residual: ClassVar[bool] = False  # forward returns self.next_state(window, out)
+
+    def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3, residual: bool = False,
+                 unroll: int = 1, unroll_gradient: UnrollGradient = "full") -> None:
+        super().__init__(n_inputs, n_outputs, lr)
+        check_unroll(unroll, unroll_gradient)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -203,33 +221,18 @@ class RNN(LastStateReadout):
     """Elman RNN (tanh) + linear head on the last hidden state.
 
     Args:
-        n_inputs: Linked from the datamodule (state width).
-        n_outputs: Linked from the datamodule.
         lr: Adam learning rate.
         hidden: Hidden size.
         layers: Stacked recurrent layers.
-        residual: Predict the increment over the window's last state (next = last + net).
-        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
-        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
-            ``pushforward`` (detach them).
+        **kwargs: The window models' arguments (:class:`WindowModel`).
     """
 
     cell = nn.RNN
 
-    def __init__(
-        self,
-        n_inputs: int = 1,
-        n_outputs: int = 1,
-        lr: float = 5e-5,
-        hidden: int = 64,
-        layers: int = 2,
-        residual: bool = False,
-        unroll: int = 1,
-        unroll_gradient: UnrollGradient = "full",
-    ) -> None:
-        super().__init__(n_inputs, n_outputs, lr)
+    def __init__(self, lr: float = 5e-5, hidden: int = 64, layers: int = 2, **kwargs: Any) -> None:
+        super().__init__(lr=lr, **kwargs)
         check_positive(hidden=hidden, layers=layers)
-        check_unroll(unroll, unroll_gradient)
+        n_inputs, n_outputs = self.hparams.n_inputs, self.hparams.n_outputs
         self.rnn = self.cell(n_inputs, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
 
@@ -257,29 +260,15 @@ class StackedLSTM(LastStateReadout):
     """The seeds' Keras stack: LSTM(hidden, return sequences) → LSTM(hidden) → Dense.
 
     Args:
-        n_inputs: Linked from the datamodule.
-        n_outputs: Linked from the datamodule.
         lr: Adam learning rate.
         hidden: Units of each LSTM (50 in the seeds).
-        residual: Predict the increment over the window's last state (next = last + net).
-        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
-        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
-            ``pushforward`` (detach them).
+        **kwargs: The window models' arguments (:class:`WindowModel`).
     """
 
-    def __init__(
-        self,
-        n_inputs: int = 1,
-        n_outputs: int = 1,
-        lr: float = 1e-3,
-        hidden: int = 50,
-        residual: bool = False,
-        unroll: int = 1,
-        unroll_gradient: UnrollGradient = "full",
-    ) -> None:
-        super().__init__(n_inputs, n_outputs, lr)
+    def __init__(self, lr: float = 1e-3, hidden: int = 50, **kwargs: Any) -> None:
+        super().__init__(lr=lr, **kwargs)
         check_positive(hidden=hidden)
-        check_unroll(unroll, unroll_gradient)
+        n_inputs, n_outputs = self.hparams.n_inputs, self.hparams.n_outputs
         self.lstm1 = nn.LSTM(n_inputs, hidden, batch_first=True)
         self.lstm2 = nn.LSTM(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
@@ -300,33 +289,18 @@ class AttenLSTM(WindowModel):
     then a linear head.
 
     Args:
-        n_inputs: Linked from the datamodule.
-        n_outputs: Linked from the datamodule.
         lr: Adam learning rate.
         hidden: LSTM hidden size (and attention width).
         layers: LSTM layers.
-        residual: Predict the increment over the window's last state (next = last + net).
-        unroll: Train on the model's own predictions over this many steps (1: teacher forcing).
-        unroll_gradient: ``full`` (back-propagate through the fed-back predictions) or
-            ``pushforward`` (detach them).
+        **kwargs: The window models' arguments (:class:`WindowModel`).
     """
 
     supports_residual = True
 
-    def __init__(
-        self,
-        n_inputs: int = 1,
-        n_outputs: int = 1,
-        lr: float = 5e-5,
-        hidden: int = 64,
-        layers: int = 1,
-        residual: bool = False,
-        unroll: int = 1,
-        unroll_gradient: UnrollGradient = "full",
-    ) -> None:
-        super().__init__(n_inputs, n_outputs, lr)
+    def __init__(self, lr: float = 5e-5, hidden: int = 64, layers: int = 1, **kwargs: Any) -> None:
+        super().__init__(lr=lr, **kwargs)
         check_positive(hidden=hidden, layers=layers)
-        check_unroll(unroll, unroll_gradient)
+        n_inputs, n_outputs = self.hparams.n_inputs, self.hparams.n_outputs
         self.lstm = nn.LSTM(n_inputs, hidden, num_layers=layers, batch_first=True)
         self.proj = nn.Linear(hidden, hidden)
         self.score = nn.Parameter(torch.randn(hidden) / hidden**0.5)

@@ -287,7 +287,7 @@ def test_free_run_settings_reach_the_physics_family(solver: str) -> None:
 
     dm = DuffingDataModule(n_trajectories=4, n_points=11, rollout_factor=2, representation="derivative")
     dm.setup("fit")
-    model = NODE(2, 2, hidden=8).double()
+    model = NODE(n_inputs=2, n_outputs=2, hidden=8).double()
     run = model.free_run(dm, RolloutSettings(solver=solver, length=5))
     assert run["pred"].shape == run["reference"].shape == (1, 6, 2)
     assert np.all(np.isfinite(run["pred"]))

@@ -60,10 +60,14 @@ class PhysicsModel(StiffModel, abc.ABC):
     system, ``val_energy_drift`` (mean over held-out trajectories of the largest relative change
     of the true energy along the learned trajectory, over the long horizon).
 
+    The arguments every physics model takes are declared and documented here once; a subclass
+    lists its own and passes these on with ``**kwargs`` (jsonargparse follows the call, so
+    ``--help`` shows them all).
+
     Args:
         n_inputs: Linked from the datamodule (state width).
         n_outputs: Linked from the datamodule (state width).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the seed: 1e-3).
     """
 
     family = "physics"
@@ -167,25 +171,15 @@ class NODE(PhysicsModel):
     """Plain neural ODE on derivative data (the seed's baseline): ``u̇ = MLP(u)``, no structure.
 
     Args:
-        n_inputs: Linked from the datamodule (state width).
-        n_outputs: Linked from the datamodule (state width).
-        lr: Adam learning rate (the seed: 1e-3).
         hidden: Hidden width (32: the same network as the HNN's).
         layers: Linear layers (3: two hidden layers).
         activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu``.
+        **kwargs: The physics models' arguments (:class:`PhysicsModel`).
     """
 
-    def __init__(
-        self,
-        n_inputs: int = 2,
-        n_outputs: int = 2,
-        lr: float = 1e-3,
-        hidden: int = 32,
-        layers: int = 3,
-        activation: Activation = "tanh",
-    ) -> None:
-        super().__init__(n_inputs, n_outputs, lr)
-        self.net = mlp(n_inputs, n_outputs, hidden, layers, activation)
+    def __init__(self, hidden: int = 32, layers: int = 3, activation: Activation = "tanh", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.net = mlp(self.hparams.n_inputs, self.hparams.n_outputs, hidden, layers, activation)
 
     def field(self, u: Tensor) -> Tensor:
         return self.net(u)

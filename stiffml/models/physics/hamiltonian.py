@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -17,26 +17,18 @@ class HNN(PhysicsModel):
     """``u̇ = J ∇H_NN(u)`` with ``u = (q, p)``: the learned H is conserved along every free run.
 
     Args:
-        n_inputs: Linked from the datamodule (state width, even).
-        n_outputs: Linked from the datamodule (state width).
-        lr: Adam learning rate (the seed: 1e-3).
         hidden: Hidden width of H's MLP (the seed: 32).
         layers: Linear layers of H's MLP (the seed: 3).
         activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu`` (smooth: the field is ∇H).
+        **kwargs: The physics models' arguments (:class:`~stiffml.models.physics.PhysicsModel`;
+            ``n_inputs`` even).
     """
 
     needs_physical_units = True
 
-    def __init__(
-        self,
-        n_inputs: int = 2,
-        n_outputs: int = 2,
-        lr: float = 1e-3,
-        hidden: int = 32,
-        layers: int = 3,
-        activation: Activation = "tanh",
-    ) -> None:
-        super().__init__(n_inputs, n_outputs, lr)
+    def __init__(self, hidden: int = 32, layers: int = 3, activation: Activation = "tanh", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        n_inputs = self.hparams.n_inputs
         check_even(n_inputs, type(self).__name__)
         self.hamiltonian = mlp(n_inputs, 1, hidden, layers, activation)
 
@@ -61,32 +53,17 @@ class DissipativeHNN(HNN):
     momentum block R_pp, i.e. γ) and ``learned_damping_q`` (of R_qq, ideally 0).
 
     Args:
-        n_inputs: Linked from the datamodule (state width, even).
-        n_outputs: Linked from the datamodule (state width).
-        lr: Adam learning rate (the seed: 1e-3).
-        hidden: Hidden width of H's MLP (the seed: 32).
-        layers: Linear layers of H's MLP (the seed: 3).
-        activation: ``tanh`` | ``softplus`` | ``gelu`` | ``silu``.
         dissipation: ``block`` (the seed's eq. 11: constant R = diag(R_q, R_p), each block PSD),
             ``constant`` (a full constant PSD matrix) or ``state`` (``R(u) = A(u)ᵀA(u)`` with A
             an MLP, eq. 10 with the skew part kept so the system can still oscillate).
         damping_init: Initial diagonal of R.
+        **kwargs: :class:`HNN`'s arguments (the MLP of H and the physics models' arguments).
     """
 
-    def __init__(
-        self,
-        n_inputs: int = 2,
-        n_outputs: int = 2,
-        lr: float = 1e-3,
-        hidden: int = 32,
-        layers: int = 3,
-        activation: Activation = "tanh",
-        dissipation: Dissipation = "block",
-        damping_init: float = 0.01,
-    ) -> None:
-        super().__init__(
-            n_inputs, n_outputs, lr, hidden, layers, activation
-        )
+    def __init__(self, dissipation: Dissipation = "block", damping_init: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        hidden, layers, activation = self.hparams.hidden, self.hparams.layers, self.hparams.activation
+        n_inputs = self.hparams.n_inputs
         if dissipation not in ("constant", "block", "state"):
             raise ValueError(f"unknown dissipation {dissipation!r}; valid: ['constant', 'block', 'state']")
         if not damping_init >= 0:

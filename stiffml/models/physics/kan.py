@@ -150,9 +150,8 @@ class KANLNN(_KANMixin, LNN):
         train_loss: Literal["acceleration", "residual"] = "residual",
     ) -> None:
         self._kan_spec = (hidden, grid, k, seed, grid_range)
-        super().__init__(
-            n_inputs, n_outputs, lr, hessian_eps=hessian_eps, dissipation=dissipation, train_loss=train_loss,
-        )
+        super().__init__(n_inputs=n_inputs, n_outputs=n_outputs, lr=lr, hessian_eps=hessian_eps, dissipation=dissipation,
+                         train_loss=train_loss)
 
     def build_lagrangian(self) -> nn.Module:
         hidden, grid, k, seed, grid_range = self._kan_spec

@@ -21,9 +21,6 @@ class LNN(PhysicsModel):
     laid out as positions then velocities (for Duffing, p = q̇).
 
     Args:
-        n_inputs: Linked from the datamodule (state width, even).
-        n_outputs: Linked from the datamodule (state width).
-        lr: Adam learning rate.
         hidden: Hidden width of L's MLP.
         layers: Linear layers of L's MLP.
         activation: ``softplus`` | ``tanh`` | ``gelu`` | ``silu`` (L needs third derivatives).
@@ -33,23 +30,24 @@ class LNN(PhysicsModel):
             Euler–Lagrange residual ``‖H q̈_data − rhs‖²`` plus ``(mean tr H / d − 1)²`` to fix L's
             scale. The residual needs no inverse, so a Lagrangian whose ∂²L/∂q̇² passes near zero
             early in training cannot blow the loss up; validation always reports the q̈ MSE.
+        **kwargs: The physics models' arguments (:class:`~stiffml.models.physics.PhysicsModel`;
+            ``n_inputs`` even).
     """
 
     needs_physical_units = True
 
     def __init__(
         self,
-        n_inputs: int = 2,
-        n_outputs: int = 2,
-        lr: float = 1e-3,
         hidden: int = 64,
         layers: int = 3,
         activation: Activation = "softplus",
         hessian_eps: float = 1e-8,
         dissipation: bool = False,
         train_loss: Literal["acceleration", "residual"] = "acceleration",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(n_inputs, n_outputs, lr)
+        super().__init__(**kwargs)
+        n_inputs = self.hparams.n_inputs
         check_even(n_inputs, type(self).__name__)
         if train_loss not in ("acceleration", "residual"):
             raise ValueError(f"unknown train_loss {train_loss!r}; valid: ['acceleration', 'residual']")
