@@ -132,6 +132,7 @@ def test_relative_noise_leaves_known_initial_states_exact() -> None:
         SBMLEnsembleDataModule("robertson", y0s=[[1, 0, 0], [0.8, 0, 0.2]], noise="percent")
 
 
+@pytest.mark.slow
 def test_fit_predict_and_symbolic_through_the_cli(cli, tmp_path: Path, capsys) -> None:
     assert cli("fit", "--config", TINY, "--trainer.default_root_dir", tmp_path) == 0
     version = tmp_path / "lightning_logs" / "version_0"

@@ -26,7 +26,8 @@ TINY = CONF / "petab_sciml_tiny.yaml"
 
 
 @pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
-                                  pytest.param("two_networks", marks=pytest.mark.slow), "periods", "priors",
+                                  pytest.param("two_networks", marks=pytest.mark.slow),
+                                  pytest.param("periods", marks=pytest.mark.slow), "priors",
                                   "net_import", "initialization"])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
@@ -258,6 +259,7 @@ def test_draft_layouts_of_the_problem_file_read_the_same(tmp_path: Path) -> None
         Problem(folder / "two.yaml")
 
 
+@pytest.mark.slow
 def test_experiments_solved_as_one_batch_give_the_values_of_solves_one_by_one() -> None:
     path = CASES / "pre_init" / "petab" / "problem.yaml"  # two experiments, each one period from t = 0
     together, alone = Problem(path), Problem(path, batch_experiments=False)
@@ -272,7 +274,7 @@ def test_experiments_solved_as_one_batch_give_the_values_of_solves_one_by_one() 
             assert a[key] == pytest.approx(value, rel=1e-6)
 
 
-@pytest.mark.parametrize("case", ["0001", "0010"])
+@pytest.mark.parametrize("case", ["0001", pytest.param("0010", marks=pytest.mark.slow)])
 def test_a_plain_petab_v2_problem_reads_with_the_v2_engine(case: str, tmp_path: Path) -> None:
     # a v1 test-suite case converted by the petab library's own converter (no networks, no
     # extension) gives the v1 engine's likelihood and the case's expected one
