@@ -34,6 +34,14 @@ class EnsembleDataModule(SystemDataModule):
             ``y0_mean``/``y0_std``; ``n_trajectories`` is then their number).
         held_out: Indices (into ``y0s`` or the drawn states) of the trajectories held out for
             validation, instead of a random ``1 − train_fraction`` of them.
+        initial_states: Draw the initial states from a seeded distribution instead:
+            ``{y1: [0.5, 1.0], y2: [0.0, 1.0e-4]}`` (uniform) or ``{name: {low, high, scale:
+            log}}`` per component; unnamed components keep the system's default, except one that
+            the system's conservation law completes (ROBER: y3 = 1 − y1 − y2).
+        n_held_out: With ``initial_states``: this many held-out members drawn with
+            ``held_out_seed``, besides the ``n_trajectories`` training members drawn with ``seed``
+            (every held-out member is scored by its own free run).
+        held_out_seed: Seed of the held-out members' draw (must differ from ``seed``).
         spacing: ``linear`` (``n_points`` over ``t_span``) or ``log`` (``t0``, then
             ``points_per_decade`` log-spaced times from ``dt`` to ``t1``, e.g. ROBER over ten
             decades; free runs then cover the one horizon: ``rollout_factor`` must be 1).
@@ -74,6 +82,9 @@ class EnsembleDataModule(SystemDataModule):
         n_points: int = 50,
         y0s: list[list[float]] | None = None,
         held_out: list[int] | None = None,
+        initial_states: dict[str, Any] | None = None,
+        n_held_out: int | None = None,
+        held_out_seed: int = 1000,
         spacing: Literal["linear", "log"] = "linear",
         dt: float | None = None,
         points_per_decade: int = 5,
@@ -95,6 +106,21 @@ class EnsembleDataModule(SystemDataModule):
     ) -> None:
         if y0s is not None:
             n_trajectories = len(y0s)
+        if initial_states is not None and y0s is not None:
+            raise ValueError("give the initial states as y0s or draw them from initial_states, not both")
+        if n_held_out is not None:
+            if initial_states is None:
+                raise ValueError("n_held_out draws held-out members from data.initial_states; give the distribution")
+            if n_held_out < 1:
+                raise ValueError(f"n_held_out must be a positive number of held-out members (an empty held-out set "
+                                 f"scores nothing), got {n_held_out}")
+            if held_out_seed == seed:
+                raise ValueError(f"held_out_seed must differ from seed ({seed}): the held-out members would be the "
+                                 "training members")
+            if held_out is not None:
+                raise ValueError("give held_out indices or n_held_out drawn members, not both")
+            n_trajectories += n_held_out
+            held_out = list(range(n_trajectories - n_held_out, n_trajectories))
         if n_trajectories < 2:
             raise ValueError(f"n_trajectories must be at least 2 (train and held-out), got {n_trajectories}")
         if n_points < 2:
@@ -139,6 +165,14 @@ class EnsembleDataModule(SystemDataModule):
                 raise ValueError(f"held_out must be distinct trajectory indices in [0, {n_trajectories}) leaving "
                                  f"at least one to train on, got {held_out}")
         self.held_out = None if held_out is None else sorted(held_out)
+        self.distribution = None
+        if initial_states is not None:
+            from stiffml.data.distributions import StateDistribution
+
+            system = self.system
+            self.distribution = StateDistribution(initial_states, system.state_names, system.y0,
+                                                  type(system).conservation)
+        self.n_held_out = n_held_out
         if spacing == "log":
             if rollout_factor != 1:
                 raise ValueError(f"a log grid covers one horizon: rollout_factor must be 1, got {rollout_factor}")
@@ -153,9 +187,16 @@ class EnsembleDataModule(SystemDataModule):
 
     # ------------------------------------------------------------------------------ data
     def initial_states(self) -> np.ndarray:
-        """The initial states (``y0s``, or seeded Gaussian draws), shape ``(n_trajectories, n)``."""
+        """The initial states (``y0s``, draws from ``initial_states``, or seeded Gaussian draws),
+        shape ``(n_trajectories, n)``; drawn held-out members come last."""
         if self.y0s is not None:
             return self.y0s
+        if self.distribution is not None:
+            held = self.n_held_out or 0
+            train = self.distribution.draw(self.n_trajectories - held, self.hparams.seed)
+            if not held:
+                return train
+            return np.concatenate([train, self.distribution.draw(held, self.hparams.held_out_seed)])
         rng = np.random.default_rng(self.hparams.seed)
         return self.y0_mean + self.y0_std * rng.standard_normal((self.n_trajectories, self.system.n))
 

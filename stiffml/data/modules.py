@@ -82,7 +82,7 @@ class RobertsonEnsembleDataModule(EnsembleDataModule):
         ref_atol: float = 1.0e-16,
         **kwargs: Any,
     ) -> None:
-        if y0s is None:
+        if y0s is None and kwargs.get("initial_states") is None:
             y0s = [[1.0 - a, 0.0, a] for a in (0.0, 0.1, 0.2, 0.3, 0.4)]
             held_out = [3] if held_out is None else held_out
         super().__init__(

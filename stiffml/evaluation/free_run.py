@@ -43,7 +43,9 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     """Errors of a free run: over the held-out span for a time split, else the whole run.
 
     Returns ``val_rollout_nmae`` (the headline: each state's mean absolute error over its own
-    range, averaged over states, see :func:`stiffml.evaluation.metrics.nmae`), ``val_rollout_nmae_worst``
+    range, averaged over states, see :func:`stiffml.evaluation.metrics.nmae`; for an ensemble of
+    held-out members the mean over them, with ``val_rollout_nmae_median`` and
+    ``val_rollout_nmae_max`` over the members' own scores), ``val_rollout_nmae_worst``
     (the largest of those per-state terms: the state followed worst) and ``val_rollout_rel_l2``,
     and for a time split the same over the span trained on (``train_rollout_*``). A run that
     diverged to non-finite values scores ``inf``.
@@ -54,9 +56,14 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
     span = reference_range(dm, ref)
 
     def scores(prefix: str, mask: Any) -> dict[str, float]:
-        return {f"{prefix}_rollout_nmae": nmae(pred[mask], ref[mask], span),
-                f"{prefix}_rollout_nmae_worst": nmae_worst(pred[mask], ref[mask], span),
-                f"{prefix}_rollout_rel_l2": rel_l2(pred[mask], ref[mask])}
+        out = {f"{prefix}_rollout_nmae": nmae(pred[mask], ref[mask], span),
+               f"{prefix}_rollout_nmae_worst": nmae_worst(pred[mask], ref[mask], span),
+               f"{prefix}_rollout_rel_l2": rel_l2(pred[mask], ref[mask])}
+        if pred.ndim == 3:  # an ensemble: every held-out member's own free run, scored alike
+            members = member_errors(pred, ref, span)
+            out[f"{prefix}_rollout_nmae_median"] = float(np.median(members))
+            out[f"{prefix}_rollout_nmae_max"] = float(np.max(members))
+        return out
 
     data = _free_run_data(dm)
     cut = data.cut if data is not None else None  # the data's own split, not recomputed here
@@ -69,6 +76,12 @@ def rollout_errors(dm: Any, run: dict[str, np.ndarray]) -> dict[str, float]:
             out.update(scores("train", ~held))
         return out
     return scores("val", slice(None))
+
+
+def member_errors(pred: np.ndarray, ref: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Free-run NMAE of each member of an ensemble run (``(m, T, n)``), every member in units of
+    the same per-state ranges ``span`` (so their mean is the ensemble's ``val_rollout_nmae``)."""
+    return np.array([nmae(p, r, span) for p, r in zip(pred, ref)])
 
 
 @contextlib.contextmanager

@@ -76,6 +76,9 @@ class StiffSystem(abc.ABC):
     # that has one overrides the attribute (with a method or a property).
     #: Whether the system conserves :meth:`energy` (then free runs report energy drift).
     conservative: ClassVar[bool] = False
+    #: A linear conservation law ``(weights, total)``: ``Σ weights·y`` stays ``total`` along every
+    #: trajectory (ROBER: y1 + y2 + y3 = 1); ensembles drawing initial states respect it.
+    conservation: ClassVar[tuple[tuple[float, ...], float] | None] = None
     #: ``energy(y (..., n)) -> (...)``: the system's energy, where it has one (``None``: none).
     energy: ClassVar[Callable[[np.ndarray], np.ndarray] | None] = None
     #: ``lagrangian(q, v)``: the sympy Lagrangian the symbolic report compares with (``None``: none).

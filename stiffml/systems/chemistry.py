@@ -89,6 +89,7 @@ class Robertson(StiffSystem):
     t_span = (0.0, 1e5)
     dt = 1e-5
     spacing = "log"
+    conservation = ((1.0, 1.0, 1.0), 1.0)
 
     def rhs(self, t, y):
         k1, k2, k3 = self.params["k1"], self.params["k2"], self.params["k3"]
