@@ -122,8 +122,9 @@ def check_datamodule(dm_cls: type[SystemDataModule], tmp_path: Path, model: type
         dm_cls: The datamodule class (a :class:`SystemDataModule` subclass, usually through
             :class:`StiffDataModule`).
         tmp_path: An empty folder for the runs.
-        model: The model to train (default: a small FCNN, or a small NODE for datamodules that
-            serve only derivative samples).
+        model: The model to train (default: a small FCNN; for datamodules without pointwise
+            samples a small NODE on derivative samples, or a small trajectory-mode ODE-Net where
+            whole trajectories come first).
         precisions: Lightning precisions to run the contract in (``64-true``, ``32-true``).
     """
     from stiffml.models.physics import NODE
@@ -135,11 +136,19 @@ def check_datamodule(dm_cls: type[SystemDataModule], tmp_path: Path, model: type
     dm.setup("fit")
     assert len(dm.train_idx) > 0 and len(dm.val_idx) > 0
     x, y = next(iter(dm.train_dataloader()))
-    assert x.shape[0] == y.shape[0] and y.shape[1:] == (dm.n_outputs,)
+    if rep == "trajectory":  # (times, initial states, rows, columns) and the states at them
+        t, y0, rows, cols = x
+        assert y0.shape[1:] == (dm.n_outputs,) and rows.shape == cols.shape and y.shape == (rows.shape[0], dm.n_outputs)
+    else:
+        assert x.shape[0] == y.shape[0] and y.shape[1:] == (dm.n_outputs,)
     if rep == "pointwise":
         assert x.shape[1:] == (1,)
-    model = model or (FCNN if rep == "pointwise" else NODE)
-    extra = {FCNN: ["--model.hidden", "8", "--model.depth", "1"], NODE: ["--model.hidden", "8"]}.get(model, [])
+    from stiffml.models.odenet import ODENet
+
+    model = model or {"pointwise": FCNN, "trajectory": ODENet}.get(rep, NODE)
+    extra = {FCNN: ["--model.hidden", "8", "--model.depth", "1"], NODE: ["--model.hidden", "8"],
+             ODENet: ["--model.hidden", "8", "--model.depth", "1", "--model.mode", "trajectory",
+                      "--model.rtol", "1.0e-4", "--model.atol", "1.0e-7"]}.get(model, [])
     _fit_reload(model, dm_cls, tmp_path, extra, precisions)
 
 

@@ -16,7 +16,7 @@ MODELS = sorted(registry.load("models"))
 DATAMODULES = sorted(registry.load("datamodules"))
 SLOW = {"KANLNN"}
 # datamodules whose reference solve over the whole span takes seconds even on a short grid
-SLOW_DATA = {"VdPDataModule", "OregoDataModule", "RobertsonEnsembleDataModule", "PolluDataModule",
+SLOW_DATA = {"VdPDataModule", "OregoDataModule", "RobertsonEnsembleDataModule", "PolluDataModule", "PolluEnsembleDataModule",
              "VdPLienardDataModule"}
 FLOAT32_SAMPLE = {"FCNN", "AttenLSTM", "ODENet", "HNN", "BZDataModule"}
 

@@ -11,6 +11,7 @@ from stiffml.data.modules import (
     OregoDataModule,
     PolluDataModule,
     RobertsonDataModule,
+    PolluEnsembleDataModule,
     RobertsonEnsembleDataModule,
     VdPDataModule,
     VdPLienardDataModule,
@@ -19,7 +20,7 @@ from stiffml.data.samples import REPRESENTATIONS, SampleSet
 from stiffml.data.scaling import NORMALIZATIONS, Scaler
 
 __all__ = [
-    "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "RobertsonEnsembleDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
+    "BZDataModule", "BatchLoader", "Built", "DataSpec", "SystemDataModule", "DuffingDataModule", "PolluEnsembleDataModule", "RobertsonEnsembleDataModule", "EnsembleDataModule", "HIRESDataModule", "NORMALIZATIONS",
     "OregoDataModule", "PolluDataModule", "REPRESENTATIONS", "RobertsonDataModule", "SampleSet", "Scaler",
     "StiffDataModule", "VdPDataModule", "VdPLienardDataModule", "cached_ensemble", "cached_solve", "default_cache_dir", "precision_dtype",
 ]

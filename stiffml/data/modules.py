@@ -92,6 +92,39 @@ class RobertsonEnsembleDataModule(EnsembleDataModule):
         )
 
 
+class PolluEnsembleDataModule(EnsembleDataModule):
+    """POLLU from many initial states: the species that start above zero (y2, y4, y7, y8, y9, y17)
+    each drawn within ±50 % of its standard value, the others zero; 21 times on [0, 60] min (Kim et
+    al.'s grid), species scaled to [0, 1]. For held-out-initial-state tests of trajectory-trained
+    fields (issue #28). Args as :class:`~stiffml.data.EnsembleDataModule`, with these defaults.
+    """
+
+    system_class = Pollu
+    # whole trajectories: POLLU's derivative samples span rates of very different sizes
+    representations: ClassVar[tuple[str, ...]] = ("trajectory", "derivative")
+    example_args: ClassVar[dict[str, Any]] = {"n_points": 6}  # a small grid for contract tests
+
+    def __init__(
+        self,
+        initial_states: dict[str, Any] | None = None,
+        n_trajectories: int = 8,
+        t_span: tuple[float, float] | None = (0.0, 60.0),
+        n_points: int = 21,
+        rollout_factor: int = 1,
+        normalization: Normalization = "minmax",
+        ref_solver: Literal["LSODA", "Radau", "BDF"] = "Radau",
+        ref_atol: float = 1.0e-16,
+        **kwargs: Any,
+    ) -> None:
+        if initial_states is None and kwargs.get("y0s") is None:
+            initial_states = {name: [0.5 * v, 1.5 * v] for name, v in zip(Pollu.state_names, Pollu.default_y0) if v}
+        super().__init__(
+            initial_states=initial_states, n_trajectories=n_trajectories, t_span=t_span, n_points=n_points,
+            rollout_factor=rollout_factor, normalization=normalization, ref_solver=ref_solver, ref_atol=ref_atol,
+            **kwargs,
+        )
+
+
 class DuffingDataModule(EnsembleDataModule):
     """Duffing oscillator ensemble (the physics seed): 100 trajectories from (q0, p0) ~ N(0, 1),
     t in [0, 5], 50 points each; (q, p) → (q̇, ṗ) samples, split 80/20 by trajectory.

@@ -206,7 +206,9 @@ class ODENet(StiffModel):
                 self.log_time.copy_(torch.tensor([t0 - t_ref, t_ref], dtype=self.log_time.dtype))
             else:
                 z = data.scaler.transform(data.reference)
-                rate = np.sqrt(np.mean((np.diff(z, axis=0) / np.diff(data.times)[:, None]) ** 2, axis=0))
+                # an ensemble's reference is its trajectories one after another: differences within each
+                z = z.reshape(-1, len(data.times), z.shape[-1])
+                rate = np.sqrt(np.mean((np.diff(z, axis=1) / np.diff(data.times)[None, :, None]) ** 2, axis=(0, 1)))
                 rate = np.where(np.isfinite(rate) & (rate > 0), rate, 1.0)
             self.field_scale.copy_(torch.as_tensor(rate, dtype=self.field_scale.dtype))
             self.field_scale_set.fill_(True)
