@@ -27,7 +27,11 @@ SCRIPTS = {
     "petab_batched.py": [str(REPO / "tests" / "petab_cases"), "--starts", "2"],
     "hybrid_step.py": ["--t-end", "1", "--repeats", "1"],
     "petab_multistart.py": [str(REPO / "tests" / "petab_cases" / "0001" / "_0001.yaml"), "--starts", "2"],
+    "surrogate_vs_solver.py": ["--ckpt", "{tmp}/lightning_logs/version_0/checkpoints/last.ckpt", "--repeats", "1",
+                               "--members", "2"],
 }
+# scripts that read a trained run: a two-step fit of a tiny config first
+TRAINED = {"surrogate_vs_solver.py": CONF / "robertson_generalise_tiny.yaml"}
 GPU_ONLY = {"sync_probe.py"}
 
 
@@ -41,6 +45,11 @@ def test_bench_script_runs_at_a_tiny_size(script: str, tmp_path: Path) -> None:
     if script in GPU_ONLY and not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     args = [a.format(tmp=tmp_path) for a in SCRIPTS[script]]
+    if script in TRAINED:
+        fit = subprocess.run([sys.executable, "-m", "stiffml", "fit", "--config", str(TRAINED[script]),
+                              "--trainer.default_root_dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
+                             timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert fit.returncode == 0, fit.stderr[-3000:]
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], capture_output=True, text=True,
                           cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -80,10 +80,22 @@ def _resolve(path: str, kind: str) -> type:
     return registry.import_class(path)
 
 
-def load(ckpt_path: str) -> tuple[Any, Any]:
-    """The model (float64, CPU) and its datamodule (set up) from a checkpoint."""
+def _init_names(cls: type) -> set[str]:
+    """The arguments ``cls(...)`` takes: its own, and where it passes ``**kwargs`` on, those of the
+    next ``__init__`` up its bases (as jsonargparse resolves them)."""
     import inspect
 
+    params = inspect.signature(cls.__init__).parameters
+    names = {n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        parent = next((b for b in cls.__mro__[1:] if "__init__" in vars(b)), None)
+        if parent is not None and parent is not object:
+            names |= _init_names(parent)
+    return names
+
+
+def load(ckpt_path: str) -> tuple[Any, Any]:
+    """The model (float64, CPU) and its datamodule (set up) from a checkpoint."""
     from stiffml.training.checkpoints import load_checkpoint
 
     ckpt = Path(ckpt_path)
@@ -92,7 +104,7 @@ def load(ckpt_path: str) -> tuple[Any, Any]:
     model_cls, dm_cls = _resolve(model_path, "models"), _resolve(dm_path, "datamodules")
     model = model_cls.load_from_checkpoint(ckpt, map_location="cpu").double().eval()
     hp = dict(state.get("datamodule_hyper_parameters") or {})
-    accepted = inspect.signature(dm_cls.__init__).parameters
+    accepted = _init_names(dm_cls)
     dm = dm_cls(**{k: v for k, v in hp.items() if k in accepted})
     if dm.representation is None:
         dm.set_representation(model_cls.consumes(dict(model.hparams)))

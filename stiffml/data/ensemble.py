@@ -119,9 +119,11 @@ class EnsembleDataModule(SystemDataModule):
                                  "training members")
             if held_out is not None:
                 raise ValueError("give held_out indices or n_held_out drawn members, not both")
-            n_trajectories += n_held_out
-            held_out = list(range(n_trajectories - n_held_out, n_trajectories))
-        if n_trajectories < 2:
+        # drawn held-out members come after the training ones (new names: the arguments stay as
+        # given, since the hyperparameters that rebuild this datamodule are read from them)
+        total = n_trajectories + (n_held_out or 0)
+        held_idx = list(range(n_trajectories, total)) if n_held_out else held_out
+        if total < 2:
             raise ValueError(f"n_trajectories must be at least 2 (train and held-out), got {n_trajectories}")
         if n_points < 2:
             raise ValueError(f"n_points must be at least 2, got {n_points}")
@@ -142,7 +144,7 @@ class EnsembleDataModule(SystemDataModule):
         t0, t1 = self.system.t_span if t_span is None else (float(t_span[0]), float(t_span[1]))
         if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
             raise ValueError(f"t_span must be two finite times with t1 > t0, got ({t0}, {t1})")
-        self.n_trajectories = n_trajectories
+        self.n_trajectories = total
         self.n_points = n_points
         self.noise_std = noise_std
         self.rollout_factor = rollout_factor
@@ -159,12 +161,12 @@ class EnsembleDataModule(SystemDataModule):
                                      or not np.all(np.isfinite(self.y0s))):
             raise ValueError(f"y0s must be lists of {self.system.n} finite numbers "
                              f"{list(self.system.state_names)}, got {y0s}")
-        if held_out is not None:
-            bad = [i for i in held_out if not 0 <= i < n_trajectories]
-            if bad or not held_out or len(set(held_out)) != len(held_out) or len(held_out) >= n_trajectories:
-                raise ValueError(f"held_out must be distinct trajectory indices in [0, {n_trajectories}) leaving "
-                                 f"at least one to train on, got {held_out}")
-        self.held_out = None if held_out is None else sorted(held_out)
+        if held_idx is not None:
+            bad = [i for i in held_idx if not 0 <= i < total]
+            if bad or not held_idx or len(set(held_idx)) != len(held_idx) or len(held_idx) >= total:
+                raise ValueError(f"held_out must be distinct trajectory indices in [0, {total}) leaving "
+                                 f"at least one to train on, got {held_idx}")
+        self.held_out = None if held_idx is None else sorted(held_idx)
         self.distribution = None
         if initial_states is not None:
             from stiffml.data.distributions import StateDistribution
