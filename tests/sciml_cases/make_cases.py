@@ -248,20 +248,27 @@ def net_mapping(net_id: str, n_in: int, n_out: int) -> list[dict[str, str]]:
     return rows + [{"petabEntityId": f"{net_id}_ps", "modelEntityId": f"{net_id}.parameters"}]
 
 
-def case_rhs() -> None:
-    c = Case("rhs", "a network replaces the parameter k4 inside the right-hand side (inputs prey, predator)")
+def _rhs_case(c: Case, priors: dict[str, tuple[str, str]] | None = None,
+              net_priors: list[dict[str, str]] | None = None, neg_log_prior: Any = None) -> None:
+    """A network replacing k4 in the rhs (inputs prey and predator), written into ``c``; with
+    priors, the parameter table gets the prior columns and the expected objective the prior."""
     net = MLP("net1", 2, 3, 1, seed=1, bias=[1.8])
     c.nets["net1"] = (net, False)
-    c.mapping = net_mapping("net1", 2, 1)
+    c.mapping = net_mapping("net1", 2, 1) + [{"petabEntityId": row["parameterId"], "modelEntityId": row.pop("entity")}
+                                             for row in (net_priors or [])]
     c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
                 {"targetId": "k4", "targetValue": "net1_output1"}]
     c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": "k2_c"}]
     c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
     values = {"k1": 1.3, "k3": 0.8, "k2_c": 0.9}
-    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+    extra = (lambda k: {"priorDistribution": priors.get(k, ("", ""))[0], "priorParameters": priors.get(k, ("", ""))[1]}) \
+        if priors is not None else (lambda k: {})
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true", **extra(k)}
                     for k, v in values.items()]
     c.parameters.append({"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
-                         "estimate": "true"})
+                         "estimate": "true", **extra("net1_ps")})
+    c.parameters += [{"lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array", "estimate": "true", **row}
+                     for row in (net_priors or [])]
     c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
                       "noiseDistribution": "normal"},
                      {"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
@@ -276,11 +283,19 @@ def case_rhs() -> None:
                        TIMES, ["prey", "predator"])
         return np.concatenate([out[:, 0], out[:, 1]])
 
+    prior = (lambda: neg_log_prior(values, net)) if neg_log_prior is not None else (lambda: 0.0)
     expected = run()
     measured = measure(expected, dist, 1)
-    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net1": net}, set())
+    objective = lambda: nllh_of(measured, run(), sigma, dist) + prior()  # noqa: E731
+    grad = _grad(objective, values, {"net1": net}, set())
+    value = nllh_of(measured, expected, sigma, dist) + prior() if neg_log_prior is not None \
+        else nllh_of(measured, expected, sigma, dist)
     c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
-             for (o, t), m in zip(rows, measured)], expected, nllh_of(measured, expected, sigma, dist), grad)
+             for (o, t), m in zip(rows, measured)], expected, value, grad)
+
+
+def case_rhs() -> None:
+    _rhs_case(Case("rhs", "a network replaces the parameter k4 inside the right-hand side (inputs prey, predator)"))
 
 
 def case_pre_init() -> None:
@@ -488,39 +503,7 @@ def case_priors() -> None:
     (the more specific row wins). The expected objective is the negative log-posterior."""
     from scipy import stats
 
-    c = Case("priors", "the rhs case with priors on mechanistic parameters, the network and one of its arrays")
-    net = MLP("net1", 2, 3, 1, seed=1, bias=[1.8])
-    c.nets["net1"] = (net, False)
-    c.mapping = net_mapping("net1", 2, 1) + [{"petabEntityId": "net1_layer1_weight",
-                                              "modelEntityId": "net1.parameters[layer1].weight"}]
-    c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
-                {"targetId": "k4", "targetValue": "net1_output1"}]
-    c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": "k2_c"}]
-    c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
-    values = {"k1": 1.3, "k3": 0.8, "k2_c": 0.9}
-    priors = {"k1": ("normal", "1.0;0.5"), "k3": ("log-normal", "0.0;1.0"), "k2_c": ("", "")}
-    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true",
-                     "priorDistribution": priors[k][0], "priorParameters": priors[k][1]} for k, v in values.items()]
-    c.parameters += [{"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
-                      "estimate": "true", "priorDistribution": "normal", "priorParameters": "0.0;1.0"},
-                     {"parameterId": "net1_layer1_weight", "lowerBound": "-inf", "upperBound": "inf",
-                      "nominalValue": "array", "estimate": "true", "priorDistribution": "normal",
-                      "priorParameters": "0.0;2.0"}]
-    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
-                      "noiseDistribution": "normal"},
-                     {"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
-                      "noiseDistribution": "laplace"}]
-    rows = [("prey_o", t) for t in TIMES] + [("predator_o", t) for t in TIMES]
-    dist = ["normal"] * len(TIMES) + ["laplace"] * len(TIMES)
-    sigma = np.array([0.05] * len(TIMES) + [0.1] * len(TIMES))
-
-    def run() -> np.ndarray:
-        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}",
-                       {"k1": values["k1"], "k3": values["k3"], "k2": values["k2_c"]}, {},
-                       TIMES, ["prey", "predator"])
-        return np.concatenate([out[:, 0], out[:, 1]])
-
-    def neg_log_prior() -> float:
+    def neg_log_prior(values: dict[str, float], net: MLP) -> float:
         # scipy's densities, truncated at the bounds [0, 10] by their own cdf
         k1 = stats.norm(1.0, 0.5)
         k3 = stats.lognorm(s=1.0, scale=1.0)
@@ -530,12 +513,11 @@ def case_priors() -> None:
             out += -stats.norm(0.0, 2.0 if name == "layer1.weight" else 1.0).logpdf(w).sum()
         return float(out)
 
-    expected = run()
-    measured = measure(expected, dist, 1)
-    objective = lambda: nllh_of(measured, run(), sigma, dist) + neg_log_prior()  # noqa: E731
-    grad = _grad(objective, values, {"net1": net}, set())
-    c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
-             for (o, t), m in zip(rows, measured)], expected, objective(), grad)
+    _rhs_case(Case("priors", "the rhs case with priors on mechanistic parameters, the network and one of its arrays"),
+              priors={"k1": ("normal", "1.0;0.5"), "k3": ("log-normal", "0.0;1.0"), "net1_ps": ("normal", "0.0;1.0")},
+              net_priors=[{"parameterId": "net1_layer1_weight", "entity": "net1.parameters[layer1].weight",
+                           "priorDistribution": "normal", "priorParameters": "0.0;2.0"}],
+              neg_log_prior=neg_log_prior)
 
 
 def _suite_h5(path: Path, group: str, entry: str, data: np.ndarray) -> None:
