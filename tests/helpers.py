@@ -42,4 +42,9 @@ class SigintAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step >= self.step and not self.sent:
             self.sent = True
+            # a process started in the background by a non-interactive shell ignores SIGINT from
+            # birth (Python then installs no KeyboardInterrupt handler); Ctrl-C reaches a
+            # foreground process, so restore what it would have
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
