@@ -213,6 +213,7 @@ def test_every_listed_solver_integrates_exponential_decay(method: str) -> None:
     assert y.shape == (6, 3, 1) and torch.allclose(y, exact, rtol=0, atol=tol), (method, (y - exact).abs().max())
 
 
+@pytest.mark.slow
 def test_explicit_model_flags_win_over_checkpoint_hparams(cli, tmp_path) -> None:
     import yaml
 
@@ -290,6 +291,7 @@ def test_grad_norm_rescales_every_step() -> None:
     assert float(total) == pytest.approx(100.0, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_prefix_curriculum_takes_the_loss_inside_a_random_prefix() -> None:
     from stiffml.data.samples import TrajectorySamples
 

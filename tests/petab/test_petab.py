@@ -342,6 +342,7 @@ def test_events_the_calibration_engine_cannot_fire_are_refused_by_name(tmp_path:
         Problem(dosing_problem(tmp_path, "  E3: at (B > 0.5): k2 = 0.2"))
 
 
+@pytest.mark.slow
 def test_calibration_objective_adds_the_priors(tmp_path: Path) -> None:
     # the dosing problem with priors on two parameters: what the optimisers minimise is the
     # negative log-posterior, and its gradient is the central difference of that

@@ -25,7 +25,7 @@ CASES = Path(__file__).parents[1] / "sciml_cases"
 TINY = CONF / "petab_sciml_tiny.yaml"
 
 
-@pytest.mark.parametrize("case", ["rhs", "observable", pytest.param("pre_init", marks=pytest.mark.slow),
+@pytest.mark.parametrize("case", [pytest.param("rhs", marks=pytest.mark.slow), "observable", pytest.param("pre_init", marks=pytest.mark.slow),
                                   pytest.param("two_networks", marks=pytest.mark.slow),
                                   pytest.param("periods", marks=pytest.mark.slow), "priors",
                                   "net_import", "initialization"])
@@ -49,6 +49,7 @@ def test_problem_returns_the_sciml_engine_with_gradients_per_weight() -> None:
     assert p.chi2() > 0
 
 
+@pytest.mark.slow
 def test_the_suite_command_scores_sciml_cases(cli, capsys, tmp_path: Path) -> None:
     # the command on one case (the per-case test above runs them all)
     shutil.copytree(CASES / "observable", tmp_path / "observable")
@@ -231,6 +232,7 @@ def test_every_prior_density_is_the_petab_librarys(bounds) -> None:
     assert float(outside) == np.inf
 
 
+@pytest.mark.slow
 def test_draft_layouts_of_the_problem_file_read_the_same(tmp_path: Path) -> None:
     # the layout of the format's documentation examples and earlier test-suite drafts: one entry
     # under `problems`, `parameter_file`, `extensions.sciml`, `neural_nets` with `static`,
