@@ -51,6 +51,16 @@ def to_scale(x: float, scale: str) -> float:
     return x if scale == "lin" else math.log(x) if scale == "log" else math.log10(x)
 
 
+def normal_nll(x: Tensor, mu: float, sigma: float) -> Tensor:
+    """``-log`` of the normal density N(mu, sigma²) at ``x``."""
+    return 0.5 * math.log(2 * math.pi) + math.log(sigma) + 0.5 * ((x - mu) / sigma) ** 2
+
+
+def laplace_nll(x: Tensor, mu: float, b: float) -> Tensor:
+    """``-log`` of the Laplace density with location ``mu`` and scale ``b`` at ``x``."""
+    return math.log(2 * b) + (x - mu).abs() / b
+
+
 def neg_log_prior(kind: str, params: tuple[float, ...], lin: Tensor, scaled: Tensor) -> Tensor:
     """``-log p`` of one parameter's prior (PEtab v1 ``objectivePriorType``), as a density of
     the linear value (``parameterScale*``: of the scaled value)."""
@@ -64,9 +74,9 @@ def neg_log_prior(kind: str, params: tuple[float, ...], lin: Tensor, scaled: Ten
         x = lin
     a, b = params
     if kind == "normal":
-        out = 0.5 * math.log(2 * math.pi) + math.log(b) + 0.5 * ((x - a) / b) ** 2
+        out = normal_nll(x, a, b)
     elif kind == "laplace":
-        out = math.log(2 * b) + (x - a).abs() / b
+        out = laplace_nll(x, a, b)
     else:  # uniform
         out = torch.zeros_like(x) + math.log(b - a)
     return out if jacobian is None else out + jacobian

@@ -18,14 +18,7 @@ import torch
 from torch import Tensor
 
 from stiffml.petab.errors import PEtabError, PEtabUnsupported
-
-
-def _normal(x: Tensor, mu: float, sigma: float) -> Tensor:
-    return 0.5 * math.log(2 * math.pi) + math.log(sigma) + 0.5 * ((x - mu) / sigma) ** 2
-
-
-def _laplace(x: Tensor, mu: float, b: float) -> Tensor:
-    return math.log(2 * b) + (x - mu).abs() / b
+from stiffml.petab.likelihood import laplace_nll as _laplace, normal_nll as _normal
 
 
 # -log p(x) of each PEtab v2 distribution at linear values x, parameters in the table's order
