@@ -31,7 +31,7 @@ SCRIPTS = {
                                "--members", "2"],
 }
 # scripts that read a trained run: a two-step fit of a tiny config first
-TRAINED = {"surrogate_vs_solver.py": CONF / "robertson_generalise_tiny.yaml"}
+TRAINED = {"surrogate_vs_solver.py": CONF / "robertson_rates_tiny.yaml"}
 GPU_ONLY = {"sync_probe.py"}
 
 

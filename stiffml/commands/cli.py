@@ -133,7 +133,7 @@ class StiffCLI(LightningCLI):
             }
         )
         # a link whose value is None is not applied: each kind of datamodule fills its kind of model
-        for key in ("n_inputs", "n_outputs", "n_parameters"):
+        for key in ("n_inputs", "n_outputs", "n_parameters", "n_conditions"):
             parser.link_arguments("data", f"model.init_args.{key}", compute_fn=lambda d, k=key: getattr(d, k, None),
                                   apply_on="instantiate")
 

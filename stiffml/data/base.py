@@ -81,7 +81,8 @@ class DataSpec:
         dtype = torch.float32 if out.device.type == "mps" else torch.float64
         out = out.to(dtype)
         if self.representation == "derivative":
-            return self.scaler.inverse_derivative(x.to(dtype), out)
+            states = x[0] if isinstance(x, (tuple, list)) else x  # (states, conditions) of a rate ensemble
+            return self.scaler.inverse_derivative(states.to(dtype), out)
         return self.scaler.inverse(out)
 
     def states_to_physical(self, z: Any) -> np.ndarray:

@@ -103,14 +103,20 @@ def cached_ensemble(
     method: str = "LSODA",
     rtol: float = 1e-12,
     atol: float = 1e-12,
+    params: list[dict[str, float]] | None = None,
 ) -> np.ndarray:
-    """:meth:`StiffSystem.solve_ensemble`, cached like :func:`cached_solve`; shape ``(m, T, n)``."""
+    """:meth:`StiffSystem.solve_ensemble`, cached like :func:`cached_solve`; shape ``(m, T, n)``.
+
+    ``params``: per-member parameter overrides (part of the key)."""
     t_eval = np.asarray(t_eval, dtype=np.float64)
     y0s = np.ascontiguousarray(y0s, dtype=np.float64)
     solver = {
         "method": method, "rtol": float(rtol), "atol": float(atol), "ensemble": True,
         "y0s": hashlib.sha256(y0s.tobytes() + repr(y0s.shape).encode()).hexdigest(),
     }
+    if params is not None:
+        members = [{k: repr(float(v)) for k, v in sorted(p.items())} for p in params]
+        solver["params"] = hashlib.sha256(json.dumps(members).encode()).hexdigest()
     key = cache_key(system, t_eval, solver)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = root / f"{system.name}-ensemble-{key[:20]}.npz"
@@ -120,6 +126,6 @@ def cached_ensemble(
             return _load(path, key, t_eval, shape)
         except ValueError as err:
             warnings.warn(f"stiffml: ignoring bad cache file {path}: {err}; regenerating", stacklevel=2)
-    y = system.solve_ensemble(y0s, t_eval, rtol=rtol, atol=atol, method=method)
+    y = system.solve_ensemble(y0s, t_eval, rtol=rtol, atol=atol, method=method, params=params)
     _write(path, key=np.array(key), t=t_eval, y=y)
     return y

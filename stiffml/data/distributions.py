@@ -32,23 +32,38 @@ class Interval:
         return rng.uniform(self.low, self.high, size)
 
 
-def parse_intervals(spec: Mapping[str, Any], names: Sequence[str], what: str) -> dict[str, Interval]:
+def parse_intervals(spec: Mapping[str, Any], names: Sequence[str], what: str,
+                    defaults: Mapping[str, float] | None = None) -> dict[str, Interval]:
     """``{name: Interval}`` from a config mapping; one-line errors naming the bad entry.
 
     Args:
-        spec: ``{name: [low, high]}`` or ``{name: {low, high, scale}}``.
+        spec: ``{name: [low, high]}`` or ``{name: {low, high, scale}}``; with ``defaults`` also
+            ``{name: {factor: f}}``: from ``default/f`` to ``default·f``, log-uniform unless
+            ``scale: linear``.
         names: The names that may be drawn.
         what: For messages (``data.initial_states``).
+        defaults: Default values, for ``factor``.
     """
     out = {}
+    keys = ["low", "high", "scale"] + (["factor"] if defaults is not None else [])
     for name, value in spec.items():
         if name not in names:
             raise ValueError(f"{what} names {name!r}, which the system does not have; valid: {list(names)}")
         if isinstance(value, Mapping):
-            unknown = set(value) - {"low", "high", "scale"}
+            unknown = set(value) - set(keys)
             if unknown:
-                raise ValueError(f"{what}.{name} has unknown keys {sorted(unknown)}; valid: ['low', 'high', 'scale']")
+                raise ValueError(f"{what}.{name} has unknown keys {sorted(unknown)}; valid: {keys}")
             low, high, scale = value.get("low"), value.get("high"), value.get("scale", "linear")
+            if "factor" in value:
+                factor = value["factor"]
+                if "low" in value or "high" in value:
+                    raise ValueError(f"{what}.{name}: give a factor or low and high, not both")
+                if not (isinstance(factor, (int, float)) and np.isfinite(factor) and factor >= 1):
+                    raise ValueError(f"{what}.{name}.factor must be a number >= 1, got {factor!r}")
+                default = float(defaults[name])  # type: ignore[index]
+                if not default > 0:
+                    raise ValueError(f"{what}.{name}: a factor needs a positive default value, got {default}")
+                low, high, scale = default / factor, default * factor, value.get("scale", "log")
         elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
             (low, high), scale = value, "linear"
         else:
@@ -132,4 +147,46 @@ class StateDistribution:
             else:
                 raise ValueError(f"data.initial_states: no draw in {MAX_REDRAWS} left "
                                  f"{self.names[self.completed]} non-negative")
+        return out
+
+
+class ParameterDistribution:
+    """System parameters (rate constants) drawn per ensemble member, and their scaled form.
+
+    Args:
+        spec: ``{k1: {factor: 2}, k3: [5.0e3, 2.0e4], ...}`` (see :func:`parse_intervals`).
+        defaults: The system's parameters and their values.
+
+    Raises:
+        ValueError: An empty spec, a name the system has no parameter for, or a bad interval.
+    """
+
+    def __init__(self, spec: Mapping[str, Any], defaults: Mapping[str, float]) -> None:
+        what = "data.rate_constants"
+        if not spec:
+            raise ValueError(f"{what} is empty: name at least one of {sorted(defaults)}")
+        self.intervals = parse_intervals(spec, list(defaults), what, defaults)
+        self.names = list(self.intervals)
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        """``n`` members' values ``(n, p)`` (columns in :attr:`names` order) from ``seed``.
+
+        The stream is ``[seed, 7]``, not the initial states' ``seed``, so drawing rate constants
+        leaves the initial states a seed gives unchanged; members are drawn row by row, so the
+        first ``n`` members stay the same when more are drawn."""
+        rng = np.random.default_rng([seed, 7])
+        ivs = list(self.intervals.values())
+        return np.array([[iv.draw(rng, 1)[0] for iv in ivs] for _ in range(n)], dtype=np.float64).reshape(n, len(ivs))
+
+    def scaled(self, values: np.ndarray) -> np.ndarray:
+        """Values ``(..., p)`` mapped affinely (in log for log intervals) so each interval spans
+        [−1, 1]: what a parameter-conditioned model reads."""
+        values = np.asarray(values, dtype=np.float64)
+        out = np.empty_like(values)
+        for j, iv in enumerate(self.intervals.values()):
+            v, lo, hi = values[..., j], iv.low, iv.high
+            if iv.scale == "log":
+                v, lo, hi = np.log(v), np.log(lo), np.log(hi)
+            half = (hi - lo) / 2
+            out[..., j] = (v - (hi + lo) / 2) / (half if half > 0 else 1.0)
         return out

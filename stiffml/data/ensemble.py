@@ -8,6 +8,7 @@ so free runs of a learned field can be scored over 1× and 10× the horizon from
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ from stiffml.data.base import Built, SystemDataModule
 from stiffml.data.cache import cached_ensemble
 from stiffml.data.samples import DerivativeSamples, TrajectorySamples
 from stiffml.data.scaling import Normalization, Scaler
+from stiffml.evaluation.rollout import FreeRunData
 
 
 class EnsembleDataModule(SystemDataModule):
@@ -42,6 +44,12 @@ class EnsembleDataModule(SystemDataModule):
             ``held_out_seed``, besides the ``n_trajectories`` training members drawn with ``seed``
             (every held-out member is scored by its own free run).
         held_out_seed: Seed of the held-out members' draw (must differ from ``seed``).
+        rate_constants: Draw system parameters per member too: ``{k1: {factor: 2}, k2: [1.5e7,
+            6.0e7], k3: {low: 5.0e3, high: 2.0e4, scale: log}}`` (``factor: f``: log-uniform
+            from default/f to default·f); training members from ``seed``, held-out ones from
+            ``held_out_seed``. Models read them scaled to [−1, 1] (log intervals in log), as
+            ``n_conditions`` extra inputs (``ODENet``). Without ``initial_states`` or ``y0s``
+            every member starts from the system's initial state.
         spacing: ``linear`` (``n_points`` over ``t_span``) or ``log`` (``t0``, then
             ``points_per_decade`` log-spaced times from ``dt`` to ``t1``, e.g. ROBER over ten
             decades; free runs then cover the one horizon: ``rollout_factor`` must be 1).
@@ -85,6 +93,7 @@ class EnsembleDataModule(SystemDataModule):
         initial_states: dict[str, Any] | None = None,
         n_held_out: int | None = None,
         held_out_seed: int = 1000,
+        rate_constants: dict[str, Any] | None = None,
         spacing: Literal["linear", "log"] = "linear",
         dt: float | None = None,
         points_per_decade: int = 5,
@@ -109,8 +118,9 @@ class EnsembleDataModule(SystemDataModule):
         if initial_states is not None and y0s is not None:
             raise ValueError("give the initial states as y0s or draw them from initial_states, not both")
         if n_held_out is not None:
-            if initial_states is None:
-                raise ValueError("n_held_out draws held-out members from data.initial_states; give the distribution")
+            if initial_states is None and rate_constants is None:
+                raise ValueError("n_held_out draws held-out members from data.initial_states or data.rate_constants; "
+                                 "give a distribution")
             if n_held_out < 1:
                 raise ValueError(f"n_held_out must be a positive number of held-out members (an empty held-out set "
                                  f"scores nothing), got {n_held_out}")
@@ -175,6 +185,11 @@ class EnsembleDataModule(SystemDataModule):
             self.distribution = StateDistribution(initial_states, system.state_names, system.y0,
                                                   type(system).conservation)
         self.n_held_out = n_held_out
+        self.parameter_distribution = None
+        if rate_constants is not None:
+            from stiffml.data.distributions import ParameterDistribution
+
+            self.parameter_distribution = ParameterDistribution(rate_constants, self.system.params)
         if spacing == "log":
             if rollout_factor != 1:
                 raise ValueError(f"a log grid covers one horizon: rollout_factor must be 1, got {rollout_factor}")
@@ -193,6 +208,8 @@ class EnsembleDataModule(SystemDataModule):
         shape ``(n_trajectories, n)``; drawn held-out members come last."""
         if self.y0s is not None:
             return self.y0s
+        if self.distribution is None and self.parameter_distribution is not None:
+            return np.tile(self.system.y0, (self.n_trajectories, 1))
         if self.distribution is not None:
             held = self.n_held_out or 0
             train = self.distribution.draw(self.n_trajectories - held, self.hparams.seed)
@@ -202,12 +219,39 @@ class EnsembleDataModule(SystemDataModule):
         rng = np.random.default_rng(self.hparams.seed)
         return self.y0_mean + self.y0_std * rng.standard_normal((self.n_trajectories, self.system.n))
 
+    def member_parameters(self) -> np.ndarray | None:
+        """Each member's drawn rate constants ``(n_trajectories, p)`` (columns
+        ``parameter_distribution.names``; held-out members last), or ``None``."""
+        dist = self.parameter_distribution
+        if dist is None:
+            return None
+        held = self.n_held_out or 0
+        train = dist.draw(self.n_trajectories - held, self.hparams.seed)
+        return np.concatenate([train, dist.draw(held, self.hparams.held_out_seed)]) if held else train
+
+    def _member_params(self) -> list[dict[str, float]] | None:
+        values = self.member_parameters()
+        if values is None:
+            return None
+        names = self.parameter_distribution.names  # type: ignore[union-attr]
+        return [dict(zip(names, map(float, row))) for row in values]
+
+    @property
+    def n_conditions(self) -> int | None:
+        """How many scaled rate constants a model reads besides the state (``None``: none drawn)."""
+        return None if self.parameter_distribution is None else len(self.parameter_distribution.names)
+
+    def conditions(self) -> np.ndarray | None:
+        """Every member's rate constants as a model reads them, scaled to [−1, 1], or ``None``."""
+        values = self.member_parameters()
+        return None if values is None else self.parameter_distribution.scaled(values)  # type: ignore[union-attr]
+
     def make_ensemble(self) -> np.ndarray:
         """Clean states of every trajectory over the rollout horizon, ``(m, T_long, n)`` (cached)."""
         h = self.hparams
         return cached_ensemble(
             self.system, self.initial_states(), self.grid, h.cache_dir,
-            method=h.ref_solver, rtol=h.ref_rtol, atol=h.ref_atol,
+            method=h.ref_solver, rtol=h.ref_rtol, atol=h.ref_atol, params=self._member_params(),
         )
 
     def prepare_data(self) -> None:
@@ -224,7 +268,13 @@ class EnsembleDataModule(SystemDataModule):
         m, T, n = self.n_trajectories, self.n_points, self.system.n
         clean = full[:, :T]
         times = self.grid[:T]
-        dclean = np.stack([self.system.rhs(t, clean[:, k].T).T for k, t in enumerate(times)], axis=1)
+        members = self._member_params()
+        if members is None:
+            dclean = np.stack([self.system.rhs(t, clean[:, k].T).T for k, t in enumerate(times)], axis=1)
+        else:  # each member's derivatives with its own rate constants
+            systems = [self.system.with_params(**p) for p in members]
+            dclean = np.stack([np.stack([sys.rhs(t, clean[i, k]) for k, t in enumerate(times)])
+                               for i, sys in enumerate(systems)])
         rng = np.random.default_rng([h.seed, 1])
         eps, deps = rng.standard_normal(clean.shape), rng.standard_normal(clean.shape)
         if not h.get("noisy_initial_states", True):
@@ -247,16 +297,26 @@ class EnsembleDataModule(SystemDataModule):
         flat, dflat = observed.reshape(-1, n), dobserved.reshape(-1, n)
         scaler = Scaler.fit(h.normalization, flat[train])
         z = scaler.transform(flat)
+        cond = self.conditions()
         if self.representation == "trajectory":  # whole trajectories; held-out ones validate
-            samples: Any = TrajectorySamples(torch.as_tensor(times), torch.as_tensor(z.reshape(m, T, n)))
+            samples: Any = TrajectorySamples(torch.as_tensor(times), torch.as_tensor(z.reshape(m, T, n)),
+                                             None if cond is None else torch.as_tensor(cond))
         else:
-            samples = DerivativeSamples(torch.as_tensor(z), torch.as_tensor(scaler.derivative(flat, dflat)))
+            samples = DerivativeSamples(torch.as_tensor(z), torch.as_tensor(scaler.derivative(flat, dflat)),
+                                        None if cond is None else torch.as_tensor(np.repeat(cond, T, axis=0)))
         return Built(
             samples=samples, train=train, val=val,
             scaler=scaler, times=times, reference=flat,
             # free-run scoring: clean held-out trajectories over the long horizon
             rollout_times=self.grid, rollout_reference=full[self.val_trajectories], horizon_index=T,
         )
+
+    def free_run_data(self) -> FreeRunData:
+        data = super().free_run_data()
+        cond = self.conditions()
+        if cond is None:
+            return data
+        return dataclasses.replace(data, conditions=cond[self.val_trajectories])
 
     def batch_size(self, train: bool) -> int:
         if train:

@@ -61,8 +61,9 @@ class RobertsonEnsembleDataModule(EnsembleDataModule):
     The default states are ``(1 − a, 0, a)`` for a = 0, 0.1, 0.2, 0.4 (training) and a = 0.3
     (held out): the held-out state lies inside the trained range, so the test asks whether the
     field interpolates between initial states, not whether it extrapolates to unseen chemistry
-    (a = 0 is Kim et al.'s y0). Args as :class:`~stiffml.data.EnsembleDataModule`, with these
-    defaults.
+    (a = 0 is Kim et al.'s y0); with ``rate_constants`` and no ``initial_states``, every member
+    starts from Kim et al.'s y0 with its own k1, k2, k3. Args as
+    :class:`~stiffml.data.EnsembleDataModule`, with these defaults.
     """
 
     system_class = Robertson
@@ -82,7 +83,7 @@ class RobertsonEnsembleDataModule(EnsembleDataModule):
         ref_atol: float = 1.0e-16,
         **kwargs: Any,
     ) -> None:
-        if y0s is None and kwargs.get("initial_states") is None:
+        if y0s is None and kwargs.get("initial_states") is None and kwargs.get("rate_constants") is None:
             y0s = [[1.0 - a, 0.0, a] for a in (0.0, 0.1, 0.2, 0.3, 0.4)]
             held_out = [3] if held_out is None else held_out
         super().__init__(

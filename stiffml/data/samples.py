@@ -16,6 +16,10 @@ derivative state, (B, n)                                  d state/dt, (B, n)
 trajectory (t (T,), initial states (m, n), traj (B,),     state at those points, (B, n)
            time index (B,)): a whole solve per batch
 ========== ============================================== ====================
+
+Ensembles whose members have their own rate constants add them, scaled, to the input:
+``derivative`` inputs become ``(state (B, n), conditions (B, p))`` and ``trajectory`` inputs
+gain a fifth entry, every member's conditions ``(m, p)``.
 """
 
 from __future__ import annotations
@@ -126,15 +130,20 @@ class SegmentSamples(SampleSet):
 
 
 class DerivativeSamples(SampleSet):
-    """``state → d state/dt`` (exact derivatives from the system's right-hand side)."""
+    """``state → d state/dt`` (exact derivatives from the system's right-hand side); with
+    ``conditions`` (N, p), each sample's scaled rate constants, the input is ``(state, conditions)``."""
 
-    def __init__(self, y: Tensor, dy: Tensor) -> None:
-        super().__init__(y=y, dy=dy)
+    def __init__(self, y: Tensor, dy: Tensor, conditions: Tensor | None = None) -> None:
+        if conditions is not None and (conditions.ndim != 2 or conditions.shape[0] != y.shape[0]):
+            raise ValueError(f"conditions must have shape ({y.shape[0]}, p), got {tuple(conditions.shape)}")
+        super().__init__(y=y, dy=dy, **({} if conditions is None else {"conditions": conditions}))
 
     def __len__(self) -> int:
         return self.tensors["y"].shape[0]
 
-    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+    def batch(self, idx: Tensor) -> tuple[Any, Tensor]:
+        if "conditions" in self.tensors:
+            return (self.tensors["y"][idx], self.tensors["conditions"][idx]), self.tensors["dy"][idx]
         return self.tensors["y"][idx], self.tensors["dy"][idx]
 
 
@@ -144,20 +153,25 @@ class TrajectorySamples(SampleSet):
     the batch's points (Kim et al. 2021's trajectory training).
 
     ``t`` (T,) is shared by the ``m`` trajectories ``y`` (m, T, n); sample ``i`` is trajectory
-    ``i // T`` at time index ``i % T``.
+    ``i // T`` at time index ``i % T``. With ``conditions`` (m, p), each trajectory's scaled rate
+    constants, the input gains them as a fifth entry.
     """
 
-    def __init__(self, t: Tensor, y: Tensor) -> None:
+    def __init__(self, t: Tensor, y: Tensor, conditions: Tensor | None = None) -> None:
         if y.ndim != 3 or y.shape[1] != t.shape[0]:
             raise ValueError(f"trajectories must have shape (m, {t.shape[0]}, n), got {tuple(y.shape)}")
-        super().__init__(t=t, y=y)
+        if conditions is not None and (conditions.ndim != 2 or conditions.shape[0] != y.shape[0]):
+            raise ValueError(f"conditions must have shape ({y.shape[0]}, p), got {tuple(conditions.shape)}")
+        super().__init__(t=t, y=y, **({} if conditions is None else {"conditions": conditions}))
 
     def __len__(self) -> int:
         m, T, _ = self.tensors["y"].shape
         return m * T
 
-    def batch(self, idx: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    def batch(self, idx: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
         t, y = self.tensors["t"], self.tensors["y"]
         T = t.shape[0]
         rows, cols = idx // T, idx % T
+        if "conditions" in self.tensors:
+            return (t, y[:, 0], rows, cols, self.tensors["conditions"]), y[rows, cols]
         return (t, y[:, 0], rows, cols), y[rows, cols]

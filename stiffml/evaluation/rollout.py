@@ -100,6 +100,8 @@ class FreeRunData:
         spec: Units conversion (:class:`stiffml.data.base.DataSpec`).
         energy: The system's energy of states ``(..., n)`` where it has one, else ``None``.
         conservative: Whether the system conserves that energy.
+        conditions: Each reference trajectory's scaled rate constants ``(m, p)`` where the
+            members have their own (a parameter-conditioned field reads them), else ``None``.
     """
 
     times: np.ndarray
@@ -113,6 +115,7 @@ class FreeRunData:
     spec: Any
     energy: Callable[[np.ndarray], np.ndarray] | None = None
     conservative: bool = False
+    conditions: np.ndarray | None = None
 
     def initial_states(self) -> np.ndarray:
         """The true initial state of every reference trajectory, ``(m, n)``."""
@@ -125,7 +128,8 @@ def field_free_run(field: Callable[[Tensor, Tensor], Tensor], data: FreeRunData,
     conversion in, :func:`integrate_field`, unit conversion out. Models supply only the field.
 
     Args:
-        field: ``(t, z (B, n)) → (B, n)`` in the model's units.
+        field: ``(t, z (B, n)) → (B, n)`` in the model's units; where ``data.conditions`` is set,
+            ``(t, z (B, n), conditions (B, p)) → (B, n)``.
         data: The free-run data.
         settings: Resolved free-run settings (``settings.length`` cuts the run).
         like: A tensor of the model's dtype and device.
@@ -139,7 +143,8 @@ def field_free_run(field: Callable[[Tensor, Tensor], Tensor], data: FreeRunData,
     keep = settings.cut(len(data.times))
     times, ref = data.times[:keep], data.reference[:, :keep]
     z0 = torch.as_tensor(data.spec.states_to_model(data.initial_states()), dtype=like.dtype, device=like.device)
-    z = integrate_field(field, z0, times, settings)
+    cond = None if data.conditions is None else torch.as_tensor(data.conditions, dtype=like.dtype, device=like.device)
+    z = integrate_field(field, z0, times, settings, cond)
     return {"t": times, "pred": data.spec.states_to_physical(z).transpose(1, 0, 2), "reference": ref}
 
 
@@ -171,6 +176,7 @@ def integrate_field(
     z0: Tensor,
     times: np.ndarray,
     settings: RolloutSettings,
+    conditions: Tensor | None = None,
 ) -> np.ndarray:
     """Integrate a learned field ``dz/dt = field(t, z)`` from a batch of states.
 
@@ -182,6 +188,8 @@ def integrate_field(
         z0: Initial states ``(B, n)`` (their dtype and device are the model's).
         times: Output times, increasing, the first being the initial time.
         settings: The free-run settings, resolved for the family (:meth:`RolloutSettings.resolved`).
+        conditions: Each state's scaled rate constants ``(B, p)``, for a field
+            ``(t, z, conditions) → (B, n)`` conditioned on them; ``None``: ``field(t, z)``.
 
     Returns:
         States ``(T, B, n)`` in float64, the initial states first.
@@ -197,10 +205,15 @@ def integrate_field(
     # a fixed-step method named by string steps from output time to output time
     step = float(times[1] - times[0]) if fixed and len(times) > 1 else (1.0 if fixed else None)
     solver = get_solver(spec, backend=ROLLOUT_BACKENDS, **({"step_size": step} if fixed else {}))
-    if solver.backend == "scipy":
-        out = [LearnedField(field, z, z0.dtype, z0.device).solve(
-            times, rtol=settings.rtol, atol=settings.atol, method=solver, t0=times[0]).y for z in z0]
+    if solver.backend == "scipy":  # one member at a time, each with its own conditions
+        fields = [field] * len(z0) if conditions is None else [
+            (lambda t, z, c=conditions[i:i + 1]: field(t, z, c)) for i in range(len(z0))]
+        out = [LearnedField(f, z, z0.dtype, z0.device).solve(
+            times, rtol=settings.rtol, atol=settings.atol, method=solver, t0=times[0]).y for f, z in zip(fields, z0)]
         return np.stack(out, axis=1)
+    if conditions is not None:
+        conditioned = field
+        field = lambda t, z: conditioned(t, z, conditions)  # noqa: E731
     if z0.is_inference():  # validate/predict run in inference mode; autograd needs a normal tensor
         z0 = z0.clone()
     t = torch.as_tensor(times - times[0], dtype=z0.dtype, device=z0.device)

@@ -94,6 +94,9 @@ class StiffModel(pl.LightningModule):
     #: ``symbolic_report(datamodule, opts) -> str``: what ``stiffml symbolic`` prints for the
     #: model (``None``: the built-in reports of the physics family, or none).
     symbolic_report: ClassVar[Callable[..., str] | None] = None
+    #: Whether the model reads an ensemble's per-member rate constants (``n_conditions`` inputs
+    #: besides the state, linked from the datamodule): ``ODENet``'s conditioned field.
+    reads_conditions: ClassVar[bool] = False
 
     def __init__(self, n_inputs: int = 1, n_outputs: int = 1, lr: float = 1e-3) -> None:
         super().__init__()
@@ -151,17 +154,27 @@ class StiffModel(pl.LightningModule):
                 f"{type(self).__name__} was built for n_inputs/n_outputs "
                 f"{(self.hparams.n_inputs, self.hparams.n_outputs)} but {type(dm).__name__} serves {dims}"
             )
+        served = getattr(dm, "n_conditions", None) or 0
+        # a constructor passing **kwargs on records the linked n_conditions even if nothing reads it
+        reads = (self.hparams.get("n_conditions", 0) or 0) if self.reads_conditions else 0
+        if served != reads:
+            if not reads:
+                raise ValueError(f"{type(dm).__name__} draws {served} rate constants per member (data.rate_constants) "
+                                 f"but {type(self).__name__} does not read them; use ODENet (mode trajectory or "
+                                 "derivative), whose field is conditioned on them")
+            raise ValueError(f"{type(self).__name__} was built for n_conditions={reads} but {type(dm).__name__} "
+                             f"serves {served}")
         if getattr(dm, "samples", None) is not None:
             self.data_spec = dm.spec()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The CLI links every model's n_inputs/n_outputs/n_parameters to the datamodule and a link
+        # The CLI links every model's n_inputs/n_outputs/n_parameters/n_conditions to the datamodule and a link
         # of value None is not applied; but a model whose constructor passes **kwargs on takes the
         # unapplied None into the hyperparameters LightningCLI records, and loading would hand it
         # to a constructor that has no such argument. Only what the model was built with is kept.
         hparams = checkpoint.get("hyper_parameters")
         if isinstance(hparams, dict):
-            for key in ("n_inputs", "n_outputs", "n_parameters"):
+            for key in ("n_inputs", "n_outputs", "n_parameters", "n_conditions"):
                 if key in hparams and hparams[key] is None:
                     del hparams[key]
         # the classes, so tools such as `stiffml symbolic --ckpt` can rebuild model and data

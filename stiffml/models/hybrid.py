@@ -56,6 +56,7 @@ class HybridModel(ODENet):
 
     family = "hybrid"
     representation = "trajectory"
+    reads_conditions = False  # its field is the SBML model's, with the model's own parameters
     contract_datamodule: ClassVar[str] = "SBMLEnsembleDataModule"
     contract_args: ClassVar[list[str]] = ["--model.replace", "{R3: {inputs: [y2, y3], hidden: [4]}}",
                                           "--model.rtol", "1.0e-4", "--model.atol", "1.0e-7"]

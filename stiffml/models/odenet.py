@@ -37,6 +37,9 @@ class ODENet(StiffModel):
     Args:
         n_inputs: Linked from the datamodule (state width).
         n_outputs: Linked from the datamodule (state width).
+        n_conditions: Linked from the datamodule: how many scaled rate constants the field reads
+            besides the state (an ensemble with ``rate_constants`` drawn per member), so that one
+            network serves a range of them; 0: none.
         lr: Adam learning rate.
         hidden: Width of the field's hidden layers (64: 4,611 parameters for B-Z, Table 2).
         depth: Number of hidden layers (0: a linear field).
@@ -86,11 +89,13 @@ class ODENet(StiffModel):
 
     family = "neural-ode"
     representation = "pair"
+    reads_conditions = True
 
     def __init__(
         self,
         n_inputs: int = 1,
         n_outputs: int = 1,
+        n_conditions: int | None = 0,
         lr: float = 5e-5,
         hidden: int = 64,
         depth: int = 2,
@@ -120,6 +125,10 @@ class ODENet(StiffModel):
             raise ValueError(f"ODENet needs n_inputs == n_outputs (the state), got {n_inputs}, {n_outputs}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
+        n_conditions = n_conditions or 0  # the CLI links None from a datamodule that draws none
+        if n_conditions < 0 or (n_conditions and MODES[mode] not in ("trajectory", "derivative")):
+            raise ValueError(f"n_conditions (rate constants read by the field) must be >= 0 and needs mode "
+                             f"'trajectory' or 'derivative', got {n_conditions} with mode {mode!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {list(ACTIVATIONS)}")
         if hidden < 1 or depth < 0 or step_budget < 1:
@@ -147,7 +156,7 @@ class ODENet(StiffModel):
         if lr_final is not None and not 0 < lr_final <= lr:
             raise ValueError(f"lr_final must lie in (0, lr={lr}], got {lr_final}")
         layers: list[nn.Module] = []
-        width = n_inputs + int(time_dependent)
+        width = n_inputs + int(time_dependent) + n_conditions
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
             width = hidden
@@ -163,15 +172,20 @@ class ODENet(StiffModel):
         return MODES.get(init_args.get("mode", "pair"), "pair")
 
     # --------------------------------------------------------------------------------- field
-    def field(self, t: Tensor, z: Tensor) -> Tensor:
-        """dz/dt in normalised units, batched (B, n)."""
+    def field(self, t: Tensor, z: Tensor, conditions: Tensor | None = None) -> Tensor:
+        """dz/dt in normalised units, batched (B, n); ``conditions`` (B, p): the scaled rate
+        constants of a conditioned field."""
         if self._log_scaled:
-            return self.log_time_field(self.log_time_of(t), z) / (t - self.log_time[0])
-        return self._scaled_net(t, z)
+            return self.log_time_field(self.log_time_of(t), z, conditions) / (t - self.log_time[0])
+        return self._scaled_net(t, z, conditions)
 
-    def _scaled_net(self, time_input: Tensor, z: Tensor) -> Tensor:
-        inp = torch.cat([z, time_input.expand(z.shape[0], 1).to(z.dtype)], -1) if self.hparams.time_dependent else z
-        return self.net(inp) * self.field_scale
+    def _scaled_net(self, time_input: Tensor, z: Tensor, conditions: Tensor | None = None) -> Tensor:
+        parts = [z]
+        if self.hparams.time_dependent:
+            parts.append(time_input.expand(z.shape[0], 1).to(z.dtype))
+        if conditions is not None:
+            parts.append(conditions.to(z.dtype))
+        return self.net(torch.cat(parts, -1) if len(parts) > 1 else z) * self.field_scale
 
     @property
     def _log_scaled(self) -> bool:
@@ -181,9 +195,9 @@ class ODENet(StiffModel):
         """τ = ln(1 + (t − t0)/t_ref) of ``field_scale: log`` (0 at the data's first time)."""
         return torch.log((t - self.log_time[0]) / self.log_time[1])
 
-    def log_time_field(self, tau: Tensor, z: Tensor) -> Tensor:
+    def log_time_field(self, tau: Tensor, z: Tensor, conditions: Tensor | None = None) -> Tensor:
         """``field_scale: log``: dz/dτ, batched (B, n); a time-dependent net reads τ/τ_end."""
-        return self._scaled_net(tau * self.field_scale[0], z)
+        return self._scaled_net(tau * self.field_scale[0], z, conditions)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -237,13 +251,18 @@ class ODENet(StiffModel):
     def forward(self, x: Any) -> Tensor:
         mode = self.hparams.mode
         if mode == "derivative":
-            return self.field(torch.zeros((), dtype=x.dtype, device=x.device), x)
+            z, cond = x if isinstance(x, (tuple, list)) else (x, None)
+            return self.field(torch.zeros((), dtype=z.dtype, device=z.device), z, cond)
         if mode == "trajectory":  # one solve from every initial state over the whole grid
-            t, z0, rows, cols = x
+            t, z0, rows, cols, *cond = x
+            field = self.log_time_field if self._log_scaled else self.field
+            if cond:  # every member with its own rate constants
+                c, base = cond[0], field
+                field = lambda s, z: base(s, z, c)  # noqa: E731
             if self._log_scaled:  # solved in log time: about 30 % fewer steps than in t on ROBER
-                out = self._solve(self.log_time_field, z0, self.log_time_of(t))
+                out = self._solve(field, z0, self.log_time_of(t))
             else:
-                out = self._solve(self.field, z0, t)  # (T, m, n)
+                out = self._solve(field, z0, t)  # (T, m, n)
             return out[cols, rows]
         if mode == "pair":
             z0, t0, t1 = x
@@ -265,13 +284,13 @@ class ODENet(StiffModel):
         h = self.hparams
         if h.mode != "trajectory" or h.prefix_min is None:
             return super().training_step(batch, batch_idx)
-        (t, z0, rows, cols), y = batch
+        (t, z0, rows, cols, *cond), y = batch
         # the prefix length from torch's CPU generator: seeded by seed_everything, no device sync
         length = int(torch.randint(min(h.prefix_min, len(t)), len(t) + 1, ()))
         keep = cols < length
         if not bool(keep.any()):  # a mini-batch with no point inside the prefix: the whole grid
             length, keep = len(t), torch.ones_like(keep)
-        pred = self((t[:length], z0, rows[keep], cols[keep]))
+        pred = self((t[:length], z0, rows[keep], cols[keep], *cond))
         loss = self.loss(pred, y[keep])
         self.record_train_loss(loss, int(y.shape[0]))
         return loss

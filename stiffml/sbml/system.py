@@ -193,6 +193,13 @@ class SBMLSystem(StiffSystem):
         self._torch_constants: dict[Any, list[Any]] = {}
         self._torch_events: Any = None  # the differentiable event simulator, built on first use
 
+    def with_params(self, **overrides: float) -> SBMLSystem:
+        """This model with some global parameters changed and the same initial state (constants
+        that the parameters determine are evaluated again)."""
+        params = {**self.params, **overrides}
+        return type(self)(self.path if not self.example else self.model, y0=self.y0, t_span=self.t_span,
+                          dt=self.dt, spacing=self.spacing, **params)
+
     # -------------------------------------------------------------------------- descriptions
     @property
     def cache_token(self) -> str:

@@ -6,9 +6,9 @@ The numerical core is free of Lightning and torch so it can be used and tested a
 from __future__ import annotations
 
 import abc
-
+import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -120,6 +120,23 @@ class StiffSystem(abc.ABC):
         benchmark records them so its figures work for plugin and SBML systems too)."""
         return {k: float(v) for k, v in self.params.items()}
 
+    def with_params(self, **overrides: float) -> StiffSystem:
+        """This system with some parameters changed (the same initial state): one member of an
+        ensemble whose rate constants are drawn per member.
+
+        Raises:
+            ValueError: A name the system has no parameter for, or a value that is not finite.
+        """
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for system '{self.name}'; valid: {sorted(self.params)}")
+        bad = {k: v for k, v in overrides.items() if not np.isfinite(float(v))}
+        if bad:
+            raise ValueError(f"parameters of system '{self.name}' must be finite, got {bad}")
+        new = copy.copy(self)
+        new.params = {**self.params, **{k: float(v) for k, v in overrides.items()}}
+        return new
+
     @property
     def n(self) -> int:
         """Number of state components."""
@@ -228,6 +245,7 @@ class StiffSystem(abc.ABC):
         atol: float = 1e-12,
         method: str | Solver = "LSODA",
         t0: float | None = None,
+        params: Sequence[Mapping[str, float]] | None = None,
     ) -> np.ndarray:
         """Integrate many initial states at once and sample them all at ``t_eval``.
 
@@ -242,6 +260,8 @@ class StiffSystem(abc.ABC):
             atol: Absolute tolerance (> 0).
             method: ``Radau``, ``BDF`` or ``LSODA`` (a name or a solver object).
             t0: Start time (default: ``t_span[0]``).
+            params: Per-member parameter overrides, one mapping per initial state (rate
+                constants drawn per member); ``None``: every member has this system's parameters.
 
         Returns:
             States of shape ``(m, len(t_eval), n)``.
@@ -253,7 +273,12 @@ class StiffSystem(abc.ABC):
         if y0s.ndim != 2 or y0s.shape[1] != self.n or y0s.shape[0] < 1:
             raise ValueError(f"y0s must have shape (m, {self.n}), got {y0s.shape}")
         m, n = y0s.shape
-        stacked = _Stacked(self, m)
+        members = None
+        if params is not None:
+            if len(params) != m:
+                raise ValueError(f"params must give one mapping per initial state ({m}), got {len(params)}")
+            members = [self.with_params(**p) for p in params]
+        stacked = _Stacked(self, m, members)
         traj = stacked.solve(t_eval, rtol=rtol, atol=atol, method=method, y0=y0s.T.reshape(-1), t0=t0)
         return np.ascontiguousarray(traj.y.reshape(len(traj.t), n, m).transpose(2, 0, 1))
 
@@ -302,12 +327,13 @@ class StiffSystem(abc.ABC):
 
 
 class _Stacked(StiffSystem):
-    """``m`` independent copies of a system as one system, state laid out as ``(n, m)``."""
+    """``m`` independent copies of a system as one system, state laid out as ``(n, m)``; with
+    ``members``, copy ``i`` is ``members[i]`` (its own parameters)."""
 
     sparse_jacobian = True
 
-    def __init__(self, base: StiffSystem, m: int) -> None:
-        self.base, self.m = base, m
+    def __init__(self, base: StiffSystem, m: int, members: Sequence[StiffSystem] | None = None) -> None:
+        self.base, self.m, self.members = base, m, members
         self.name = base.name
         self.state_names = tuple(f"{s}{i}" for s in base.state_names for i in range(m))
         self.t_span, self.blowup = base.t_span, base.blowup
@@ -317,13 +343,16 @@ class _Stacked(StiffSystem):
     def rhs(self, t, y):
         n, m = self.base.n, self.m
         shaped = y.reshape(n, m, *y.shape[1:])
+        if self.members is not None:  # a system's rhs reads scalar parameters: one call per member
+            return np.stack([sys.rhs(t, shaped[:, i]) for i, sys in enumerate(self.members)], 1).reshape(y.shape)
         return self.base.rhs(t, shaped).reshape(y.shape)
 
     def jac(self, t, y):
         from scipy.sparse import csr_matrix
 
         n, m = self.base.n, self.m
-        blocks = np.stack([self.base.jac(t, y.reshape(n, m)[:, i]) for i in range(m)])  # (m, n, n)
+        systems = self.members or [self.base] * m
+        blocks = np.stack([systems[i].jac(t, y.reshape(n, m)[:, i]) for i in range(m)])  # (m, n, n)
         # state index of (component a, copy i) is a*m + i
         a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
         rows = (a[None] * m + np.arange(m)[:, None, None]).ravel()

@@ -38,9 +38,13 @@ def main(ckpt: Path, out: Path) -> None:
     names = list(dm.system.state_names)
     with (out / "members.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["member", *[f"{n}(0)" for n in names], "free_run_nmae"])
-        for k, (y, e) in enumerate(zip(y0, errors)):
-            w.writerow([k, *[f"{v:.6g}" for v in y], f"{e:.6g}"])
+        # an ensemble with rate constants drawn per member lists each held-out member's too
+        drawn = getattr(dm, "member_parameters", lambda: None)()
+        rates = [] if drawn is None else list(dm.parameter_distribution.names)
+        drawn = np.empty((len(y0), 0)) if drawn is None else drawn[dm.val_trajectories]
+        w.writerow(["member", *[f"{n}(0)" for n in names], *rates, "free_run_nmae"])
+        for k, (y, p, e) in enumerate(zip(y0, drawn, errors)):
+            w.writerow([k, *[f"{v:.6g}" for v in y], *[f"{v:.6g}" for v in p], f"{e:.6g}"])
     worst = int(np.argmax(errors))
     parts = nmae_breakdown(t, pred[worst], ref[worst], span)
     with (out / "worst_member.csv").open("w", newline="") as f:
