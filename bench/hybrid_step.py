@@ -1,6 +1,7 @@
 """Time of one loss + gradient of a hybrid model (a network inside the stiff right-hand side):
-every condition in one batched solve against one condition at a time, and the share of the time
-spent in the network.
+every condition in one batched solve against one condition at a time, the share of the time
+spent in the network, and (``--starts K``) K multistart initialisations in one batched solve
+against K one-start models one after another.
 
     python bench/hybrid_step.py                       # the showcase (configs/sbml_robertson_hybrid.yaml)
     python bench/hybrid_step.py --config PATH --repeats 5 --ckpt RUN/checkpoints/last.ckpt
@@ -23,13 +24,17 @@ from stiffml import registry
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(config: Path, overrides: dict, ckpt: Path | None = None) -> tuple[torch.nn.Module, object]:
+def build(config: Path, overrides: dict, ckpt: Path | None = None, seed: int = 0) -> tuple[torch.nn.Module, object]:
     cfg = yaml.safe_load(config.read_text())
+    overrides = dict(overrides)
+    starts = overrides.pop("_starts", 1)
     dm_cls = registry.get_datamodule(cfg["data"]["class_path"])
     dm = dm_cls(**{**cfg["data"]["init_args"], **overrides}, representation="trajectory")
     dm.setup("fit")
     args = {k: v for k, v in cfg["model"]["init_args"].items() if k != "lr_final"}
-    torch.manual_seed(0)
+    if starts > 1:
+        args["starts"] = starts
+    torch.manual_seed(seed)
     model = registry.get_model(cfg["model"]["class_path"])(n_inputs=dm.n_inputs, n_outputs=dm.n_outputs, **args).double()
     model.attach(dm)
     if ckpt is not None:  # the trained networks
@@ -55,6 +60,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--t-end", type=float, default=None, help="shorten the time span (tiny runs)")
     p.add_argument("--ckpt", type=Path, default=None, help="a trained run's checkpoint (its networks are timed)")
+    p.add_argument("--starts", type=int, default=4, help="multistart initialisations timed together (0: skip)")
     opts = p.parse_args()
     overrides = {} if opts.t_end is None else {"t_span": [0.0, opts.t_end]}
     model, dm = build(opts.config, overrides, opts.ckpt)
@@ -72,9 +78,9 @@ def main() -> None:
     calls = {"net": 0}
     forward = model.hybrid.networks[0].forward
 
-    def counted(x: torch.Tensor) -> torch.Tensor:
+    def counted(x: torch.Tensor, *args: object) -> torch.Tensor:
         calls["net"] += 1
-        return forward(x)
+        return forward(x, *args)
 
     model.hybrid.networks[0].forward = counted
     times = {}
@@ -96,6 +102,28 @@ def main() -> None:
     per_call = (time.perf_counter() - start) / 1000
     print(f"network forward + backward alone: {per_call * 1e6:.0f} µs per call")
     print(f"separate / joint: {times['separate'] / times['joint']:.2f}")
+    if opts.starts > 1:
+        multistart(opts, overrides, t, z0, rows, cols, y, train)
+
+
+def multistart(opts: argparse.Namespace, overrides: dict, t, z0, rows, cols, y, train: list[int]) -> None:
+    """K starts in one solve (``--model.starts K``) against K one-start models in turn, every
+    condition batched in both; the starts are K different random initialisations."""
+    k = opts.starts
+    multi, _ = build(opts.config, {**overrides, "_starts": k})
+    singles = [build(opts.config, overrides, seed=1 + i)[0] for i in range(k)]
+    x = (t, z0[train], *_remap(rows, cols, train))
+    timed = {}
+    for name, fn in (("together", lambda: loss_and_gradient(multi, x, y)),
+                     ("in turn", lambda: [loss_and_gradient(m, x, y) for m in singles])):
+        best = float("inf")
+        for _ in range(opts.repeats):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        timed[name] = best
+        print(f"{k} starts {name:8s}: {best:.3f} s per loss + gradient of every start")
+    print(f"in turn / together: {timed['in turn'] / timed['together']:.2f}")
 
 
 def _remap(rows: torch.Tensor, cols: torch.Tensor, train: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,8 +9,9 @@ its gradients come through the stiff solver. Everything here is plain torch: no 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -88,20 +89,80 @@ def parse_replace(spec: Mapping[str, Any] | None) -> list[Replacement]:
     return out
 
 
+class StartsMLP(nn.Module):
+    """``starts`` independent MLPs with the same layout, evaluated together: the weights of layer
+    ``l`` are one ``(starts, in, out)`` tensor, so the starts of a multistart fit run in one batched
+    matrix product per layer (``torch.baddbmm``) rather than one small network after another.
+
+    Hand-written: ``torch.func.stack_module_state`` + ``vmap`` would do the same, but a vmapped
+    ``functional_call`` inside the stiff solver's Jacobian (itself ``jacrev``) costs more Python per
+    call than these four-by-sixteen networks cost to evaluate.
+
+    Args:
+        starts: Number of independent networks.
+        widths: Layer widths, inputs first, the output last.
+        activation: Activation name (:data:`stiffml.models.base.ACTIVATIONS`).
+        last_bias: The last layer's initial bias (its weights start at zero).
+    """
+
+    def __init__(self, starts: int, widths: Sequence[int], activation: str, last_bias: float) -> None:
+        super().__init__()
+        self.starts = starts
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        pairs = list(zip(widths[:-1], widths[1:]))
+        for i, (a, b) in enumerate(pairs):
+            w, bias = torch.empty(starts, a, b), torch.empty(starts, 1, b)
+            if i == len(pairs) - 1:
+                nn.init.zeros_(w)
+                nn.init.constant_(bias, last_bias)
+            else:  # nn.Linear's own initialisation, each start drawn on its own
+                bound = 1.0 / a ** 0.5
+                nn.init.uniform_(w, -bound, bound)
+                nn.init.uniform_(bias, -bound, bound)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(bias))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: Tensor, start: Tensor | int | None = None) -> Tensor:
+        """``x`` of shape ``(starts·B, in)`` (start-major: start ``k`` owns rows ``k·B … k·B + B − 1``)
+        through every start's network, or ``(..., in)`` through start ``start`` alone."""
+        last = len(self.weights) - 1
+        if start is None:
+            h = x.reshape(self.starts, -1, x.shape[-1])
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = torch.baddbmm(b.to(h.dtype), h, w.to(h.dtype))
+                h = h if i == last else self.act(h)
+            return h.reshape(*x.shape[:-1], -1)
+        h = x
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ w[start].to(h.dtype) + b[start, 0].to(h.dtype)
+            h = h if i == last else self.act(h)
+        return h
+
+
 class TermNetwork(nn.Module):
     """An MLP from scaled inputs to one term: ``scale · g(NN(x / in_scale))`` with ``g`` identity
     or softplus. The last layer starts at zero (softplus: far below one), so a hybrid model starts
-    as the mechanism without the unknown term, which keeps the first solves stable."""
+    as the mechanism without the unknown term, which keeps the first solves stable. With
+    ``starts`` > 1 it holds that many independent networks (:class:`StartsMLP`)."""
 
-    def __init__(self, replacement: Replacement) -> None:
+    def __init__(self, replacement: Replacement, starts: int = 1) -> None:
         super().__init__()
         r = replacement
         self.register_buffer("in_scale", torch.ones(len(r.inputs)))
         self.register_buffer("out_scale", torch.ones(()))
         self.register_buffer("scales_set", torch.zeros((), dtype=torch.bool))
         self.positive = r.positive
+        self.starts = starts
         if r.network is not None:
+            if starts > 1:
+                raise ValueError(f"replace[{r.target!r}] reads its network from a file (one set of weights); "
+                                 f"model.starts={starts} needs networks given by hidden widths")
             self.net = self._file_network(r)
+            return
+        if starts > 1:
+            self.net = StartsMLP(starts, [len(r.inputs), *r.hidden, 1], r.activation, -6.0 if r.positive else 0.0)
             return
         layers: list[nn.Module] = []
         width = len(r.inputs)
@@ -135,8 +196,11 @@ class TermNetwork(nn.Module):
         self.scales_set.fill_(True)  # a file network reads and gives physical units
         return net.module
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.net(x / self.in_scale).reshape(x.shape[:-1])
+    def forward(self, x: Tensor, start: Tensor | int | None = None) -> Tensor:
+        """The term at inputs ``x`` (``(..., n_inputs)``); with several starts, ``start`` picks one
+        (``None``: every start, ``x`` start-major, see :class:`StartsMLP`)."""
+        z = x / self.in_scale
+        out = (self.net(z, start) if self.starts > 1 else self.net(z)).reshape(x.shape[:-1])
         return self.out_scale * (nn.functional.softplus(out) if self.positive else out)
 
 
@@ -147,17 +211,27 @@ class HybridField(nn.Module):
     :meth:`bind` attaches an SBML system's generated math, :meth:`set_scales` the networks'
     input and output units from reference states.
 
+    With ``starts`` > 1 every network exists that many times (a multistart fit): inside
+    :meth:`every_start` a batch of ``starts·B`` states is start-major and start ``k``'s networks
+    see rows ``k·B …``; otherwise the field is start :attr:`best_start`'s.
+
     Args:
         replacements: What each network replaces and reads.
+        starts: Independent initialisations of the networks, trained together.
     """
 
-    def __init__(self, replacements: Sequence[Replacement]) -> None:
+    def __init__(self, replacements: Sequence[Replacement], starts: int = 1) -> None:
         super().__init__()
+        if not (isinstance(starts, int) and starts >= 1):
+            raise ValueError(f"model.starts must be a positive number of network initialisations, got {starts!r}")
         self.replacements = list(replacements)
         targets = [r.target for r in self.replacements]
         if len(set(targets)) != len(targets):
             raise ValueError(f"each quantity can be replaced once, got targets {targets}")
-        self.networks = nn.ModuleList([TermNetwork(r) for r in self.replacements])
+        self.starts = starts
+        self.networks = nn.ModuleList([TermNetwork(r, starts) for r in self.replacements])
+        self.register_buffer("best_start", torch.zeros((), dtype=torch.long))
+        self._every_start = False
         self.input_ids: list[str] = list(dict.fromkeys(i for r in self.replacements for i in r.inputs))
         self._columns = [[self.input_ids.index(i) for i in r.inputs] for r in self.replacements]
         self._constants: dict[tuple, list[Tensor]] = {}
@@ -193,10 +267,20 @@ class HybridField(nn.Module):
         vals = self._inputs(t, list(y.unbind(-1)), self._c(y))
         return torch.stack([torch.as_tensor(v, dtype=y.dtype, device=y.device).expand(shape) for v in vals], -1)
 
+    @contextlib.contextmanager
+    def every_start(self) -> Iterator[None]:
+        """Context in which batches are start-major and every start's networks are evaluated."""
+        self._every_start = True
+        try:
+            yield
+        finally:
+            self._every_start = False
+
     def terms(self, t: Tensor, y: Tensor) -> list[Tensor]:
         """Each network's value at states ``y``, shape ``(...)`` each."""
         x = self.input_values(t, y)
-        return [net(x[..., cols]) for net, cols in zip(self.networks, self._columns)]
+        start = None if self.starts == 1 or self._every_start else self.best_start
+        return [net(x[..., cols], start) for net, cols in zip(self.networks, self._columns)]
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         """dy/dt in physical units at states ``y`` of shape ``(..., n)``."""

@@ -38,6 +38,13 @@ class HybridModel(ODENet):
             model ids (species, compartments, parameters, assigned symbols) the network reads;
             ``positive`` puts the output through softplus; ``scale`` is the output's unit
             (default from the data: a reaction's typical rate, a parameter's value).
+        starts: Multistart: this many independent initialisations of the networks, trained
+            together (mode ``trajectory``): every start's solve of every condition in one batched
+            solve, each start's loss its own (their sum is minimised, so each start's gradient is
+            what it would be alone; ``grad_norm`` rescales them jointly). The model is the start
+            with the lowest training loss so far in the epoch (``best_start``, logged): it is the
+            one validated, run freely, checkpointed as the result and handed to ``stiffml
+            symbolic``.
         lr: Adam learning rate.
         mode: ``trajectory`` (default), ``segment``, ``pair`` or ``derivative`` (as ODE-Net).
         solver: ``rosenbrock23`` (differentiable, stiff) or a torchdiffeq solver.
@@ -66,6 +73,7 @@ class HybridModel(ODENet):
         n_inputs: int = 1,
         n_outputs: int = 1,
         replace: dict[str, dict[str, Any] | None] | None = None,
+        starts: int = 1,
         lr: float = 1e-3,
         mode: Literal["trajectory", "segment", "pair", "derivative"] = "trajectory",
         solver: str = "rosenbrock23",
@@ -89,7 +97,12 @@ class HybridModel(ODENet):
         )
         # the learned field is the mechanism with networks in it, not ODE-Net's MLP of the state
         del self.net
-        self.hybrid = HybridField(parse_replace(replace) if replace is not None else [])
+        if starts > 1 and mode != "trajectory":
+            raise ValueError(f"model.starts={starts} trains the starts in one batched solve of whole trajectories: "
+                             f"it needs mode 'trajectory', got {mode!r}")
+        self.hybrid = HybridField(parse_replace(replace) if replace is not None else [], starts)
+        self._start_losses: Tensor | None = None  # this epoch's running loss sum per start
+        self._step_start_losses: Tensor | None = None
         # the data's normalisation z = (y − shift)/scale, kept as buffers: the scaler's own cached
         # tensors may have been made under inference mode, which autograd cannot save
         self.register_buffer("z_shift", torch.zeros(n_outputs))
@@ -99,6 +112,42 @@ class HybridModel(ODENet):
     @classmethod
     def consumes(cls, init_args: dict[str, Any]) -> str:
         return super().consumes({"mode": init_args.get("mode", "trajectory")})
+
+    # ----------------------------------------------------------------------------- multistart
+    def forward(self, x: Any) -> Tensor:
+        starts = self.hybrid.starts
+        if starts == 1 or not self.training:
+            return super().forward(x)  # evaluation: the best start alone
+        t, z0, rows, cols, *_ = x
+        m = z0.shape[0]
+        with self.hybrid.every_start():  # start-major batch: start k solves rows k·m … k·m + m − 1
+            out = self._solve(self.field, z0.repeat(starts, 1), t)
+        return out.reshape(len(t), starts, m, -1)[cols, :, rows]  # (B, starts, n)
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        if pred.ndim != target.ndim + 1:
+            return super().loss(pred, target)
+        err = pred - target.unsqueeze(1)
+        dims = (0, *range(2, err.ndim))
+        per = err.abs().mean(dims) if self.hparams.objective == "mae" else err.pow(2).mean(dims)
+        detached = per.detach()
+        self._step_start_losses = detached
+        self._start_losses = detached.clone() if self._start_losses is None else self._start_losses + detached
+        self.hybrid.best_start.copy_(torch.argmin(self._start_losses))  # on the device: no host sync
+        return per.sum()
+
+    def record_train_loss(self, loss: Tensor, batch_size: int) -> None:
+        per, self._step_start_losses = self._step_start_losses, None
+        super().record_train_loss(loss if per is None else per[self.hybrid.best_start], batch_size)
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._start_losses = None
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self.hybrid.starts > 1 and self._start_losses is not None:
+            self.log("best_start", self.hybrid.best_start.to(torch.float64))
 
     # --------------------------------------------------------------------------------- field
     def field(self, t: Tensor, z: Tensor) -> Tensor:
