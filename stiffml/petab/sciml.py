@@ -108,6 +108,8 @@ def normalise_spec(spec: dict) -> tuple[dict, dict]:
     if "hybridization_file" in ext and "hybridization_files" not in ext:
         ext["hybridization_files"] = [ext["hybridization_file"]]
     arrays = ext.get("array_files") or []
+    # a mapping's ids may stand as a network row's nominal value: "take it from that file"
+    ext["array_file_ids"] = [str(k) for k in arrays] if isinstance(arrays, dict) else []
     ext["array_files"] = list(arrays.values()) if isinstance(arrays, dict) else list(arrays)
     return core, ext
 
@@ -213,6 +215,8 @@ class SciMLProblem:
 
         # the core tables through the library (net parameter rows, which it cannot type, set aside)
         params = pd.concat([pd.read_csv(base / f, sep="\t", dtype=str) for f in spec.get("parameter_files") or []])
+        params = self._v1_columns(params, label)
+        self._array_file_ids = set(ext.get("array_file_ids") or [])
         for pid, dist in zip(params["parameterId"], params.get("priorDistribution", pd.Series(dtype=str))):
             if isinstance(dist, str) and dist.strip() and dist.strip() not in DENSITIES:  # before the library's long message
                 raise PEtabUnsupported(f"{label}: parameter {pid!r}: prior distribution {dist.strip()!r} is not "
@@ -263,6 +267,20 @@ class SciMLProblem:
             raise PEtabUnsupported(f"{label}: the SBML model uses what the torch engine cannot simulate: {why}")
         self._model_ids = {*self.math.species, *self.math.compartments, *self.math.parameters, *self.math.reactions}
 
+    @staticmethod
+    def _v1_columns(params: Any, label: str) -> Any:
+        """The test suite's earlier parameter tables in PEtab v2 form: ``estimate`` 1/0 as
+        true/false and a ``parameterScale`` column of ``lin`` only (v2 has no scales) dropped."""
+        if "estimate" in params:
+            params["estimate"] = params["estimate"].replace({"1": "true", "0": "false"})
+        if "parameterScale" in params:
+            scales = sorted(set(params["parameterScale"].dropna().str.strip()) - {"lin", ""})
+            if scales:
+                raise PEtabUnsupported(f"{label}: parameterScale {scales[0]!r} (PEtab v1) is not read in a PEtab v2 "
+                                       "problem, whose parameters are on their linear scale; valid: ['lin']")
+            params = params.drop(columns="parameterScale")
+        return params
+
     def _read_parameters(self, label: str) -> None:
         self._values: dict[str, float] = {}
         self.parameter_ids: list[str] = []
@@ -288,6 +306,8 @@ class SciMLProblem:
             nominal = str(getattr(row, "nominalValue", "") or "").strip()
             if nominal.lower() == "nan":
                 nominal = ""
+            if nominal in self._array_file_ids:  # an array file's id (the suite's earlier layout): its values
+                nominal = "array"
             if nominal == "array" or (not nominal and self._arrays["parameters"].get(net_id) is not None):
                 # "array", or no value at all: the values of the array files
                 stored = self._arrays["parameters"].get(net_id)
@@ -391,9 +411,8 @@ class SciMLProblem:
     def _check_rhs_outputs(self, label: str) -> None:
         for net_id in dict.fromkeys(n for n, _ in self._rhs_sources):
             net = self._nets[net_id]
-            n_in = len(net.inputs)
-            probe = net.module(torch.zeros(1, n_in, dtype=torch.float64))
-            size = (probe[0] if isinstance(probe, (tuple, list)) else probe).numel()
+            probe = self._forward_batch(net_id, [0.0] * len(net.inputs), torch.Size([1]), torch.float64)
+            size = probe.numel()
             used = sum(1 for n, _ in self._rhs_sources if n == net_id)
             if size != used:
                 raise SciMLError(f"{label}: network {net_id!r} in the right-hand side gives {size} outputs, but the "
@@ -461,9 +480,24 @@ class SciMLProblem:
         params.update({i: theta[k] for k, i in enumerate(self.parameter_ids)})
         return params
 
-    def _net_outputs(self, net_id: str, x: list[Tensor]) -> Tensor:
-        out = self._nets[net_id].module(*x)
-        return out if not isinstance(out, (tuple, list)) else torch.stack([o.reshape(o.shape[0], -1) for o in out])
+    def _forward_batch(self, net_id: str, values: list[Any], shape: torch.Size, dtype: torch.dtype) -> Tensor:
+        """A network on a batch of ``shape`` samples: ``values`` are its mapped inputs in
+        ``(argument, index)`` order, each of ``shape`` (or a number); returns ``(*shape, n_out)``.
+
+        The format writes networks for one sample (the test suite's concatenate their input
+        arguments along dimension 0), so a network of several input arguments runs sample by
+        sample under ``torch.func.vmap``; one of a single argument, whose layers broadcast over a
+        leading batch dimension, takes the batch as it is (no per-call vmap cost)."""
+        net = self._nets[net_id]
+        groups: dict[int, list[Tensor]] = {}
+        for (arg, _), v in zip(sorted(net.inputs), values):
+            groups.setdefault(arg, []).append(torch.as_tensor(v, dtype=dtype).expand(shape))
+        args = [torch.stack(groups[a], -1).reshape(-1, len(groups[a])) for a in sorted(groups)]
+        if len(args) == 1:
+            out = net.module(args[0])
+        else:
+            out = torch.func.vmap(net.module)(*args)
+        return out.reshape(*shape, -1)
 
     def _pre_init(self, experiment: Any, params: dict[str, Tensor]) -> dict[str, Tensor]:
         """Pre-initialization networks' outputs for one experiment: ``{model id: value}``."""
@@ -479,7 +513,8 @@ class SciMLProblem:
                     continue
                 elems = [changes.get(pid, self._table.get(pid)) for (a, _), pid in sorted(net.inputs.items()) if a == arg]
                 args.append(torch.stack([self._value(v, params) for v in elems])[None])
-            out = self._nets[net_id].module(*args)
+            # several input arguments: one sample, as the format writes networks (see _forward_batch)
+            out = self._nets[net_id].module(*args) if len(args) == 1 else torch.func.vmap(self._nets[net_id].module)(*args)
             outs = out if isinstance(out, (tuple, list)) else [out]
             for (arg, index), pid in net.outputs.items():
                 for target, (n, key) in self._pre_targets.items():
@@ -554,8 +589,7 @@ class SciMLProblem:
             outs = {}
             for net_id in rhs_nets:
                 vals = self._rhs_inputs[net_id](t, ys, constants)
-                x = torch.stack([torch.as_tensor(v, dtype=y.dtype).expand(shape) for v in vals], -1)
-                outs[net_id] = self._nets[net_id].module(x).reshape(*shape, -1)
+                outs[net_id] = self._forward_batch(net_id, vals, shape, y.dtype)
             for net_id, (_, index) in self._rhs_sources:
                 hs.append(outs[net_id][..., index])
             values = self._rhs(t, ys, constants, hs)
@@ -675,8 +709,7 @@ class SciMLProblem:
             if net_id not in net_values:
                 exprs = tuple(self._model_expression(self._table[p]) for _, p in sorted(net.inputs.items()))
                 vals = self._model_function(exprs)(t, ys, constants)
-                x = torch.stack([torch.as_tensor(v, dtype=y.dtype).expand(n) for v in vals], -1)
-                net_values[net_id] = net.module(x).reshape(n, -1)
+                net_values[net_id] = self._forward_batch(net_id, vals, torch.Size([n]), y.dtype)
             params = {**params, pid: net_values[net_id][:, index]}
         sims, sigmas = [], []
         for k, row in enumerate(rows.itertuples(index=False)):

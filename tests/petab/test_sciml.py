@@ -28,7 +28,7 @@ TINY = CONF / "petab_sciml_tiny.yaml"
 @pytest.mark.parametrize("case", [pytest.param("rhs", marks=pytest.mark.slow), "observable", pytest.param("pre_init", marks=pytest.mark.slow),
                                   pytest.param("two_networks", marks=pytest.mark.slow),
                                   pytest.param("periods", marks=pytest.mark.slow), "priors",
-                                  "net_import", "initialization"])
+                                  "net_import", "initialization", pytest.param("arguments", marks=pytest.mark.slow)])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
 
@@ -255,6 +255,22 @@ def test_draft_layouts_of_the_problem_file_read_the_same(tmp_path: Path) -> None
     ours, theirs = Problem(folder / "problem.yaml"), Problem(folder / "draft.yaml")
     assert isinstance(theirs, SciMLProblem)
     assert theirs.nllh() == ours.nllh()
+    # the suite's earlier parameter tables: a parameterScale column (lin), estimate 1/0, a network
+    # row whose nominal value is an array file's id
+    table = (folder / "parameters.tsv").read_text().splitlines()
+    rows = [line.split("\t") for line in table]
+    head = rows[0]
+    old = ["\t".join([r[0], "parameterScale" if i == 0 else "lin", *[
+        {"true": "1", "false": "0", "array": "file0"}.get(v, v) for v in r[1:]]]) for i, r in enumerate(rows)]
+    assert "estimate" in head and "net1_ps\tlin" in "\n".join(old) and "file0" in "\n".join(old)
+    (folder / "v1_parameters.tsv").write_text("\n".join(old) + "\n")
+    (folder / "v1.yaml").write_text(yaml.safe_dump({**draft, "parameter_file": "v1_parameters.tsv"}))
+    earlier = Problem(folder / "v1.yaml")
+    assert earlier.nllh() == ours.nllh() and earlier.parameter_ids == ours.parameter_ids
+    (folder / "log.tsv").write_text("\n".join(old).replace("\tlin\t", "\tlog10\t", 1) + "\n")
+    (folder / "log.yaml").write_text(yaml.safe_dump({**draft, "parameter_file": "log.tsv"}))
+    with pytest.raises(PEtabUnsupported, match="parameterScale 'log10' \\(PEtab v1\\) is not read"):
+        Problem(folder / "log.yaml")
     draft["problems"] = [spec, spec]
     (folder / "two.yaml").write_text(yaml.safe_dump(draft))
     with pytest.raises(PEtabUnsupported, match="2 problems in one file; stiffml reads one"):

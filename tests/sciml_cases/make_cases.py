@@ -45,9 +45,10 @@ class MLP:
     """A tanh MLP with fixed seeded weights: ``W2 tanh(W1 x + b1) + b2``."""
 
     def __init__(self, net_id: str, n_in: int, hidden: int, n_out: int, seed: int, scale: float = 0.3,
-                 bias: list[float] | None = None) -> None:
+                 bias: list[float] | None = None, arguments: int = 1) -> None:
         rng = np.random.default_rng(seed)
         self.net_id, self.n_in, self.hidden, self.n_out = net_id, n_in, hidden, n_out
+        self.arguments = arguments  # 2: each input a separate argument, concatenated as the suite's net5
         self.w1 = scale * rng.standard_normal((hidden, n_in))
         self.b1 = scale * rng.standard_normal(hidden)
         self.w2 = scale * rng.standard_normal((n_out, hidden))
@@ -88,7 +89,11 @@ class MLP:
             def forward(s, net_input):
                 return s.layer2(torch.tanh(s.layer1(net_input)))
 
-        module = Net().double()
+        class TwoArguments(Net):
+            def forward(s, net_input1, net_input2):  # one sample: (1,) and (1,) concatenated to (2,)
+                return s.layer2(torch.tanh(s.layer1(torch.cat([net_input1, net_input2]))))
+
+        module = (Net() if self.arguments == 1 else TwoArguments()).double()
         with torch.no_grad():
             for name, value in self.weights().items():
                 module.get_parameter(name).copy_(torch.as_tensor(value))
@@ -429,6 +434,61 @@ def case_two_networks() -> None:
              for (k, t), m in zip(points, measured)], expected, nllh_of(measured, expected, sigma, dist), grad)
 
 
+def case_arguments() -> None:
+    """Networks whose inputs are separate arguments (the official suite's net5: two one-element
+    arguments concatenated inside the network), in all three placements: before the simulation
+    (k1 and the initial prey from a parameter and a condition value), in the right-hand side (k4
+    from prey and predator) and in an observable (of prey and predator)."""
+    c = Case("arguments", "networks of two input arguments before the simulation, in the right-hand side and in "
+                          "an observable")
+    pre = MLP("net2", 2, 3, 2, seed=7, bias=[1.3, 0.45], arguments=2)
+    rhs = MLP("net1", 2, 3, 1, seed=8, bias=[1.8], arguments=2)
+    obs = MLP("net3", 2, 3, 1, seed=9, bias=[1.0], arguments=2)
+    c.nets = {"net2": (pre, True), "net1": (rhs, False), "net3": (obs, False)}
+    c.mapping = []
+    for nid, n_out in (("net2", 2), ("net1", 1), ("net3", 1)):
+        c.mapping += [{"petabEntityId": f"{nid}_arg{a}", "modelEntityId": f"{nid}.inputs[{a}][0]"} for a in range(2)]
+        c.mapping += [{"petabEntityId": f"{nid}_output{j + 1}", "modelEntityId": f"{nid}.outputs[0][{j}]"}
+                      for j in range(n_out)]
+        c.mapping.append({"petabEntityId": f"{nid}_ps", "modelEntityId": f"{nid}.parameters"})
+    c.hybrid = [{"targetId": "net2_arg0", "targetValue": "p_in"},
+                {"targetId": "k1", "targetValue": "net2_output1"}, {"targetId": "prey", "targetValue": "net2_output2"},
+                {"targetId": "net1_arg0", "targetValue": "prey"}, {"targetId": "net1_arg1", "targetValue": "predator"},
+                {"targetId": "k4", "targetValue": "net1_output1"},
+                {"targetId": "net3_arg0", "targetValue": "prey"}, {"targetId": "net3_arg1", "targetValue": "predator"}]
+    conds = {"cond1": 0.5, "cond2": 2.0}
+    c.conditions = [{"conditionId": k, "targetId": "net2_arg1", "targetValue": v} for k, v in conds.items()]
+    c.experiments = [{"experimentId": f"e{k[-1]}", "time": 0, "conditionId": k} for k in conds]
+    values = {"p_in": 0.7, "k3": 0.8}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+                    for k, v in values.items()]
+    c.parameters += [{"parameterId": f"{nid}_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
+                      "estimate": "true"} for nid in ("net2", "net1", "net3")]
+    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
+                      "noiseDistribution": "normal"},
+                     {"observableId": "mix", "observableFormula": "net3_output1 + 0.1*prey", "noiseFormula": 0.05,
+                      "noiseDistribution": "laplace"}]
+    dist = (["normal"] * len(TIMES) + ["laplace"] * len(TIMES)) * len(conds)
+    sigma = np.full(len(dist), 0.05)
+
+    def run() -> np.ndarray:
+        sims = []
+        for v in conds.values():
+            k1, prey0 = pre(np.array([values["p_in"], v]))
+            out = simulate(f"  k4 := {rhs.expression(['prey', 'predator'], 0)}", {"k1": k1, "k3": values["k3"]},
+                           {"prey": prey0}, TIMES, ["prey", "predator"])
+            sims += [out[:, 0], np.array([obs(x)[0] + 0.1 * x[0] for x in out])]
+        return np.concatenate(sims)
+
+    expected = run()
+    measured = measure(expected, dist, 7)
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net2": pre, "net1": rhs, "net3": obs}, set())
+    rows = [{"observableId": o, "experimentId": f"e{k[-1]}", "time": t} for k in conds for o in ("prey_o", "mix")
+            for t in TIMES]
+    c.write([dict(r, measurement=repr(float(m))) for r, m in zip(rows, measured)], expected,
+            nllh_of(measured, expected, sigma, dist), grad)
+
+
 PS = """
 model ps
   compartment c = 1
@@ -611,4 +671,5 @@ if __name__ == "__main__":
     case_priors()
     case_net_import()
     case_initialization()
+    case_arguments()
     print("wrote", sorted(p.name for p in HERE.iterdir() if p.is_dir()))
