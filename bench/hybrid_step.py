@@ -40,10 +40,16 @@ def build(config: Path, overrides: dict, ckpt: Path | None = None, seed: int = 0
     if ckpt is not None:  # the trained networks
         state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict(state)
-    else:  # a network slightly away from its zero start (a large random one makes ROBER blow up)
+    else:  # the networks as training starts them: hidden layers a little away from their random
+        # start, the last layer zero (the term starts at zero; a random one makes ROBER blow up)
         with torch.no_grad():
-            for p in model.hybrid.parameters():
-                p.add_(1e-3 * torch.randn_like(p))
+            for term in model.hybrid.networks:
+                mlp = term.net
+                last = {id(mlp.weights[-1]), id(mlp.biases[-1])} if hasattr(mlp, "weights") else \
+                    {id(p) for p in list(mlp)[-1].parameters()}
+                for p in mlp.parameters():
+                    if id(p) not in last:
+                        p.add_(1e-3 * torch.randn_like(p))
     return model, dm
 
 
