@@ -124,13 +124,17 @@ class StartsMLP(nn.Module):
             self.biases.append(nn.Parameter(bias))
         self.act = ACTIVATIONS[activation]()
 
-    def forward(self, x: Tensor, start: Tensor | int | None = None) -> Tensor:
-        """``x`` of shape ``(starts·B, in)`` (start-major: start ``k`` owns rows ``k·B … k·B + B − 1``)
-        through every start's network, or ``(..., in)`` through start ``start`` alone."""
+    def forward(self, x: Tensor, start: Tensor | int | None = None, among: Tensor | None = None) -> Tensor:
+        """``x`` of shape ``(S·B, in)`` (start-major: the ``k``-th start owns rows ``k·B … k·B + B − 1``)
+        through the networks of the starts ``among`` (all ``S`` starts if ``None``), or ``(..., in)``
+        through start ``start`` alone."""
         last = len(self.weights) - 1
         if start is None:
-            h = x.reshape(self.starts, -1, x.shape[-1])
+            picked = self.starts if among is None else len(among)
+            h = x.reshape(picked, -1, x.shape[-1])
             for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                if among is not None:
+                    w, b = w[among], b[among]
                 h = torch.baddbmm(b.to(h.dtype), h, w.to(h.dtype))
                 h = h if i == last else self.act(h)
             return h.reshape(*x.shape[:-1], -1)
@@ -196,11 +200,11 @@ class TermNetwork(nn.Module):
         self.scales_set.fill_(True)  # a file network reads and gives physical units
         return net.module
 
-    def forward(self, x: Tensor, start: Tensor | int | None = None) -> Tensor:
+    def forward(self, x: Tensor, start: Tensor | int | None = None, among: Tensor | None = None) -> Tensor:
         """The term at inputs ``x`` (``(..., n_inputs)``); with several starts, ``start`` picks one
-        (``None``: every start, ``x`` start-major, see :class:`StartsMLP`)."""
+        (``None``: the starts ``among``, or all, ``x`` start-major, see :class:`StartsMLP`)."""
         z = x / self.in_scale
-        out = (self.net(z, start) if self.starts > 1 else self.net(z)).reshape(x.shape[:-1])
+        out = (self.net(z, start, among) if self.starts > 1 else self.net(z)).reshape(x.shape[:-1])
         return self.out_scale * (nn.functional.softplus(out) if self.positive else out)
 
 
@@ -212,8 +216,10 @@ class HybridField(nn.Module):
     input and output units from reference states.
 
     With ``starts`` > 1 every network exists that many times (a multistart fit): inside
-    :meth:`every_start` a batch of ``starts·B`` states is start-major and start ``k``'s networks
-    see rows ``k·B …``; otherwise the field is start :attr:`best_start`'s.
+    :meth:`every_start` a batch of ``S·B`` states is start-major, one block per start of the
+    given ones (``S`` of them), each seeing its own networks; otherwise the field is start
+    :attr:`best_start`'s. :attr:`alive` marks the starts still trained (one whose solve failed is
+    dropped, so it cannot stop the others).
 
     Args:
         replacements: What each network replaces and reads.
@@ -231,7 +237,8 @@ class HybridField(nn.Module):
         self.starts = starts
         self.networks = nn.ModuleList([TermNetwork(r, starts) for r in self.replacements])
         self.register_buffer("best_start", torch.zeros((), dtype=torch.long))
-        self._every_start = False
+        self.register_buffer("alive", torch.ones(starts, dtype=torch.bool))
+        self._every_start: Tensor | None = None
         self.input_ids: list[str] = list(dict.fromkeys(i for r in self.replacements for i in r.inputs))
         self._columns = [[self.input_ids.index(i) for i in r.inputs] for r in self.replacements]
         self._constants: dict[tuple, list[Tensor]] = {}
@@ -268,18 +275,21 @@ class HybridField(nn.Module):
         return torch.stack([torch.as_tensor(v, dtype=y.dtype, device=y.device).expand(shape) for v in vals], -1)
 
     @contextlib.contextmanager
-    def every_start(self) -> Iterator[None]:
-        """Context in which batches are start-major and every start's networks are evaluated."""
-        self._every_start = True
+    def every_start(self, among: Tensor) -> Iterator[None]:
+        """Context in which batches are start-major, one block per start in ``among`` (indices),
+        each evaluated with its own networks."""
+        self._every_start = among
         try:
             yield
         finally:
-            self._every_start = False
+            self._every_start = None
 
     def terms(self, t: Tensor, y: Tensor) -> list[Tensor]:
         """Each network's value at states ``y``, shape ``(...)`` each."""
         x = self.input_values(t, y)
-        start = None if self.starts == 1 or self._every_start else self.best_start
+        if self.starts > 1 and self._every_start is not None:
+            return [net(x[..., cols], None, self._every_start) for net, cols in zip(self.networks, self._columns)]
+        start = None if self.starts == 1 else self.best_start
         return [net(x[..., cols], start) for net, cols in zip(self.networks, self._columns)]
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:

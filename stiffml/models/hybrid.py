@@ -15,10 +15,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from stiffml.hybrid import HybridField, parse_replace
 from stiffml.models.odenet import ODENet
+from stiffml.solvers import StepBudgetExceeded
 
 
 class HybridModel(ODENet):
@@ -41,10 +43,11 @@ class HybridModel(ODENet):
         starts: Multistart: this many independent initialisations of the networks, trained
             together (mode ``trajectory``): every start's solve of every condition in one batched
             solve, each start's loss its own (their sum is minimised, so each start's gradient is
-            what it would be alone; ``grad_norm`` rescales them jointly). The model is the start
-            with the lowest training loss so far in the epoch (``best_start``, logged): it is the
-            one validated, run freely, checkpointed as the result and handed to ``stiffml
-            symbolic``.
+            what it would be alone; ``grad_norm`` rescales them jointly). A start whose solve fails
+            (some initialisations drive the stiff model into a blow-up) is dropped with a warning,
+            so it cannot stop the others; ``starts_alive`` is logged. The model is the start with
+            the lowest training loss so far in the epoch (``best_start``, logged): it is the one
+            validated, run freely, checkpointed as the result and handed to ``stiffml symbolic``.
         lr: Adam learning rate.
         mode: ``trajectory`` (default), ``segment``, ``pair`` or ``derivative`` (as ODE-Net).
         solver: ``rosenbrock23`` (differentiable, stiff) or a torchdiffeq solver.
@@ -103,6 +106,8 @@ class HybridModel(ODENet):
         self.hybrid = HybridField(parse_replace(replace) if replace is not None else [], starts)
         self._start_losses: Tensor | None = None  # this epoch's running loss sum per start
         self._step_start_losses: Tensor | None = None
+        self._alive: list[int] | None = None  # the alive starts, read from the buffer once
+        self._among: Tensor | None = None
         # the data's normalisation z = (y − shift)/scale, kept as buffers: the scaler's own cached
         # tensors may have been made under inference mode, which autograd cannot save
         self.register_buffer("z_shift", torch.zeros(n_outputs))
@@ -120,9 +125,45 @@ class HybridModel(ODENet):
             return super().forward(x)  # evaluation: the best start alone
         t, z0, rows, cols, *_ = x
         m = z0.shape[0]
-        with self.hybrid.every_start():  # start-major batch: start k solves rows k·m … k·m + m − 1
-            out = self._solve(self.field, z0.repeat(starts, 1), t)
-        return out.reshape(len(t), starts, m, -1)[cols, :, rows]  # (B, starts, n)
+        while True:
+            alive = self._alive_starts()
+            among = torch.as_tensor(alive, device=z0.device)
+            try:  # start-major batch: the j-th alive start solves rows j·m … j·m + m − 1
+                with self.hybrid.every_start(among):
+                    out = self._integrate(self.field, z0.repeat(len(alive), 1), t)
+                break
+            except StepBudgetExceeded as err:
+                self._drop_failing_starts(alive, z0, t, err)
+        self._among = among
+        return out.reshape(len(t), len(alive), m, -1)[cols, :, rows]  # (B, alive starts, n)
+
+    def _alive_starts(self) -> list[int]:
+        if self._alive is None:  # one host sync, then kept on the host until a start is dropped
+            self._alive = [int(k) for k in torch.nonzero(self.hybrid.alive).flatten().tolist()]
+        return self._alive
+
+    def _drop_failing_starts(self, alive: list[int], z0: Tensor, t: Tensor, err: Exception) -> None:
+        """After a joint solve failed: solve each start alone, drop those that fail."""
+        failed = []
+        with torch.no_grad():
+            for k in alive:
+                try:
+                    with self.hybrid.every_start(torch.tensor([k], device=z0.device)):
+                        self._integrate(self.field, z0, t)
+                except StepBudgetExceeded:
+                    failed.append(k)
+        left = [k for k in alive if k not in failed]
+        if not failed or not left:
+            which = "every start's solve failed" if failed else "the starts' joint solve failed"
+            raise RuntimeError(f"{err} during training ({which}); {self._last_checkpoint_note()}") from None
+        self.hybrid.alive[failed] = False
+        self._alive = left
+        rank_zero_warn(f"multistart: start(s) {failed} dropped, their solve failed ({err}); {len(left)} of "
+                       f"{self.hybrid.starts} starts left")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._alive = None  # the checkpoint's alive starts
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         if pred.ndim != target.ndim + 1:
@@ -130,7 +171,8 @@ class HybridModel(ODENet):
         err = pred - target.unsqueeze(1)
         dims = (0, *range(2, err.ndim))
         per = err.abs().mean(dims) if self.hparams.objective == "mae" else err.pow(2).mean(dims)
-        detached = per.detach()
+        detached = torch.full((self.hybrid.starts,), torch.inf, dtype=per.dtype, device=per.device)
+        detached[self._among] = per.detach()  # a dropped start's loss is inf: never the best
         self._step_start_losses = detached
         self._start_losses = detached.clone() if self._start_losses is None else self._start_losses + detached
         self.hybrid.best_start.copy_(torch.argmin(self._start_losses))  # on the device: no host sync
@@ -148,6 +190,7 @@ class HybridModel(ODENet):
         super().on_train_epoch_end()
         if self.hybrid.starts > 1 and self._start_losses is not None:
             self.log("best_start", self.hybrid.best_start.to(torch.float64))
+            self.log("starts_alive", float(len(self._alive_starts())))
 
     # --------------------------------------------------------------------------------- field
     def field(self, t: Tensor, z: Tensor) -> Tensor:

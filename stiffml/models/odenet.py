@@ -232,13 +232,17 @@ class ODENet(StiffModel):
         # checkpoints written before field_scale 'log' existed lack its buffer (unused by them)
         checkpoint.get("state_dict", {}).setdefault("log_time", self.log_time.detach().clone())
 
-    def _solve(self, func, z0: Tensor, s: Tensor) -> Tensor:
+    def _integrate(self, func, z0: Tensor, s: Tensor) -> Tensor:
+        """A training solve with the model's settings (raises :class:`StepBudgetExceeded`)."""
         h = self.hparams
+        return integrate(
+            func, z0, s, method=h.solver, rtol=h.rtol, atol=h.atol, step_size=h.step_size,
+            adjoint=h.adjoint, max_steps=h.step_budget, params=tuple(self.parameters()),
+        )
+
+    def _solve(self, func, z0: Tensor, s: Tensor) -> Tensor:
         try:
-            return integrate(
-                func, z0, s, method=h.solver, rtol=h.rtol, atol=h.atol, step_size=h.step_size,
-                adjoint=h.adjoint, max_steps=h.step_budget, params=tuple(self.parameters()),
-            )
+            return self._integrate(func, z0, s)
         except StepBudgetExceeded as err:
             raise RuntimeError(f"{err} during training; {self._last_checkpoint_note()}") from None
 

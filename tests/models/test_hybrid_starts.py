@@ -95,3 +95,25 @@ def test_bad_starts_are_one_line(args: list[str], message: str, cli, capsys, tmp
                "--trainer.default_root_dir", tmp_path)
     assert_one_line_error(code, capsys, message)
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_a_start_whose_solve_fails_is_dropped_and_the_others_go_on() -> None:
+    torch.manual_seed(0)
+    dm = _data()
+    model = _model(dm, 3)
+    model.hparams.step_budget = 2000
+    (t, z0, rows, cols), y = dm.samples.batch(dm.train_idx)
+    with torch.no_grad():  # start 1's term is not a number: its solve cannot succeed
+        model.hybrid.networks[0].net.biases[-1][1].fill_(float("nan"))
+    with pytest.warns(UserWarning, match=r"multistart: start\(s\) \[1\] dropped, their solve failed"):
+        pred = model((t, z0, rows, cols))
+    assert pred.shape == (len(y), 2, 3) and torch.isfinite(pred).all()
+    assert model.hybrid.alive.tolist() == [True, False, True]
+    model.loss(pred, y).backward()
+    assert int(model.hybrid.best_start) != 1 and torch.isinf(model._step_start_losses[1])
+    assert model.hybrid.networks[0].net.weights[-1].grad[1].abs().sum() == 0  # a dropped start is not trained
+    with torch.no_grad():
+        for k in (0, 2):
+            model.hybrid.networks[0].net.biases[-1][k].fill_(float("nan"))
+    with pytest.raises(RuntimeError, match="every start's solve failed"):
+        model((t, z0, rows, cols))
