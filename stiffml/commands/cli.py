@@ -244,6 +244,10 @@ class StiffCLI(LightningCLI):
                 f"{model_cls.__name__} consumes '{want}' samples but data.representation is '{given}'"
             )
         data_args.representation = want
+        if data_args.get("rate_constants") and not model_cls.reads_conditions:  # before any reference solve
+            raise ValueError(f"{data_cls.__name__} draws rate constants per member (data.rate_constants) but "
+                             f"{model_cls.__name__} does not read them; use ODENet (mode trajectory or derivative), "
+                             "whose field is conditioned on them")
         # a window model trained on its own predictions needs `unroll` targets per window
         unroll = (cfg.model.get("init_args") or {}).get("unroll")
         if want == "window" and isinstance(unroll, int) and unroll > 1:  # bad values: the model's error
