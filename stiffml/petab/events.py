@@ -41,6 +41,7 @@ class _Event:
     state: Any           # G(t, y, c): all states after the event
     const: Any           # H(t, y, c): all constants after it
     jac: Any             # [G_y, G_c, G_t, H_y, H_c, H_t] flattened
+    exprs: tuple = ()    # (τ, state list, constant list) as sympy, for the torch forms
 
 
 class TimedEvents:
@@ -105,6 +106,7 @@ class TimedEvents:
                 state=sp.lambdify(args, state, modules="numpy"),
                 const=sp.lambdify(args, const, modules="numpy"),
                 jac=sp.lambdify(args, jac, modules="numpy"),
+                exprs=(tau, state, const),
             ))
         for ev, spec in zip(self.events, defs):
             hit = {c for c, s in zip(model.constant_ids, cs) if s in read_by_triggers and c in dict(spec["assignments"])}
@@ -114,6 +116,18 @@ class TimedEvents:
 
     def __bool__(self) -> bool:
         return bool(self.events)
+
+    def torch_forms(self, i: int) -> tuple[Any, Any, Any]:
+        """Event ``i``'s firing time ``τ(c)`` and assignments ``G(t, y, c)``, ``H(t, y, c)`` as torch
+        functions of lists of 0-d tensors (differentiable: the SciML engine takes its event
+        sensitivities from autograd)."""
+        cache = self.__dict__.setdefault("_torch", {})
+        if i not in cache:
+            tau, state, const = self.events[i].exprs
+            ys, cs = self.model.state_symbols, self.model.constant_symbols
+            cache[i] = (sp.lambdify([cs], tau, modules="torch"), sp.lambdify([T, ys, cs], state, modules="torch"),
+                        sp.lambdify([T, ys, cs], const, modules="torch"))
+        return cache[i]
 
     def schedule(self, c: np.ndarray, dc: np.ndarray, t_end: float) -> list[tuple[float, int, np.ndarray]]:
         """``(time, event index, dτ/dθ)`` of the firings before ``t_end``, in time then document order."""

@@ -242,6 +242,7 @@ class SciMLProblem:
         self._read_model(label)
         self._read_parameters(label)
         self._wire_networks(label)
+        self._read_events(label)
         self._build_observables(label)
 
     # ------------------------------------------------------------------------------ reading
@@ -262,8 +263,8 @@ class SciMLProblem:
                 self.math, _, _, _ = _compile(sbml)
             except SBMLError as err:
                 raise SciMLError(str(err)) from None
-        if self.math.rhs is None or self.math.events:
-            why = "; ".join(self.math.unsupported) or f"events {self.math.events}"
+        if self.math.rhs is None:
+            why = "; ".join(self.math.unsupported)
             raise PEtabUnsupported(f"{label}: the SBML model uses what the torch engine cannot simulate: {why}")
         self._model_ids = {*self.math.species, *self.math.compartments, *self.math.parameters, *self.math.reactions}
 
@@ -407,6 +408,27 @@ class SciMLProblem:
                 continue
             exprs = [self._model_expression(self._table[pid]) for _, pid in sorted(net.inputs.items())]
             self._rhs_inputs[net_id] = sp.lambdify([T, ys, cs], exprs, modules="torch", cse=True)
+
+    def _read_events(self, label: str) -> None:
+        """The model's events, fired at times of the parameters (:class:`stiffml.petab.events.TimedEvents`:
+        what it refuses, this engine refuses, named); none may assign a parameter a network replaces."""
+        self._events: Any = None
+        if not self.math.events:
+            return
+        import types
+
+        from stiffml.petab.events import TimedEvents
+
+        view = types.SimpleNamespace(math=self.math, state_symbols=self._ys, constant_symbols=self._cs,
+                                     _rename=self._rename, state_ids=list(self.math.state_ids),
+                                     constant_ids=list(self.math.constant_ids))
+        events = TimedEvents(view, label)
+        for spec in self.math.event_definitions():
+            hit = sorted(set(dict(spec["assignments"])) & set(self._rhs_targets))
+            if hit:
+                raise PEtabUnsupported(f"{label}: event '{spec['id']}' assigns {hit[0]!r}, which a network replaces "
+                                       "in the right-hand side")
+        self._events = events
 
     def _check_rhs_outputs(self, label: str) -> None:
         for net_id in dict.fromkeys(n for n, _ in self._rhs_sources):
@@ -614,21 +636,29 @@ class SciMLProblem:
             experiment = self._experiments.get(exp_id) if exp_id else None
             periods = sorted(experiment.periods, key=lambda q: float(q.time)) if experiment is not None else [None]
             start = float(periods[0].time) if periods[0] is not None else 0.0
-            if self.batch_experiments and len(periods) == 1 and np.isfinite(start):
+            if self.batch_experiments and len(periods) == 1 and np.isfinite(start) and not self._events:
                 batches.setdefault(start, []).append((exp_id, rows, experiment))
                 continue
             y, constants = self._initial(experiment, params)
             t_rows = rows["time"].to_numpy(dtype=np.float64)
+            fired: set[int] = set()
             for k, period in enumerate(periods):
                 if k > 0:
                     y, constants = self._apply(period, y, constants, params)
                 start = float(period.time) if period is not None else 0.0
                 if not np.isfinite(start):
+                    if self._events:
+                        raise PEtabUnsupported(f"{self.path}: experiment {exp_id!r} pre-equilibrates a model with events; "
+                                               "stiffml fires events in time-course periods only")
                     y = self._steady_state(constants, y, exp_id)
                     continue
                 end = float(periods[k + 1].time) if k + 1 < len(periods) else np.inf
                 inside = (t_rows >= start) & (t_rows < end)
                 times = np.unique(np.concatenate([[start], t_rows[inside], [end] if np.isfinite(end) else []]))
+                if self._events:
+                    y, constants, sims, sigmas = self._period_with_events(
+                        rows[inside], times, y, constants, params, fired, end, sims, sigmas)
+                    continue
                 tt = torch.as_tensor(times, dtype=torch.float64)
                 ys = self._integrate(self._field(constants), y[None], tt)[:, 0] if len(times) > 1 else y[None]
                 if inside.any():
@@ -645,6 +675,67 @@ class SciMLProblem:
             for b, (_, rows, _) in enumerate(members):
                 sims, sigmas = self._record(rows, times, ys[:, b], starts[b][1], params, sims, sigmas)
         return sims, sigmas
+
+    def _period_with_events(self, rows: Any, times: np.ndarray, y: Tensor, constants: list[Tensor],
+                            params: dict[str, Tensor], fired: set[int], end: float, sims: Tensor,
+                            sigmas: Tensor) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
+        """One period (``times[0]`` its start) with the model's timed events fired in it.
+
+        The solve stops at each firing time τ(c); an output at τ shows the values before the event
+        (as the v1 engine and the SBML test suite have it), rows after it read the constants the
+        event left. Gradients come from autograd, τ's too: the solve runs to the number τ and the
+        state there is moved by f·(τ − τ̄) with τ̄ = τ detached (zero in value, f·dτ in gradient),
+        before the assignments and after them (−f⁺·dτ), which is the classical jump
+        ``G_y (s⁻ + f⁻ τ_θ) + G_c c_θ + G_t τ_θ − f⁺ τ_θ``."""
+        events = self._events
+        due = []
+        for i, ev in enumerate(events.events):
+            if i in fired:
+                continue
+            tau = torch.as_tensor(events.torch_forms(i)[0](constants), dtype=torch.float64)
+            value = float(tau.detach())
+            if not np.isfinite(value):
+                continue
+            if value <= 0.0:
+                if not ev.fires_at_start:
+                    fired.add(i)  # already true at the start (initialValue true): no transition
+                    continue
+                tau, value = torch.zeros((), dtype=torch.float64), 0.0
+            if times[0] <= value < end and value <= times[-1]:  # later firings change nothing measured here
+                due.append((value, i, tau))
+        due.sort(key=lambda e: (e[0], e[1]))
+        t_rows = rows["time"].to_numpy(dtype=np.float64)
+        s0, first = float(times[0]), True
+        for value, i, tau in [*due, (float(times[-1]), -1, None)]:
+            grid = np.unique(np.concatenate([[s0], times[(times > s0) & (times <= value)], [value]]))
+            if len(grid) > 1:
+                ys = self._integrate(self._field(constants), y[None], torch.as_tensor(grid, dtype=torch.float64))[:, 0]
+            else:
+                ys = y[None]
+            # rows at a firing time were recorded before the event, in the segment that ends there
+            sel = ((t_rows >= s0) if first else (t_rows > s0)) & (t_rows <= value)
+            if sel.any():
+                sims, sigmas = self._record(rows[sel], grid, ys, constants, params, sims, sigmas)
+            y = ys[-1]
+            if i < 0:
+                break
+            y, constants = self._fire(i, tau, value, y, constants)
+            fired.add(i)
+            s0, first = value, False
+        return y, constants, sims, sigmas
+
+    def _fire(self, i: int, tau: Tensor, value: float, y: Tensor, constants: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """State and constants just after event ``i`` fires at ``tau`` (differentiable)."""
+        _, state, const = self._events.torch_forms(i)
+        shift = tau - tau.detach()
+        t = torch.as_tensor(value, dtype=torch.float64) + shift
+        field = self._field(constants)
+        y = y + field(t, y[None])[0] * shift
+        ys, cs = list(y.unbind(-1)), list(constants)
+        y_new = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in state(t, ys, cs)])
+        c_new = [torch.as_tensor(v, dtype=torch.float64) for v in const(t, ys, cs)]
+        y_new = y_new - self._field(c_new)(t, y_new[None])[0] * shift
+        return y_new, c_new
 
     def _record(self, rows: Any, times: np.ndarray, ys: Tensor, constants: list[Tensor], params: dict[str, Tensor],
                 sims: Tensor, sigmas: Tensor) -> tuple[Tensor, Tensor]:

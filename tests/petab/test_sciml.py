@@ -28,7 +28,8 @@ TINY = CONF / "petab_sciml_tiny.yaml"
 @pytest.mark.parametrize("case", [pytest.param("rhs", marks=pytest.mark.slow), "observable", pytest.param("pre_init", marks=pytest.mark.slow),
                                   pytest.param("two_networks", marks=pytest.mark.slow),
                                   pytest.param("periods", marks=pytest.mark.slow), "priors",
-                                  "net_import", "initialization", pytest.param("arguments", marks=pytest.mark.slow)])
+                                  "net_import", "initialization", pytest.param("arguments", marks=pytest.mark.slow),
+                                  pytest.param("events", marks=pytest.mark.slow)])
 def test_each_placement_matches_the_closed_form_model(case: str) -> None:
     from stiffml.petab.suite import run_case
 
@@ -306,3 +307,12 @@ def test_a_plain_petab_v2_problem_reads_with_the_v2_engine(case: str, tmp_path: 
     assert -v2.nllh() == pytest.approx(expected, abs=1e-6)
     assert -v2.nllh() == pytest.approx(-Problem(source / f"_{case}.yaml").nllh(), abs=1e-6)
     assert set(v2.gradient()) == set(v2.parameter_ids)
+
+
+def test_an_event_may_not_assign_what_a_network_replaces(tmp_path: Path) -> None:
+    folder = _copy(tmp_path, "events")
+    model = folder / "model.xml"
+    model.write_text(model.read_text().replace('<ci> k1 </ci>', '<ci> k4 </ci>', 1).replace(
+        'variable="k1"', 'variable="k4"').replace('id="k4" value="1.8" constant="true"', 'id="k4" value="1.8" constant="false"'))
+    with pytest.raises(PEtabUnsupported, match="event 'E1' assigns 'k4', which a network replaces in the right-hand side"):
+        Problem(folder / "problem.yaml")

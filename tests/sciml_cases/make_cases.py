@@ -102,13 +102,13 @@ class MLP:
 
 
 def simulate(extra: str, parameters: dict[str, float], initial: dict[str, float], times: list[float],
-             outputs: list[str]) -> np.ndarray:
+             outputs: list[str], template: str = "") -> np.ndarray:
     """The equivalent SBML model (networks written out) by libroadrunner's CVODE."""
     import antimony
     import roadrunner
 
     antimony.clearPreviousLoads()
-    if antimony.loadAntimonyString(LV.format(extra=extra)) < 0:
+    if antimony.loadAntimonyString((template or LV).format(extra=extra)) < 0:
         raise ValueError(antimony.getLastError())
     rr = roadrunner.RoadRunner(antimony.getSBMLString(antimony.getMainModuleName()))
     rr.integrator.relative_tolerance = 1e-12
@@ -489,6 +489,49 @@ def case_arguments() -> None:
             nllh_of(measured, expected, sigma, dist), grad)
 
 
+# LV with a dose: at t_dose the prey jumps by `dose` and the prey's growth halves
+LV_EVENT = LV.replace("{extra}", """  t_dose = 2.2; dose = 0.6
+  E1: at time >= t_dose: prey = prey + dose, k1 = 0.5*k1
+{extra}""")
+
+
+def case_events() -> None:
+    """A timed event (its time and size estimated) in a model whose k4 is a network in the rhs."""
+    c = Case("events", "an SBML event at an estimated time adds an estimated dose and halves k1, with a network "
+                       "replacing k4 in the right-hand side")
+    net = MLP("net1", 2, 3, 1, seed=11, bias=[1.8])
+    c.nets["net1"] = (net, False)
+    c.mapping = net_mapping("net1", 2, 1)
+    c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
+                {"targetId": "k4", "targetValue": "net1_output1"}]
+    c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": 0.9}]
+    c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
+    values = {"k1": 1.3, "t_dose": 2.2, "dose": 0.6}
+    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
+                    for k, v in values.items()]
+    c.parameters.append({"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
+                         "estimate": "true"})
+    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
+                      "noiseDistribution": "normal"},
+                     {"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
+                      "noiseDistribution": "laplace"}]
+    rows = [("prey_o", t) for t in TIMES] + [("predator_o", t) for t in TIMES]
+    dist = ["normal"] * len(TIMES) + ["laplace"] * len(TIMES)
+    sigma = np.array([0.05] * len(TIMES) + [0.1] * len(TIMES))
+
+    def run() -> np.ndarray:
+        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}", {**values, "k2": 0.9}, {}, TIMES,
+                       ["prey", "predator"], template=LV_EVENT)
+        return np.concatenate([out[:, 0], out[:, 1]])
+
+    expected = run()
+    measured = measure(expected, dist, 11)
+    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net1": net}, set())
+    c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
+             for (o, t), m in zip(rows, measured)], expected, nllh_of(measured, expected, sigma, dist), grad,
+            model=LV_EVENT)
+
+
 PS = """
 model ps
   compartment c = 1
@@ -672,4 +715,5 @@ if __name__ == "__main__":
     case_net_import()
     case_initialization()
     case_arguments()
+    case_events()
     print("wrote", sorted(p.name for p in HERE.iterdir() if p.is_dir()))
