@@ -519,6 +519,8 @@ class SciMLProblem:
             out = net.module(args[0])
         else:
             out = torch.func.vmap(net.module)(*args)
+        if isinstance(out, (tuple, list)):  # several output arguments: side by side, the first one first
+            return torch.cat([o.reshape(*shape, -1) for o in out], -1)
         return out.reshape(*shape, -1)
 
     def _pre_init(self, experiment: Any, params: dict[str, Tensor]) -> dict[str, Tensor]:
