@@ -254,10 +254,13 @@ def net_mapping(net_id: str, n_in: int, n_out: int) -> list[dict[str, str]]:
 
 
 def _rhs_case(c: Case, priors: dict[str, tuple[str, str]] | None = None,
-              net_priors: list[dict[str, str]] | None = None, neg_log_prior: Any = None) -> None:
+              net_priors: list[dict[str, str]] | None = None, neg_log_prior: Any = None,
+              values: dict[str, float] | None = None, template: str = "", seed: int = 1) -> None:
     """A network replacing k4 in the rhs (inputs prey and predator), written into ``c``; with
-    priors, the parameter table gets the prior columns and the expected objective the prior."""
-    net = MLP("net1", 2, 3, 1, seed=1, bias=[1.8])
+    priors, the parameter table gets the prior columns and the expected objective the prior.
+    ``values``: the estimated parameters (``k2_c`` is k2 under the condition); ``template``: the
+    model (default ``LV``); ``seed``: of the network's weights and of the noise."""
+    net = MLP("net1", 2, 3, 1, seed=seed, bias=[1.8])
     c.nets["net1"] = (net, False)
     c.mapping = net_mapping("net1", 2, 1) + [{"petabEntityId": row["parameterId"], "modelEntityId": row.pop("entity")}
                                              for row in (net_priors or [])]
@@ -265,7 +268,7 @@ def _rhs_case(c: Case, priors: dict[str, tuple[str, str]] | None = None,
                 {"targetId": "k4", "targetValue": "net1_output1"}]
     c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": "k2_c"}]
     c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
-    values = {"k1": 1.3, "k3": 0.8, "k2_c": 0.9}
+    values = values or {"k1": 1.3, "k3": 0.8, "k2_c": 0.9}
     extra = (lambda k: {"priorDistribution": priors.get(k, ("", ""))[0], "priorParameters": priors.get(k, ("", ""))[1]}) \
         if priors is not None else (lambda k: {})
     c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true", **extra(k)}
@@ -283,20 +286,20 @@ def _rhs_case(c: Case, priors: dict[str, tuple[str, str]] | None = None,
     sigma = np.array([0.05] * len(TIMES) + [0.1] * len(TIMES))
 
     def run() -> np.ndarray:
-        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}",
-                       {"k1": values["k1"], "k3": values["k3"], "k2": values["k2_c"]}, {},
-                       TIMES, ["prey", "predator"])
+        model = {**{k: v for k, v in values.items() if k != "k2_c"}, "k2": values["k2_c"]}
+        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}", model, {}, TIMES, ["prey", "predator"],
+                       template=template)
         return np.concatenate([out[:, 0], out[:, 1]])
 
     prior = (lambda: neg_log_prior(values, net)) if neg_log_prior is not None else (lambda: 0.0)
     expected = run()
-    measured = measure(expected, dist, 1)
+    measured = measure(expected, dist, seed)
     objective = lambda: nllh_of(measured, run(), sigma, dist) + prior()  # noqa: E731
     grad = _grad(objective, values, {"net1": net}, set())
     value = nllh_of(measured, expected, sigma, dist) + prior() if neg_log_prior is not None \
         else nllh_of(measured, expected, sigma, dist)
     c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
-             for (o, t), m in zip(rows, measured)], expected, value, grad)
+             for (o, t), m in zip(rows, measured)], expected, value, grad, model=template or LV)
 
 
 def case_rhs() -> None:
@@ -497,39 +500,9 @@ LV_EVENT = LV.replace("{extra}", """  t_dose = 2.2; dose = 0.6
 
 def case_events() -> None:
     """A timed event (its time and size estimated) in a model whose k4 is a network in the rhs."""
-    c = Case("events", "an SBML event at an estimated time adds an estimated dose and halves k1, with a network "
-                       "replacing k4 in the right-hand side")
-    net = MLP("net1", 2, 3, 1, seed=11, bias=[1.8])
-    c.nets["net1"] = (net, False)
-    c.mapping = net_mapping("net1", 2, 1)
-    c.hybrid = [{"targetId": "net1_input1", "targetValue": "prey"}, {"targetId": "net1_input2", "targetValue": "predator"},
-                {"targetId": "k4", "targetValue": "net1_output1"}]
-    c.conditions = [{"conditionId": "cond1", "targetId": "k2", "targetValue": 0.9}]
-    c.experiments = [{"experimentId": "e1", "time": 0, "conditionId": "cond1"}]
-    values = {"k1": 1.3, "t_dose": 2.2, "dose": 0.6}
-    c.parameters = [{"parameterId": k, "lowerBound": 0, "upperBound": 10, "nominalValue": v, "estimate": "true"}
-                    for k, v in values.items()]
-    c.parameters.append({"parameterId": "net1_ps", "lowerBound": "-inf", "upperBound": "inf", "nominalValue": "array",
-                         "estimate": "true"})
-    c.observables = [{"observableId": "prey_o", "observableFormula": "prey", "noiseFormula": 0.05,
-                      "noiseDistribution": "normal"},
-                     {"observableId": "predator_o", "observableFormula": "predator", "noiseFormula": 0.1,
-                      "noiseDistribution": "laplace"}]
-    rows = [("prey_o", t) for t in TIMES] + [("predator_o", t) for t in TIMES]
-    dist = ["normal"] * len(TIMES) + ["laplace"] * len(TIMES)
-    sigma = np.array([0.05] * len(TIMES) + [0.1] * len(TIMES))
-
-    def run() -> np.ndarray:
-        out = simulate(f"  k4 := {net.expression(['prey', 'predator'], 0)}", {**values, "k2": 0.9}, {}, TIMES,
-                       ["prey", "predator"], template=LV_EVENT)
-        return np.concatenate([out[:, 0], out[:, 1]])
-
-    expected = run()
-    measured = measure(expected, dist, 11)
-    grad = _grad(lambda: nllh_of(measured, run(), sigma, dist), values, {"net1": net}, set())
-    c.write([{"observableId": o, "experimentId": "e1", "time": t, "measurement": repr(float(m))}
-             for (o, t), m in zip(rows, measured)], expected, nllh_of(measured, expected, sigma, dist), grad,
-            model=LV_EVENT)
+    _rhs_case(Case("events", "an SBML event at an estimated time adds an estimated dose and halves k1, with a "
+                             "network replacing k4 in the right-hand side"),
+              values={"k1": 1.3, "k2_c": 0.9, "t_dose": 2.2, "dose": 0.6}, template=LV_EVENT, seed=11)
 
 
 PS = """
