@@ -760,8 +760,9 @@ class SciMLProblem:
                 elif target in self.math.constant_ids:
                     consts[self.math.constant_ids.index(target)] = value
                 elif target in self._model_ids:
-                    raise PEtabUnsupported(f"{self.path}: condition {cid!r} changes {target!r}, which a rule sets; "
-                                           "stiffml changes species, parameters and compartments")
+                    raise SciMLError(f"{self.path}: condition {cid!r} changes {target!r}, which a rule sets; a PEtab v2 "
+                                     "condition may change only constant entities and those with a differential "
+                                     "equation (species, parameters, compartments)")
         return torch.stack(states), consts
 
     def _steady_state(self, constants: list[Tensor], y: Tensor, exp_id: str) -> Tensor:
