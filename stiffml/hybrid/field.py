@@ -94,9 +94,10 @@ class StartsMLP(nn.Module):
     ``l`` are one ``(starts, in, out)`` tensor, so the starts of a multistart fit run in one batched
     matrix product per layer (``torch.baddbmm``) rather than one small network after another.
 
-    Hand-written: ``torch.func.stack_module_state`` + ``vmap`` would do the same, but a vmapped
-    ``functional_call`` inside the stiff solver's Jacobian (itself ``jacrev``) costs more Python per
-    call than these four-by-sixteen networks cost to evaluate.
+    Hand-written: ``torch.func.stack_module_state`` + ``vmap`` of ``functional_call`` does the
+    same, but costs more per call inside the stiff solver's Jacobian (itself ``jacrev``): 1,282 µs
+    against 568 µs for a forward pass, its Jacobian and a backward pass of four 2-16-16-1 tanh
+    networks on 12 states (one thread, measured while training runs used the other cores).
 
     Args:
         starts: Number of independent networks.
