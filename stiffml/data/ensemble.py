@@ -225,9 +225,12 @@ class EnsembleDataModule(SystemDataModule):
         dist = self.parameter_distribution
         if dist is None:
             return None
-        held = self.n_held_out or 0
-        train = dist.draw(self.n_trajectories - held, self.hparams.seed)
-        return np.concatenate([train, dist.draw(held, self.hparams.held_out_seed)]) if held else train
+        if getattr(self, "_drawn_parameters", None) is None:  # drawn once: the seeds are fixed at init
+            held = self.n_held_out or 0
+            train = dist.draw(self.n_trajectories - held, self.hparams.seed)
+            self._drawn_parameters = np.concatenate([train, dist.draw(held, self.hparams.held_out_seed)]) \
+                if held else train
+        return self._drawn_parameters
 
     def _member_params(self) -> list[dict[str, float]] | None:
         values = self.member_parameters()
