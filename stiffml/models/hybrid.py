@@ -107,6 +107,7 @@ class HybridModel(ODENet):
         self._start_losses: Tensor | None = None  # this epoch's running loss sum per start
         self._step_start_losses: Tensor | None = None
         self._alive: list[int] | None = None  # the alive starts, read from the buffer once
+        self._alive_tensor: Tensor | None = None
         self._among: Tensor | None = None
         # the data's normalisation z = (y − shift)/scale, kept as buffers: the scaler's own cached
         # tensors may have been made under inference mode, which autograd cannot save
@@ -126,8 +127,7 @@ class HybridModel(ODENet):
         t, z0, rows, cols, *_ = x
         m = z0.shape[0]
         while True:
-            alive = self._alive_starts()
-            among = torch.as_tensor(alive, device=z0.device)
+            alive, among = self._alive_starts(), self._alive_index(z0.device)
             try:  # start-major batch: the j-th alive start solves rows j·m … j·m + m − 1
                 with self.hybrid.every_start(among):
                     out = self._integrate(self.field, z0.repeat(len(alive), 1), t)
@@ -141,6 +141,13 @@ class HybridModel(ODENet):
         if self._alive is None:  # one host sync, then kept on the host until a start is dropped
             self._alive = [int(k) for k in torch.nonzero(self.hybrid.alive).flatten().tolist()]
         return self._alive
+
+    def _alive_index(self, device: torch.device) -> Tensor:
+        """The alive starts as an index tensor on ``device``, made once per change (not per step)."""
+        cached = getattr(self, "_alive_tensor", None)
+        if cached is None or cached.device != device:
+            cached = self._alive_tensor = torch.as_tensor(self._alive_starts(), device=device)
+        return cached
 
     def _drop_failing_starts(self, alive: list[int], z0: Tensor, t: Tensor, err: Exception) -> None:
         """After a joint solve failed: solve each start alone, drop those that fail."""
@@ -157,13 +164,13 @@ class HybridModel(ODENet):
             which = "every start's solve failed" if failed else "the starts' joint solve failed"
             raise RuntimeError(f"{err} during training ({which}); {self._last_checkpoint_note()}") from None
         self.hybrid.alive[failed] = False
-        self._alive = left
+        self._alive, self._alive_tensor = left, None
         rank_zero_warn(f"multistart: start(s) {failed} dropped, their solve failed ({err}); {len(left)} of "
                        f"{self.hybrid.starts} starts left")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._alive = None  # the checkpoint's alive starts
+        self._alive = self._alive_tensor = None  # the checkpoint's alive starts
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         if pred.ndim != target.ndim + 1:
